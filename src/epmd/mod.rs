@@ -1,0 +1,1 @@
+//! EPMD client and server. (being written)

@@ -1,0 +1,18 @@
+//! beamlink: a Rust node for Erlang distribution. It registers with EPMD (or serves EPMD),
+//! connects to BEAM nodes as a hidden node, and answers what an operator asks from a remote
+//! shell: `Node.ping`, `:rpc.call`, `:erpc.call`, `GenServer.call`.
+//!
+//! # Layout
+//! Dependencies point one way: [`node`] → [`transport`] → [`proto`].
+//! * [`proto`]: the sans-IO protocol core (terms, EPMD messages, handshake, frames, control
+//!   messages). No tokio, clock or RNG.
+//! * [`transport`]: tokio; owns sockets and buffers, runs handshakes and links.
+//! * [`epmd`]: EPMD client and the embedded EPMD server.
+//! * [`node`]: the runtime; sees node names and control messages, never bytes.
+
+#![warn(missing_docs)]
+
+pub mod epmd;
+pub mod node;
+pub mod proto;
+pub mod transport;

@@ -1,0 +1,471 @@
+//! The external term format (`erts/doc/guides/erl_ext_dist.md`): the values that travel
+//! inside distribution messages, and their codec.
+//!
+//! beamlink has its own codec instead of the `eetf` crate: `eetf` panics on atom-cache
+//! references and distribution headers, trusts declared lengths, and mis-encodes lists of
+//! negative integers (see `protocol.md` §9.2). This codec
+//!
+//! * never panics and checks every declared length against the bytes present before it
+//!   allocates, so a term never costs more than a fixed multiple of its encoded size;
+//! * decodes binaries without copying (they are slices of the received [`Bytes`]);
+//! * encodes the way the BEAM's `term_to_binary/1` does (smallest integer form, `STRING_EXT`
+//!   for short lists of bytes, `SMALL_ATOM_UTF8_EXT` atoms), so a decoded BEAM term re-encodes
+//!   to the same bytes;
+//! * resolves `ATOM_CACHE_REF` through a caller-supplied table (the distribution header's
+//!   atom cache).
+
+mod decode;
+mod encode;
+
+pub use decode::{DecodeError, Decoder, MAX_DEPTH, decode};
+pub use encode::{EncodeError, encode, encode_body};
+
+use bytes::Bytes;
+use smol_str::SmolStr;
+use std::fmt;
+
+/// Version byte that starts every encoded term.
+pub const VERSION: u8 = 131;
+
+/// An atom. Atoms are at most 255 characters; node names are atoms too.
+///
+/// Stored inline when short (up to 23 bytes), so decoding the atoms of a control message
+/// usually allocates nothing.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Atom(SmolStr);
+
+impl Atom {
+    /// Longest atom the BEAM accepts, in characters.
+    pub const MAX_CHARS: usize = 255;
+
+    /// An atom with this text. Length is checked when the atom is encoded.
+    pub fn new(text: &str) -> Atom {
+        Atom(SmolStr::new(text))
+    }
+
+    /// The atom's text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl From<&str> for Atom {
+    fn from(text: &str) -> Atom {
+        Atom::new(text)
+    }
+}
+
+impl From<String> for Atom {
+    fn from(text: String) -> Atom {
+        Atom(SmolStr::from(text))
+    }
+}
+
+impl fmt::Debug for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Atom {
+    /// Prints the atom as Erlang source would: quoted when it is not a plain lowercase word.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.as_str();
+        let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
+        if plain {
+            f.write_str(s)
+        } else {
+            write!(f, "'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+        }
+    }
+}
+
+/// A process identifier (`NEW_PID_EXT`).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Pid {
+    /// The node the process lives on.
+    pub node: Atom,
+    /// Process number (32 bits with `DFLAG_V4_NC`).
+    pub id: u32,
+    /// Serial (32 bits with `DFLAG_V4_NC`).
+    pub serial: u32,
+    /// Creation of the node incarnation that made it.
+    pub creation: u32,
+}
+
+impl fmt::Display for Pid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{}.{}.{}>", self.node, self.id, self.serial)
+    }
+}
+
+/// A port identifier (`NEW_PORT_EXT` or `V4_PORT_EXT`).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Port {
+    /// The node the port lives on.
+    pub node: Atom,
+    /// Port number.
+    pub id: u64,
+    /// Creation of the node incarnation that made it.
+    pub creation: u32,
+}
+
+/// A reference (`NEWER_REFERENCE_EXT`): 1 to 5 words of id (`DFLAG_V4_NC` allows 5).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Reference {
+    /// The node that made it.
+    pub node: Atom,
+    /// Creation of the node incarnation that made it.
+    pub creation: u32,
+    words: [u32; Reference::MAX_WORDS],
+    len: u8,
+}
+
+impl Reference {
+    /// The most id words a reference may have.
+    pub const MAX_WORDS: usize = 5;
+
+    /// A reference from its id words; `None` if there are none or more than five.
+    pub fn new(node: Atom, creation: u32, ids: &[u32]) -> Option<Reference> {
+        if ids.is_empty() || ids.len() > Self::MAX_WORDS {
+            return None;
+        }
+        let mut words = [0; Self::MAX_WORDS];
+        words[..ids.len()].copy_from_slice(ids);
+        Some(Reference {
+            node,
+            creation,
+            words,
+            len: ids.len() as u8,
+        })
+    }
+
+    /// The id words, first word first (as on the wire).
+    pub fn ids(&self) -> &[u32] {
+        &self.words[..self.len as usize]
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#Ref<{}", self.node)?;
+        for w in self.ids().iter().rev() {
+            write!(f, ".{w}")?;
+        }
+        f.write_str(">")
+    }
+}
+
+/// An integer that does not fit in an `i64` (`SMALL_BIG_EXT` / `LARGE_BIG_EXT`).
+///
+/// Integers that fit in an `i64` are always [`Term::Int`], whatever their encoding.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct BigInt {
+    /// True for negative numbers.
+    pub negative: bool,
+    /// Magnitude, little-endian bytes, without trailing (most significant) zero bytes.
+    pub magnitude: Vec<u8>,
+}
+
+/// A local fun (`NEW_FUN_EXT`). Kept whole so it can be passed back to the BEAM.
+#[derive(Clone, PartialEq, Debug)]
+pub struct Fun {
+    /// Number of arguments.
+    pub arity: u8,
+    /// MD5 of the module's code.
+    pub uniq: [u8; 16],
+    /// Index in the module's fun table.
+    pub index: u32,
+    /// Module that defined it.
+    pub module: Atom,
+    /// Old index (an integer term on the wire).
+    pub old_index: i64,
+    /// Old uniq (an integer term on the wire).
+    pub old_uniq: i64,
+    /// Process that created it.
+    pub pid: Pid,
+    /// Captured variables.
+    pub free_vars: Vec<Term>,
+}
+
+/// An external fun `fun M:F/A` (`EXPORT_EXT`).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Export {
+    /// Module.
+    pub module: Atom,
+    /// Function.
+    pub function: Atom,
+    /// Arity.
+    pub arity: u8,
+}
+
+/// An Erlang term.
+///
+/// Lists: `[]` is `List(vec![])`; a proper list is `List`; `ImproperList(head, tail)` has a
+/// non-empty head and a tail that is not a list. Lists of small integers arrive as `List`
+/// whatever their encoding (`STRING_EXT` included).
+#[derive(Clone, PartialEq, Debug)]
+pub enum Term {
+    /// Any integer that fits in an `i64`.
+    Int(i64),
+    /// Any other integer.
+    Big(BigInt),
+    /// A float (finite; the BEAM refuses others).
+    Float(f64),
+    /// An atom (`true`, `false` and `undefined` are atoms too).
+    Atom(Atom),
+    /// A binary (whole bytes).
+    Binary(Bytes),
+    /// A bitstring whose last byte holds `last_bits` (1..=7) bits, most significant first.
+    Bits {
+        /// The bytes; the unused low bits of the last one are zero.
+        data: Bytes,
+        /// Bits used in the last byte.
+        last_bits: u8,
+    },
+    /// A pid.
+    Pid(Pid),
+    /// A port.
+    Port(Box<Port>),
+    /// A reference.
+    Ref(Box<Reference>),
+    /// A local fun.
+    Fun(Box<Fun>),
+    /// An external fun.
+    Export(Box<Export>),
+    /// A tuple.
+    Tuple(Vec<Term>),
+    /// A proper list; `[]` when empty.
+    List(Vec<Term>),
+    /// An improper list: non-empty head elements and a non-list tail.
+    ImproperList(Vec<Term>, Box<Term>),
+    /// A map, in the order its pairs were decoded or built.
+    Map(Vec<(Term, Term)>),
+}
+
+impl Term {
+    /// `[]`.
+    pub const NIL: Term = Term::List(Vec::new());
+
+    /// An atom term.
+    pub fn atom(text: &str) -> Term {
+        Term::Atom(Atom::new(text))
+    }
+
+    /// A tuple term.
+    pub fn tuple(elements: impl Into<Vec<Term>>) -> Term {
+        Term::Tuple(elements.into())
+    }
+
+    /// A proper list term.
+    pub fn list(elements: impl Into<Vec<Term>>) -> Term {
+        Term::List(elements.into())
+    }
+
+    /// A binary term.
+    pub fn binary(bytes: impl Into<Bytes>) -> Term {
+        Term::Binary(bytes.into())
+    }
+
+    /// A reference term.
+    pub fn reference(r: Reference) -> Term {
+        Term::Ref(Box::new(r))
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(value: bool) -> Term {
+        Term::atom(if value { "true" } else { "false" })
+    }
+
+    /// The atom, if this is one.
+    pub fn as_atom(&self) -> Option<&Atom> {
+        match self {
+            Term::Atom(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// True if this is the atom `name`.
+    pub fn is_atom(&self, name: &str) -> bool {
+        matches!(self, Term::Atom(a) if a.as_str() == name)
+    }
+
+    /// The elements, if this is a tuple.
+    pub fn as_tuple(&self) -> Option<&[Term]> {
+        match self {
+            Term::Tuple(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The elements, if this is a proper list (`[]` included).
+    pub fn as_list(&self) -> Option<&[Term]> {
+        match self {
+            Term::List(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The pid, if this is one.
+    pub fn as_pid(&self) -> Option<&Pid> {
+        match self {
+            Term::Pid(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The reference, if this is one.
+    pub fn as_ref(&self) -> Option<&Reference> {
+        match self {
+            Term::Ref(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is one that fits in an `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Term::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is a non-negative one that fits in a `u64` (ids of `UNLINK_ID`).
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Term::Int(i) => u64::try_from(*i).ok(),
+            Term::Big(b) if !b.negative && b.magnitude.len() <= 8 => {
+                let mut word = [0u8; 8];
+                word[..b.magnitude.len()].copy_from_slice(&b.magnitude);
+                Some(u64::from_le_bytes(word))
+            }
+            _ => None,
+        }
+    }
+
+    /// An integer term for any `u64`.
+    pub fn from_u64(value: u64) -> Term {
+        match i64::try_from(value) {
+            Ok(i) => Term::Int(i),
+            Err(_) => Term::Big(BigInt {
+                negative: false,
+                magnitude: trim_magnitude(value.to_le_bytes().to_vec()),
+            }),
+        }
+    }
+
+    /// The bytes, if this is a binary.
+    pub fn as_binary(&self) -> Option<&Bytes> {
+        match self {
+            Term::Binary(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn trim_magnitude(mut magnitude: Vec<u8>) -> Vec<u8> {
+    while magnitude.last() == Some(&0) {
+        magnitude.pop();
+    }
+    magnitude
+}
+
+impl From<Atom> for Term {
+    fn from(a: Atom) -> Term {
+        Term::Atom(a)
+    }
+}
+
+impl From<Pid> for Term {
+    fn from(p: Pid) -> Term {
+        Term::Pid(p)
+    }
+}
+
+impl From<Reference> for Term {
+    fn from(r: Reference) -> Term {
+        Term::Ref(Box::new(r))
+    }
+}
+
+impl From<i64> for Term {
+    fn from(i: i64) -> Term {
+        Term::Int(i)
+    }
+}
+
+impl From<bool> for Term {
+    fn from(b: bool) -> Term {
+        Term::boolean(b)
+    }
+}
+
+impl fmt::Display for Term {
+    /// Prints the term roughly as Erlang's `~p` would (no line breaking).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn seq(f: &mut fmt::Formatter<'_>, items: &[Term]) -> fmt::Result {
+            for (i, t) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{t}")?;
+            }
+            Ok(())
+        }
+        match self {
+            Term::Int(i) => write!(f, "{i}"),
+            Term::Big(b) => {
+                // Hex is enough for logs; exact decimal is not worth a bignum dependency.
+                f.write_str(if b.negative { "-16#" } else { "16#" })?;
+                for byte in b.magnitude.iter().rev() {
+                    write!(f, "{byte:02X}")?;
+                }
+                Ok(())
+            }
+            Term::Float(x) => write!(f, "{x:?}"),
+            Term::Atom(a) => write!(f, "{a}"),
+            Term::Binary(b) => {
+                f.write_str("<<")?;
+                for (i, byte) in b.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{byte}")?;
+                }
+                f.write_str(">>")
+            }
+            Term::Bits { data, last_bits } => write!(f, "<<{} bytes, {last_bits} bits>>", data.len()),
+            Term::Pid(p) => write!(f, "{p}"),
+            Term::Port(p) => write!(f, "#Port<{}.{}>", p.node, p.id),
+            Term::Ref(r) => write!(f, "{r}"),
+            Term::Fun(fun) => write!(f, "#Fun<{}.{}>", fun.module, fun.index),
+            Term::Export(e) => write!(f, "fun {}:{}/{}", e.module, e.function, e.arity),
+            Term::Tuple(t) => {
+                f.write_str("{")?;
+                seq(f, t)?;
+                f.write_str("}")
+            }
+            Term::List(l) => {
+                f.write_str("[")?;
+                seq(f, l)?;
+                f.write_str("]")
+            }
+            Term::ImproperList(h, t) => {
+                f.write_str("[")?;
+                seq(f, h)?;
+                write!(f, "|{t}]")
+            }
+            Term::Map(m) => {
+                f.write_str("#{")?;
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{k} => {v}")?;
+                }
+                f.write_str("}")
+            }
+        }
+    }
+}
