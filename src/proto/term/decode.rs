@@ -38,7 +38,11 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// A decoder reading `buf` from offset `pos`.
     pub fn new(buf: &'a Bytes, pos: usize) -> Decoder<'a> {
-        Decoder { buf, pos, atom_cache: None }
+        Decoder {
+            buf,
+            pos,
+            atom_cache: None,
+        }
     }
 
     /// Resolve `ATOM_CACHE_REF` index `i` to `cache[i]`.

@@ -72,7 +72,8 @@ impl fmt::Display for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.as_str();
         let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
         if plain {
             f.write_str(s)
         } else {
@@ -435,7 +436,9 @@ impl fmt::Display for Term {
                 }
                 f.write_str(">>")
             }
-            Term::Bits { data, last_bits } => write!(f, "<<{} bytes, {last_bits} bits>>", data.len()),
+            Term::Bits { data, last_bits } => {
+                write!(f, "<<{} bytes, {last_bits} bits>>", data.len())
+            }
             Term::Pid(p) => write!(f, "{p}"),
             Term::Port(p) => write!(f, "#Port<{}.{}>", p.node, p.id),
             Term::Ref(r) => write!(f, "{r}"),
