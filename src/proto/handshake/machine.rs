@@ -195,6 +195,11 @@ impl Initiator {
         }
     }
 
+    /// The name we dialled.
+    pub fn peer(&self) -> &NodeName {
+        &self.peer
+    }
+
     /// Writes our name message. Call once, first.
     pub fn start(&mut self, out: &mut BytesMut) {
         debug_assert_eq!(self.state, InitiatorState::Start);

@@ -7,7 +7,9 @@
 
 mod machine;
 
-pub use machine::{Acceptor, AcceptorStep, Established, Initiator, InitiatorStep, LocalNode};
+pub use machine::{
+    Acceptor, AcceptorStep, Established, HandshakeError, Initiator, InitiatorStep, LocalNode,
+};
 
 use super::digest::Digest;
 use super::flags::DistFlags;
