@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod discovery;
 pub mod epmd;
 pub mod node;
 pub mod proto;
