@@ -16,9 +16,13 @@
 
 mod decode;
 mod encode;
+mod error;
+mod keys;
+pub mod tag;
 
-pub use decode::{DecodeError, Decoder, MAX_DEPTH, decode};
-pub use encode::{EncodeError, encode, encode_body};
+pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
+pub use encode::{encode, encode_body};
+pub use error::{DecodeError, EncodeError};
 
 use bytes::Bytes;
 use smol_str::SmolStr;
