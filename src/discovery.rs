@@ -19,10 +19,7 @@ fn system_resolver() -> Result<&'static TokioResolver, String> {
 /// The first address of `host` from the system's resolver configuration.
 pub async fn resolve_host(host: &str) -> Result<IpAddr, String> {
     let resolver = system_resolver()?;
-    let answer = resolver
-        .lookup_ip(host)
-        .await
-        .map_err(|e| e.to_string())?;
+    let answer = resolver.lookup_ip(host).await.map_err(|e| e.to_string())?;
     answer
         .iter()
         .next()

@@ -12,6 +12,8 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod config;
 pub mod discovery;
 pub mod epmd;
 pub mod node;

@@ -7,12 +7,14 @@
 //! on our processes fire with `noconnection` on the peers), wait for every task, then drop
 //! the EPMD registration.
 
+mod handle;
 mod peers;
 pub(crate) mod process;
 mod router;
 mod services;
 mod signals;
 
+pub use handle::{CallError, Dest, Process, SendError};
 pub use peers::{ConnectError, NodeEvent, PeerInfo};
 pub use process::{Envelope, RegisterError};
 
@@ -148,8 +150,8 @@ impl fmt::Debug for Node {
     }
 }
 
-/// A 32-bit value from the OS CSPRNG.
-pub(crate) fn random_u32() -> Result<u32, getrandom::Error> {
+/// A 32-bit value from the OS CSPRNG (handshake challenges, creations).
+pub fn random_u32() -> Result<u32, getrandom::Error> {
     let mut b = [0u8; 4];
     getrandom::fill(&mut b)?;
     Ok(u32::from_ne_bytes(b))
@@ -257,11 +259,7 @@ impl Node {
     /// A new reference of this node.
     pub fn make_ref(&self) -> Reference {
         let n = self.inner.next_ref.fetch_add(1, Ordering::Relaxed);
-        let ids = [
-            (n & 0x3_FFFF) as u32,
-            (n >> 18) as u32,
-            (n >> 50) as u32,
-        ];
+        let ids = [(n & 0x3_FFFF) as u32, (n >> 18) as u32, (n >> 50) as u32];
         Reference::new(self.inner.name.as_atom().clone(), self.inner.creation, &ids)
             .expect("three words is a valid reference")
     }
@@ -278,7 +276,9 @@ impl Node {
 
     /// The pid registered as `name`.
     pub fn whereis(&self, name: &Atom) -> Option<Pid> {
-        lock(&self.inner.processes).whereis(name).map(|e| e.pid.clone())
+        lock(&self.inner.processes)
+            .whereis(name)
+            .map(|e| e.pid.clone())
     }
 
     /// Stops the node: closes every link first, then waits for all its tasks.

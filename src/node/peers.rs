@@ -219,15 +219,19 @@ impl Node {
         if self.inner.shutdown.is_cancelled() {
             return Err(Arc::new(ConnectError::ShuttingDown));
         }
-        let attempt = {
+        enum Start {
+            Attempt(u64),
+            Wait(oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>),
+            Up(LinkHandle),
+        }
+        let start = {
             let mut peers = lock(&self.inner.peers);
             match peers.map.get_mut(peer) {
-                Some(PeerState::Up(link)) => return Ok(link.clone()),
+                Some(PeerState::Up(link)) => Start::Up(link.clone()),
                 Some(PeerState::Pending { waiters, .. }) => {
                     let (tx, rx) = oneshot::channel();
                     waiters.push(tx);
-                    drop(peers);
-                    return rx.await.unwrap_or(Err(Arc::new(ConnectError::ShuttingDown)));
+                    Start::Wait(rx)
                 }
                 None => {
                     peers.next_attempt += 1;
@@ -240,16 +244,27 @@ impl Node {
                             waiters: Vec::new(),
                         },
                     );
-                    id
+                    Start::Attempt(id)
                 }
             }
+        };
+        let attempt = match start {
+            Start::Up(link) => return Ok(link),
+            Start::Wait(rx) => {
+                return rx
+                    .await
+                    .unwrap_or(Err(Arc::new(ConnectError::ShuttingDown)));
+            }
+            Start::Attempt(id) => id,
         };
         let span = info_span!("handshake", peer = %peer, role = "initiator");
         let result = self.dial(peer, addr).instrument(span).await;
         match self.finish_outgoing(peer, attempt, result) {
             Ok(link) => Ok(link),
             Err(Outcome::Failed(e)) => Err(e),
-            Err(Outcome::Wait(rx)) => rx.await.unwrap_or(Err(Arc::new(ConnectError::ShuttingDown))),
+            Err(Outcome::Wait(rx)) => rx
+                .await
+                .unwrap_or(Err(Arc::new(ConnectError::ShuttingDown))),
         }
     }
 
@@ -296,7 +311,10 @@ impl Node {
         })
         .await
         .map_err(ConnectError::Handshake)?;
-        debug!(elapsed_us = started.elapsed().as_micros() as u64, "handshake complete");
+        debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "handshake complete"
+        );
         Ok((done, addr))
     }
 

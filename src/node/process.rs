@@ -203,7 +203,10 @@ impl ProcessTable {
         if self.names.contains_key(&name) {
             return Err(RegisterError::NameTaken(name));
         }
-        let entry = self.by_id.get_mut(&pid.id).ok_or(RegisterError::NoProcess)?;
+        let entry = self
+            .by_id
+            .get_mut(&pid.id)
+            .ok_or(RegisterError::NoProcess)?;
         if let Some(old) = &entry.name {
             return Err(RegisterError::AlreadyNamed(old.clone()));
         }

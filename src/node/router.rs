@@ -161,9 +161,12 @@ impl Node {
                 Some(t) => self.deliver(t, Some(from), message).await,
                 None => debug!(name = %to, "message to an unregistered name dropped"),
             },
-            Control::AliasSend { alias, message, from, .. } => {
-                self.deliver_to_alias(&alias, Some(from), message).await
-            }
+            Control::AliasSend {
+                alias,
+                message,
+                from,
+                ..
+            } => self.deliver_to_alias(&alias, Some(from), message).await,
             Control::MonitorP {
                 from,
                 to,

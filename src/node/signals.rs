@@ -182,7 +182,12 @@ impl Node {
     }
 
     /// A message sent to one of our aliases.
-    pub(crate) async fn deliver_to_alias(&self, alias: &Reference, from: Option<Pid>, message: Term) {
+    pub(crate) async fn deliver_to_alias(
+        &self,
+        alias: &Reference,
+        from: Option<Pid>,
+        message: Term,
+    ) {
         let owner = lock(&self.inner.aliases).get(alias).cloned();
         let Some(owner) = owner else {
             debug!(%alias, "message to an inactive alias dropped");
@@ -200,10 +205,7 @@ impl Node {
 
     /// SPAWN_REQUEST and SPAWN_REPLY.
     pub(crate) async fn spawn_signal(&self, link: &LinkHandle, message: Control) {
-        if let Control::SpawnRequest {
-            req_id, from, ..
-        } = message
-        {
+        if let Control::SpawnRequest { req_id, from, .. } = message {
             let reply = Control::SpawnReply {
                 req_id,
                 to: from,

@@ -81,7 +81,10 @@ impl<'a> Decoder<'a> {
             let at = d.pos;
             let version = d.u8()?;
             if version != VERSION {
-                return Err(DecodeError::BadVersion { offset: at, found: version });
+                return Err(DecodeError::BadVersion {
+                    offset: at,
+                    found: version,
+                });
             }
             d.value(0)
         })
@@ -111,7 +114,10 @@ impl<'a> Decoder<'a> {
 
     /// Bytes this term may still use: what remains minus what open containers are owed.
     fn available(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos).saturating_sub(self.owed)
+        self.buf
+            .len()
+            .saturating_sub(self.pos)
+            .saturating_sub(self.owed)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -155,11 +161,23 @@ impl<'a> Decoder<'a> {
 
     /// Claims `count * per_item + extra` bytes for what a container at `at` will read after
     /// its header; fails before anything is allocated if they are not there.
-    fn claim(&mut self, at: usize, count: u32, per_item: usize, extra: usize) -> Result<(), DecodeError> {
-        let need = (count as usize).saturating_mul(per_item).saturating_add(extra);
+    fn claim(
+        &mut self,
+        at: usize,
+        count: u32,
+        per_item: usize,
+        extra: usize,
+    ) -> Result<(), DecodeError> {
+        let need = (count as usize)
+            .saturating_mul(per_item)
+            .saturating_add(extra);
         let available = self.available();
         if need > available {
-            return Err(DecodeError::CountExceedsInput { offset: at, declared: count, available });
+            return Err(DecodeError::CountExceedsInput {
+                offset: at,
+                declared: count,
+                available,
+            });
         }
         self.owed += need;
         Ok(())
@@ -248,7 +266,8 @@ impl<'a> Decoder<'a> {
             word[..used].copy_from_slice(magnitude);
             let value = u64::from_le_bytes(word);
             let fitted = if negative {
-                0i64.checked_sub_unsigned(value).or((value == 1 << 63).then_some(i64::MIN))
+                0i64.checked_sub_unsigned(value)
+                    .or((value == 1 << 63).then_some(i64::MIN))
             } else {
                 i64::try_from(value).ok()
             };
@@ -346,12 +365,17 @@ impl<'a> Decoder<'a> {
             }
             ATOM_CACHE_REF => {
                 let index = self.u8()?;
-                let cache = self.atom_cache.ok_or(DecodeError::NoAtomCache { offset: at })?;
-                cache.get(usize::from(index)).cloned().ok_or(DecodeError::AtomCacheIndex {
-                    offset: at,
-                    index,
-                    cache_len: cache.len(),
-                })
+                let cache = self
+                    .atom_cache
+                    .ok_or(DecodeError::NoAtomCache { offset: at })?;
+                cache
+                    .get(usize::from(index))
+                    .cloned()
+                    .ok_or(DecodeError::AtomCacheIndex {
+                        offset: at,
+                        index,
+                        cache_len: cache.len(),
+                    })
             }
             _ => Err(DecodeError::NotAnAtom { offset: at, tag }),
         }
@@ -359,7 +383,8 @@ impl<'a> Decoder<'a> {
 
     fn utf8_atom(&mut self, at: usize, len: usize) -> Result<Atom, DecodeError> {
         let bytes = self.take(len)?;
-        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::AtomNotUtf8 { offset: at })?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| DecodeError::AtomNotUtf8 { offset: at })?;
         if len > Atom::MAX_CHARS {
             let chars = text.chars().count();
             if chars > Atom::MAX_CHARS {
@@ -371,7 +396,10 @@ impl<'a> Decoder<'a> {
 
     fn latin1_atom(&mut self, at: usize, len: usize) -> Result<Atom, DecodeError> {
         if len > Atom::MAX_CHARS {
-            return Err(DecodeError::AtomTooLong { offset: at, chars: len });
+            return Err(DecodeError::AtomTooLong {
+                offset: at,
+                chars: len,
+            });
         }
         let bytes = self.take(len)?;
         Ok(match std::str::from_utf8(bytes) {
@@ -460,9 +488,16 @@ impl<'a> Decoder<'a> {
                     }
                     Bytes::from(owned)
                 };
-                Ok(Term::Bits { data, last_bits: bits })
+                Ok(Term::Bits {
+                    data,
+                    last_bits: bits,
+                })
             }
-            _ => Err(DecodeError::BadBitCount { offset: at, len, bits }),
+            _ => Err(DecodeError::BadBitCount {
+                offset: at,
+                len,
+                bits,
+            }),
         }
     }
 
@@ -478,8 +513,17 @@ impl<'a> Decoder<'a> {
         let node = self.atom()?;
         let id = self.u32()?;
         let serial = self.u32()?;
-        let creation = if tag == NEW_PID_EXT { self.u32()? } else { self.u8()?.into() };
-        Ok(Pid { node, id, serial, creation })
+        let creation = if tag == NEW_PID_EXT {
+            self.u32()?
+        } else {
+            self.u8()?.into()
+        };
+        Ok(Pid {
+            node,
+            id,
+            serial,
+            creation,
+        })
     }
 
     fn port(&mut self, tag: u8) -> Result<Term, DecodeError> {
@@ -503,7 +547,11 @@ impl<'a> Decoder<'a> {
             ids[0] = self.u32()?;
             self.u8()?.into()
         } else {
-            let creation = if tag == NEWER_REFERENCE_EXT { self.u32()? } else { self.u8()?.into() };
+            let creation = if tag == NEWER_REFERENCE_EXT {
+                self.u32()?
+            } else {
+                self.u8()?.into()
+            };
             for id in &mut ids[..usize::from(words)] {
                 *id = self.u32()?;
             }
@@ -518,10 +566,12 @@ impl<'a> Decoder<'a> {
     fn integer(&mut self) -> Result<i64, DecodeError> {
         let at = self.pos;
         match self.peek()? {
-            SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => match self.value(0)? {
-                Term::Int(i) => Ok(i),
-                _ => Err(DecodeError::IntegerOutOfRange { offset: at }),
-            },
+            SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => {
+                match self.value(0)? {
+                    Term::Int(i) => Ok(i),
+                    _ => Err(DecodeError::IntegerOutOfRange { offset: at }),
+                }
+            }
             tag => Err(DecodeError::NotAnInteger { offset: at, tag }),
         }
     }
@@ -563,7 +613,11 @@ impl<'a> Decoder<'a> {
         let at = self.pos;
         let arity = u8::try_from(self.integer()?)
             .map_err(|_| DecodeError::IntegerOutOfRange { offset: at })?;
-        Ok(Term::Export(Box::new(Export { module, function, arity })))
+        Ok(Term::Export(Box::new(Export {
+            module,
+            function,
+            arity,
+        })))
     }
 
     fn map(&mut self, at: usize, depth: usize) -> Result<Term, DecodeError> {
@@ -590,7 +644,9 @@ pub fn decode(buf: &Bytes) -> Result<Term, DecodeError> {
     let mut decoder = Decoder::new(buf, 0);
     let term = decoder.term()?;
     if !decoder.is_at_end() {
-        return Err(DecodeError::TrailingBytes { offset: decoder.position() });
+        return Err(DecodeError::TrailingBytes {
+            offset: decoder.position(),
+        });
     }
     Ok(term)
 }

@@ -114,7 +114,8 @@ fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeErro
         }
         Term::List(items) => {
             // A STRING_EXT is a leaf for the depth limit, as in the decoder.
-            if items.len() <= usize::from(u16::MAX) && items.iter().all(|t| byte_value(t).is_some()) {
+            if items.len() <= usize::from(u16::MAX) && items.iter().all(|t| byte_value(t).is_some())
+            {
                 out.put_u8(STRING_EXT);
                 out.put_u16(items.len() as u16);
                 out.extend(items.iter().filter_map(byte_value));
@@ -200,7 +201,11 @@ fn int(i: i64, out: &mut BytesMut) {
 
 /// The value of a [`BigInt`] that fits in an `i64` (built by hand, not normalised).
 fn big_as_i64(b: &BigInt) -> Option<i64> {
-    let used = b.magnitude.iter().rposition(|&d| d != 0).map_or(0, |p| p + 1);
+    let used = b
+        .magnitude
+        .iter()
+        .rposition(|&d| d != 0)
+        .map_or(0, |p| p + 1);
     if used > 8 {
         return None;
     }
@@ -208,7 +213,8 @@ fn big_as_i64(b: &BigInt) -> Option<i64> {
     word[..used].copy_from_slice(&b.magnitude[..used]);
     let value = u64::from_le_bytes(word);
     if b.negative {
-        0i64.checked_sub_unsigned(value).or((value == 1 << 63).then_some(i64::MIN))
+        0i64.checked_sub_unsigned(value)
+            .or((value == 1 << 63).then_some(i64::MIN))
     } else {
         i64::try_from(value).ok()
     }
@@ -219,7 +225,11 @@ fn big(b: &BigInt, out: &mut BytesMut) -> Result<(), EncodeError> {
         int(i, out);
         return Ok(());
     }
-    let used = b.magnitude.iter().rposition(|&d| d != 0).map_or(0, |p| p + 1);
+    let used = b
+        .magnitude
+        .iter()
+        .rposition(|&d| d != 0)
+        .map_or(0, |p| p + 1);
     match u8::try_from(used) {
         Ok(n) => {
             out.put_u8(SMALL_BIG_EXT);
