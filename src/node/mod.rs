@@ -11,12 +11,14 @@ mod handle;
 mod peers;
 pub(crate) mod process;
 mod router;
+mod rpc;
 mod services;
 mod signals;
 
 pub use handle::{CallError, Dest, Process, SendError};
 pub use peers::{ConnectError, NodeEvent, PeerInfo};
 pub use process::{Envelope, RegisterError};
+pub use rpc::{RpcCall, RpcCallError, RpcError, RpcFuture, RpcHandler, RpcResult};
 
 use crate::proto::digest::Cookie;
 use crate::proto::flags::DistFlags;
@@ -134,6 +136,7 @@ pub(crate) struct Inner {
     processes: Mutex<ProcessTable>,
     remote_monitors: Mutex<HashMap<Reference, signals::RemoteMonitor>>,
     aliases: Mutex<HashMap<Reference, Pid>>,
+    rpc: rpc::RpcTable,
     next_ref: AtomicU64,
     next_link_id: AtomicU64,
     events: broadcast::Sender<NodeEvent>,
@@ -191,6 +194,7 @@ impl Node {
             processes: Mutex::new(ProcessTable::default()),
             remote_monitors: Mutex::new(HashMap::new()),
             aliases: Mutex::new(HashMap::new()),
+            rpc: rpc::RpcTable::default(),
             next_ref: AtomicU64::new(1),
             next_link_id: AtomicU64::new(1),
             events,
@@ -274,6 +278,16 @@ impl Node {
         lock(&self.inner.processes).registered()
     }
 
+    /// Removes a registered name; true if it was registered.
+    pub fn unregister(&self, name: &Atom) -> bool {
+        self.processes().unregister(name)
+    }
+
+    /// The number of local processes (built-in services included).
+    pub fn process_count(&self) -> usize {
+        self.processes().len()
+    }
+
     /// The pid registered as `name`.
     pub fn whereis(&self, name: &Atom) -> Option<Pid> {
         lock(&self.inner.processes)
@@ -304,14 +318,4 @@ impl Node {
     pub(crate) fn register_pid(&self, name: Atom, pid: &Pid) -> Result<(), RegisterError> {
         self.processes().register(name, pid)
     }
-
-    /// Pids of local processes and what they owe their watchers, for `info`.
-    pub(crate) fn process_count(&self) -> usize {
-        self.processes().len()
-    }
-}
-
-/// Builds `{Tag, Reply}`-style terms for services.
-pub(crate) fn pair(a: Term, b: Term) -> Term {
-    Term::tuple([a, b])
 }

@@ -1,5 +1,6 @@
-//! Built-in processes that answer what a BEAM asks every node: `net_kernel` (the `is_auth`
-//! call behind `net_adm:ping/1` and `Node.ping/1`).
+//! Built-in processes and functions that answer what a BEAM asks every node (`contract.md`,
+//! "What a BEAM node sees"): `net_kernel` (the `is_auth` call behind `Node.ping`), `rex`,
+//! the `beamlink` GenServer (`:nodes`, `:info`), and `erlang:node/0`, `erlang:nodes/0,1`.
 
 use super::Node;
 use super::process::{Inbox, Reply, ReplyTo, Service, ServiceContext};
@@ -73,7 +74,116 @@ pub(crate) fn register_service(node: &Node, name: &str, service: Arc<dyn Service
     pid
 }
 
-/// Starts the services every node has.
+/// The `beamlink` GenServer: `:nodes` gives `nodes(connected)`, `:info` a map about us.
+struct Beamlink;
+
+impl Service for Beamlink {
+    fn handle(&self, ctx: &ServiceContext<'_>, _from: Option<&Pid>, message: Term) -> Vec<Reply> {
+        let Some(call) = GenCall::parse(&message) else {
+            return Vec::new();
+        };
+        let answer = if call.request.is_atom("nodes") {
+            nodes_term(ctx.node, &[NodeKind::Connected])
+        } else if call.request.is_atom("info") {
+            info_term(ctx.node)
+        } else {
+            Term::tuple([Term::atom("error"), Term::atom("unknown_call")])
+        };
+        vec![call.reply(answer)]
+    }
+}
+
+/// The arguments of `erlang:nodes/1`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    Visible,
+    Hidden,
+    Connected,
+    This,
+    Known,
+}
+
+fn node_kind(t: &Term) -> Option<NodeKind> {
+    Some(match t.as_atom()?.as_str() {
+        "visible" => NodeKind::Visible,
+        "hidden" => NodeKind::Hidden,
+        "connected" => NodeKind::Connected,
+        "this" => NodeKind::This,
+        "known" => NodeKind::Known,
+        _ => return None,
+    })
+}
+
+/// `erlang:nodes(Kinds)` with BEAM semantics: our own connections to BEAM nodes are hidden
+/// unless both sides publish, so a hidden node's `nodes()` is `[]`.
+fn nodes_term(node: &Node, kinds: &[NodeKind]) -> Term {
+    let has = |k| kinds.contains(&k);
+    let mut out = Vec::new();
+    if has(NodeKind::This) || has(NodeKind::Known) {
+        out.push(Term::Atom(node.name().as_atom().clone()));
+    }
+    for peer in node.peers() {
+        let wanted = has(NodeKind::Connected)
+            || has(NodeKind::Known)
+            || (peer.hidden && has(NodeKind::Hidden))
+            || (!peer.hidden && has(NodeKind::Visible));
+        if wanted {
+            out.push(Term::Atom(peer.name.as_atom().clone()));
+        }
+    }
+    Term::List(out)
+}
+
+fn info_term(node: &Node) -> Term {
+    let atom_key = |k: &str, v: Term| (Term::atom(k), v);
+    let peers = node
+        .peers()
+        .into_iter()
+        .map(|p| {
+            let since = p
+                .connected_since
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            Term::Map(vec![
+                atom_key("name", Term::Atom(p.name.as_atom().clone())),
+                atom_key("address", Term::binary(p.addr.to_string().into_bytes())),
+                atom_key("flags", Term::from_u64(p.flags.0)),
+                atom_key("connected_since", Term::Int(since)),
+            ])
+        })
+        .collect::<Vec<_>>();
+    Term::Map(vec![
+        atom_key("name", Term::Atom(node.name().as_atom().clone())),
+        atom_key(
+            "version",
+            Term::binary(env!("CARGO_PKG_VERSION").as_bytes().to_vec()),
+        ),
+        atom_key("uptime_ms", Term::Int(node.uptime().as_millis() as i64)),
+        atom_key("peers", Term::List(peers)),
+    ])
+}
+
+/// Starts the services and functions every node has.
 pub(super) fn start_builtin(node: &Node) {
     register_service(node, "net_kernel", Arc::new(NetKernel));
+    register_service(node, "rex", Arc::new(super::rpc::Rex));
+    register_service(node, "beamlink", Arc::new(Beamlink));
+    node.register_rpc("erlang", "node", 0, |call, _| async move {
+        Ok(Term::Atom(call.node.name().as_atom().clone()))
+    });
+    node.register_rpc("erlang", "nodes", 0, |call, _| async move {
+        Ok(nodes_term(&call.node, &[NodeKind::Visible]))
+    });
+    node.register_rpc("erlang", "nodes", 1, |call, args| async move {
+        // One atom, or one list of atoms: nodes([visible, hidden]).
+        let kinds: Option<Vec<NodeKind>> = match &args[0] {
+            Term::List(l) => l.iter().map(node_kind).collect(),
+            t => node_kind(t).map(|k| vec![k]),
+        };
+        match kinds {
+            Some(k) => Ok(nodes_term(&call.node, &k)),
+            None => Err(super::RpcError::badarg()),
+        }
+    });
 }

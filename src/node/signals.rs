@@ -205,17 +205,48 @@ impl Node {
 
     /// SPAWN_REQUEST and SPAWN_REPLY.
     pub(crate) async fn spawn_signal(&self, link: &LinkHandle, message: Control) {
-        if let Control::SpawnRequest { req_id, from, .. } = message {
-            let reply = Control::SpawnReply {
-                req_id,
-                to: from,
-                flags: 0,
-                result: Term::atom("notsup"),
-                token: None,
-            };
-            if let Err(e) = link.send(&reply).await {
-                debug!("SPAWN_REPLY not sent: {e}");
+        match message {
+            m @ Control::SpawnRequest { .. } => self.spawn_request(link, m).await,
+            Control::SpawnReply {
+                req_id, to, result, ..
+            } => {
+                // Our spawn request (an rpc call): an error goes to the caller as the BEAM's
+                // {spawn_reply, ReqId, error, Reason}; a pid means the monitor is in place.
+                if matches!(result, Term::Pid(_)) {
+                    return;
+                }
+                self.unwatch_remote(&req_id);
+                let message = Term::tuple([
+                    Term::atom("spawn_reply"),
+                    Term::reference(req_id),
+                    Term::atom("error"),
+                    result,
+                ]);
+                self.send(None, &super::Dest::Pid(to), message).await.ok();
             }
+            _ => {}
         }
+    }
+
+    /// Records that local `watcher` monitors a remote process under `reference`.
+    pub(crate) fn watch_remote(
+        &self,
+        watcher: &Pid,
+        reference: &Reference,
+        node: &crate::proto::node_name::NodeName,
+    ) {
+        lock(&self.inner.remote_monitors).insert(
+            reference.clone(),
+            RemoteMonitor {
+                watcher: watcher.clone(),
+                target: ProcessRef::Name(Atom::new("")),
+                node: node.as_atom().clone(),
+            },
+        );
+    }
+
+    /// Forgets a monitor recorded with [`Node::watch_remote`].
+    pub(crate) fn unwatch_remote(&self, reference: &Reference) {
+        lock(&self.inner.remote_monitors).remove(reference);
     }
 }
