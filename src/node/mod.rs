@@ -23,7 +23,7 @@ pub use rpc::{RpcCall, RpcCallError, RpcError, RpcFuture, RpcHandler, RpcResult}
 use crate::proto::digest::Cookie;
 use crate::proto::flags::DistFlags;
 use crate::proto::node_name::NodeName;
-use crate::proto::term::{Atom, Pid, Reference, Term};
+use crate::proto::term::{Atom, Pid, Reference};
 use crate::transport::link::LinkConfig;
 use peers::Peers;
 use process::{Inbox, ProcessTable};
