@@ -156,3 +156,52 @@ async fn simultaneous_connects_give_exactly_one_link() {
         b.shutdown().await;
     }
 }
+
+struct Counter {
+    n: i64,
+}
+
+impl beamlink::node::GenServer for Counter {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: &beamlink::node::From,
+    ) -> beamlink::node::CallReply {
+        if request.is_atom("boom") {
+            panic!("asked to fail");
+        }
+        self.n += request.as_i64().unwrap_or(0);
+        beamlink::node::CallReply::Reply(Term::Int(self.n))
+    }
+
+    async fn handle_cast(&mut self, request: Term) {
+        self.n = request.as_i64().unwrap_or(self.n);
+    }
+}
+
+#[tokio::test]
+async fn a_rust_genserver_answers_and_survives_a_panicking_call() {
+    let a = node("a@127.0.0.1", "c").await;
+    let b = node("b@127.0.0.1", "c").await;
+    b.spawn_gen_server("counter", Counter { n: 0 }).unwrap();
+    a.connect_addr(b.name(), addr(&b)).await.unwrap();
+    let mut p = a.spawn_process();
+    let to = Dest::name("counter", b.name());
+    let t = Duration::from_secs(5);
+    assert_eq!(p.call(&to, Term::Int(2), t).await.unwrap(), Term::Int(2));
+    assert_eq!(p.call(&to, Term::Int(3), t).await.unwrap(), Term::Int(5));
+    let err = p.call(&to, Term::atom("boom"), t).await.unwrap_err();
+    match &err {
+        CallError::Exit(Term::Tuple(r)) => assert!(r[0].is_atom("panic")),
+        other => panic!("expected a panic exit, got {other:?}"),
+    }
+    p.send(
+        to.clone(),
+        Term::tuple([Term::atom("$gen_cast"), Term::Int(100)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.call(&to, Term::Int(1), t).await.unwrap(), Term::Int(101));
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -7,6 +7,7 @@
 //! on our processes fire with `noconnection` on the peers), wait for every task, then drop
 //! the EPMD registration.
 
+mod gen_server;
 mod handle;
 mod peers;
 pub(crate) mod process;
@@ -15,6 +16,7 @@ mod rpc;
 mod services;
 mod signals;
 
+pub use gen_server::{CallReply, From, GenServer};
 pub use handle::{CallError, Dest, Process, SendError};
 pub use peers::{ConnectError, NodeEvent, PeerInfo};
 pub use process::{Envelope, RegisterError};

@@ -187,3 +187,67 @@ pub(super) fn start_builtin(node: &Node) {
         }
     });
 }
+
+/// `rig_sink` (benchmarks): counts every message; `{rig_done, Pid, Ref}` is answered with
+/// `{rig_done, Ref, Count}` after every earlier message was handled, and resets the count.
+struct RigSink {
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl Service for RigSink {
+    fn handle(&self, _ctx: &ServiceContext<'_>, _from: Option<&Pid>, message: Term) -> Vec<Reply> {
+        use std::sync::atomic::Ordering;
+        if let Some([label, pid, reference]) = message.as_tuple()
+            && label.is_atom("rig_done")
+            && let Some(pid) = pid.as_pid()
+        {
+            let n = self.count.swap(0, Ordering::Relaxed);
+            return vec![Reply {
+                to: ReplyTo::Pid(pid.clone()),
+                message: Term::tuple([
+                    Term::atom("rig_done"),
+                    reference.clone(),
+                    Term::from_u64(n),
+                ]),
+            }];
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Vec::new()
+    }
+}
+
+/// `rig_echo` (benchmarks): `{ping, Pid, T}` is answered with `{pong, T}`.
+struct RigEcho;
+
+impl Service for RigEcho {
+    fn handle(&self, _ctx: &ServiceContext<'_>, _from: Option<&Pid>, message: Term) -> Vec<Reply> {
+        let Term::Tuple(mut parts) = message else {
+            return Vec::new();
+        };
+        if parts.len() != 3 || !parts[0].is_atom("ping") {
+            return Vec::new();
+        }
+        let term = parts.pop().unwrap_or(Term::NIL);
+        let Some(Term::Pid(pid)) = parts.pop() else {
+            return Vec::new();
+        };
+        vec![Reply {
+            to: ReplyTo::Pid(pid),
+            message: Term::tuple([Term::atom("pong"), term]),
+        }]
+    }
+}
+
+impl Node {
+    /// Registers `rig_sink` and `rig_echo`, the benchmark peers of `scripts/bench`.
+    pub fn start_bench_services(&self) {
+        register_service(
+            self,
+            "rig_sink",
+            Arc::new(RigSink {
+                count: Default::default(),
+            }),
+        );
+        register_service(self, "rig_echo", Arc::new(RigEcho));
+    }
+}
