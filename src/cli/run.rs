@@ -1,6 +1,8 @@
 //! `beamlink run`: join and stay until SIGTERM or SIGINT.
 
 use super::{NodeOpts, PeerOpts, exit};
+use crate::cluster::ClusterConfig;
+use crate::discovery::DnsQuery;
 use crate::node::{Node, NodeConfig};
 use crate::proto::node_name::NodeName;
 use clap::Args;
@@ -17,6 +19,9 @@ pub(crate) struct RunArgs {
     /// Distribution port to accept connections on (default: ephemeral).
     #[arg(long, value_name = "PORT")]
     listen: Option<u16>,
+    /// Also register rig_sink and rig_echo, the benchmark peers.
+    #[arg(long)]
+    bench_services: bool,
 }
 
 pub(crate) async fn run(args: RunArgs) -> u8 {
@@ -34,8 +39,39 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             }
         }
     }
-    let toward = statics.iter().find_map(|n| n.host_ip());
+    let dns = match &args.peers.dns_query {
+        None => None,
+        Some(q) => {
+            let server = match args
+                .peers
+                .dns_server
+                .as_deref()
+                .map(crate::discovery::parse_server)
+            {
+                Some(None) => {
+                    eprintln!("beamlink: --dns-server must be IP or IP:PORT");
+                    return exit::USAGE;
+                }
+                Some(s) => s,
+                None => None,
+            };
+            match DnsQuery::new(q, server) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    eprintln!("beamlink: {e}");
+                    return exit::CONFIG;
+                }
+            }
+        }
+    };
     let name = args.node.name.clone().unwrap_or_else(|| "beamlink".into());
+    let mut toward = statics.iter().find_map(|n| n.host_ip());
+    if toward.is_none()
+        && !name.contains('@')
+        && let Some(dns) = &dns
+    {
+        toward = first_answer(dns, args.peers.poll_interval).await;
+    }
     let (name, why) = match crate::config::node_name(&name, toward) {
         Ok(n) => n,
         Err(e) => return super::config_failure(&e),
@@ -55,40 +91,32 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             return exit::UNAVAILABLE;
         }
     };
-    for peer in statics {
-        let n = node.clone();
-        let poll = args.peers.poll_interval;
-        tokio::spawn(async move { keep_connected(n, peer, poll).await });
+    if args.bench_services {
+        node.start_bench_services();
     }
+    let mut cluster = ClusterConfig::statics(statics, args.peers.poll_interval);
+    cluster.dns = dns;
+    cluster.basename = args.peers.peer_basename.clone();
+    let manager = tokio::spawn(crate::cluster::run(node.clone(), cluster));
     wait_for_signal().await;
     info!("shutting down");
     node.shutdown().await;
+    let _ = manager.await;
     exit::OK
 }
 
-/// Keeps a static peer connected: retries with a capped backoff (1 s doubling up to the
-/// poll interval), and reconnects when its link drops.
-async fn keep_connected(node: Node, peer: NodeName, cap: Duration) {
-    let mut backoff = Duration::from_secs(1);
-    loop {
-        match node.connect(&peer).await {
-            Ok(link) => {
-                backoff = Duration::from_secs(1);
-                tokio::select! {
-                    _ = link.closed() => {}
-                    _ = node.shutting_down() => return,
-                }
-            }
+/// The first address DNS gives, to pick our own address from; waits up to three polls.
+async fn first_answer(dns: &DnsQuery, poll: Duration) -> Option<std::net::IpAddr> {
+    for attempt in 0..3 {
+        match dns.lookup().await {
+            Ok(ips) => return ips.first().copied(),
             Err(e) => {
-                warn!(%peer, "cannot connect: {e}; retrying in {backoff:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = node.shutting_down() => return,
-                }
-                backoff = (backoff * 2).min(cap.max(Duration::from_secs(1)));
+                warn!("{e} (attempt {} of 3 to pick our address)", attempt + 1);
+                tokio::time::sleep(poll).await;
             }
         }
     }
+    None
 }
 
 async fn wait_for_signal() {

@@ -266,8 +266,8 @@ impl Node {
 
     /// `erpc:execute_call(Ref, M, F, A)`: the result as an exit reason.
     async fn erpc_call(&self, caller: &Pid, args: Vec<Term>) -> Term {
-        let [reference, module, function, call_args] = <[Term; 4]>::try_from(args)
-            .unwrap_or([Term::NIL, Term::NIL, Term::NIL, Term::NIL]);
+        let [reference, module, function, call_args] =
+            <[Term; 4]>::try_from(args).unwrap_or([Term::NIL, Term::NIL, Term::NIL, Term::NIL]);
         let (Some(m), Some(f), Some(a)) =
             (module.as_atom(), function.as_atom(), call_args.as_list())
         else {
