@@ -155,7 +155,13 @@ async fn main() {
     );
     let peer = NodeName::parse("peer@127.0.0.1").unwrap();
     let epmd = SocketAddr::from(([127, 0, 0, 1], epmd_port));
+    let started = std::time::Instant::now();
     let port = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the BEAM did not register with epmd within 30 s (run from a directory the \
+             OTP chroot can see, such as /tmp)"
+        );
         if let Ok(Some(e)) =
             beamlink::epmd::client::port_please(epmd, "peer", Duration::from_secs(1)).await
         {
