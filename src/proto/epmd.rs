@@ -144,6 +144,11 @@ pub enum EpmdWireError {
         /// The announced length.
         length: u16,
     },
+    /// More bytes arrived than the request's length announced (`epmd` closes).
+    RequestOverrun {
+        /// How many bytes follow the request.
+        extra: usize,
+    },
     /// The request code is not one EPMD knows.
     UnknownRequest {
         /// The code byte.
@@ -241,6 +246,9 @@ impl fmt::Display for EpmdWireError {
                 f,
                 "request length {length} (EPMD accepts 1..={MAX_REQUEST_LEN})"
             ),
+            EpmdWireError::RequestOverrun { extra } => {
+                write!(f, "{extra} bytes beyond the announced request length")
+            }
             EpmdWireError::UnknownRequest { code } => write!(f, "unknown request code {code}"),
             EpmdWireError::Alive2TooShort { length } => write!(
                 f,

@@ -501,7 +501,7 @@ fn dump_format_matches_epmd() {
     encode_dump(
         14369,
         std::slice::from_ref(&entry),
-        &[entry.clone()],
+        std::slice::from_ref(&entry),
         &mut out,
     );
     // The active line is what a real epmd 25 sent for the same node.
