@@ -25,7 +25,10 @@ async fn register_names_and_port_please() {
     let registration = register(local(port), &request("rusty", 5555), T)
         .await
         .unwrap();
-    assert!(registration.creation() > 3, "epmd hands out 32-bit creations");
+    assert!(
+        registration.creation() > 3,
+        "epmd hands out 32-bit creations"
+    );
     assert_eq!(registration.epmd(), local(port));
 
     let listed = names(local(port), T).await.unwrap();
@@ -121,9 +124,9 @@ async fn registration_reports_epmd_killed() {
         "{closed:?}"
     );
     assert!(
-        closed
-            .to_string()
-            .starts_with(&format!("EPMD at 127.0.0.1:{port} dropped the registration of `orphan`")),
+        closed.to_string().starts_with(&format!(
+            "EPMD at 127.0.0.1:{port} dropped the registration of `orphan`"
+        )),
         "{closed}"
     );
 }

@@ -216,7 +216,9 @@ pub fn listed(addr: SocketAddr) -> Vec<String> {
 
 /// Runs blocking helper code off the async runtime's worker threads.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking helper panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking helper panicked")
 }
 
 /// [`listed`] without blocking the runtime.
@@ -233,7 +235,10 @@ where
 {
     let start = Instant::now();
     while !check().await {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     start.elapsed()
