@@ -155,6 +155,7 @@ async fn main() {
     );
     let peer = NodeName::parse("peer@127.0.0.1").unwrap();
     let epmd = SocketAddr::from(([127, 0, 0, 1], epmd_port));
+    let alive = beamlink::proto::epmd::AliveName::new("peer").unwrap();
     let started = std::time::Instant::now();
     let port = loop {
         assert!(
@@ -162,8 +163,7 @@ async fn main() {
             "the BEAM did not register with epmd within 30 s (run from a directory the \
              OTP chroot can see, such as /tmp)"
         );
-        if let Ok(Some(e)) =
-            beamlink::epmd::client::port_please(epmd, "peer", Duration::from_secs(1)).await
+        if let Ok(Some(e)) = beamlink::epmd::port_please(epmd, &alive, Duration::from_secs(1)).await
         {
             break e.port;
         }

@@ -276,14 +276,16 @@ async fn poll_once(
             let lookups = ips.iter().map(|ip| async move {
                 (
                     *ip,
-                    crate::epmd::names_at(SocketAddr::new(*ip, port), timeout).await,
+                    crate::epmd::names(SocketAddr::new(*ip, port), timeout).await,
                 )
             });
             for (ip, result) in futures_util::future::join_all(lookups).await {
                 match result {
-                    Ok(names) => {
-                        for name in names {
-                            if let Ok(n) = NodeName::from_parts(&name, &ip.to_string()) {
+                    Ok(reply) => {
+                        for entry in reply.nodes {
+                            if let Ok(n) =
+                                NodeName::from_parts(entry.name.as_str(), &ip.to_string())
+                            {
                                 peers.insert(n);
                             }
                         }

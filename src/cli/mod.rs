@@ -1,6 +1,7 @@
 //! The `beamlink` command line (`contract.md`): argument parsing, logging set-up, and the
 //! mapping of failures to sysexits codes.
 
+mod epmd;
 mod ping;
 mod run;
 
@@ -95,6 +96,10 @@ enum Command {
     Run(run::RunArgs),
     /// Handshake with NODE and ask its net_kernel, as Node.ping does.
     Ping(ping::PingArgs),
+    /// The names registered with the EPMD at HOST, as `epmd -names` lists them.
+    Names(epmd::NamesArgs),
+    /// Run only the embedded EPMD server.
+    Epmd(epmd::EpmdArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -112,7 +117,7 @@ pub fn main() -> ExitCode {
         }
     };
     let default_level = match cli.command {
-        Command::Run(_) => "info",
+        Command::Run(_) | Command::Epmd(_) => "info",
         _ => "warn",
     };
     init_tracing(default_level);
@@ -130,6 +135,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Ping(args) => ping::ping(args).await,
+            Command::Names(args) => epmd::names(args).await,
+            Command::Epmd(args) => epmd::serve(args).await,
         }
     });
     ExitCode::from(code)
@@ -138,9 +145,11 @@ pub fn main() -> ExitCode {
 fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
 

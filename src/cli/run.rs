@@ -3,11 +3,15 @@
 use super::{NodeOpts, PeerOpts, exit};
 use crate::cluster::ClusterConfig;
 use crate::discovery::DnsQuery;
+use crate::epmd::{EpmdMode, EpmdStatus, Registrar, RegistrarConfig};
 use crate::node::{Node, NodeConfig};
+use crate::proto::epmd::{Alive2Request, AliveName};
 use crate::proto::node_name::NodeName;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 #[derive(Args, Debug)]
@@ -22,6 +26,10 @@ pub(crate) struct RunArgs {
     /// Also register rig_sink and rig_echo, the benchmark peers.
     #[arg(long)]
     bench_services: bool,
+    /// auto: use a local EPMD if one answers, else serve EPMD ourselves (and take over if
+    /// it goes away); client: require a running EPMD; serve: always serve.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    epmd: EpmdMode,
 }
 
 pub(crate) async fn run(args: RunArgs) -> u8 {
@@ -79,15 +87,58 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     if let Some(why) = why {
         info!(node = %name, "node name uses {why}");
     }
+    let listen = SocketAddr::from(([0, 0, 0, 0], args.listen.unwrap_or(0)));
+    let listener = match TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("beamlink: cannot listen for connections on {listen}: {e}");
+            return exit::UNAVAILABLE;
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let alive = match AliveName::new(name.alive()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("beamlink: {name} cannot be registered with EPMD: {e}");
+            return exit::CONFIG;
+        }
+    };
+    // The registrar outlives the node: links close first, then the name goes.
+    let registrar_stop = CancellationToken::new();
+    let registrar = Registrar::start(
+        RegistrarConfig::new(
+            args.epmd,
+            args.node.epmd_port,
+            Alive2Request::new(alive, port),
+        ),
+        &registrar_stop,
+    );
+    let creation = tokio::select! {
+        status = registrar.registered() => match status {
+            Some(EpmdStatus::Registered { creation, .. }) => creation,
+            _ => {
+                eprintln!("beamlink: EPMD registration stopped");
+                return exit::UNAVAILABLE;
+            }
+        },
+        _ = wait_for_signal() => {
+            registrar.shutdown().await;
+            return exit::OK;
+        }
+    };
+    info!(status = %*registrar.status().borrow(), "EPMD");
     let mut config = NodeConfig::new(name, cookie);
     config.visible = args.node.visible;
     config.epmd_port = args.node.epmd_port;
     config.link.net_ticktime = Duration::from_secs(args.node.net_ticktime.max(1));
-    config.listen = Some(SocketAddr::from(([0, 0, 0, 0], args.listen.unwrap_or(0))));
-    let node = match Node::start(config).await {
+    // EPMD gives a new creation when we re-register after it restarts; like the BEAM we
+    // keep the first one, so pids we handed out stay valid.
+    config.creation = Some(creation);
+    let node = match Node::start_on(config, Some(listener)).await {
         Ok(n) => n,
         Err(e) => {
             eprintln!("beamlink: {e}");
+            registrar.shutdown().await;
             return exit::UNAVAILABLE;
         }
     };
@@ -102,6 +153,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     info!("shutting down");
     node.shutdown().await;
     let _ = manager.await;
+    registrar.shutdown().await;
     exit::OK
 }
 
@@ -119,7 +171,7 @@ async fn first_answer(dns: &DnsQuery, poll: Duration) -> Option<std::net::IpAddr
     None
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

@@ -169,13 +169,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Node {
-    /// Starts a node: binds the listener (if any) and starts accepting connections.
+    /// Starts a node: binds the listener (if `config.listen` says so) and starts
+    /// accepting connections.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let creation = match config.creation {
-            Some(c) => c,
-            // 0 is reserved and 1..3 belong to old-style EPMD creations.
-            None => random_u32().map_err(NodeError::Random)?.max(4),
-        };
         let listener = match config.listen {
             Some(addr) => Some(
                 TcpListener::bind(addr)
@@ -183,6 +179,20 @@ impl Node {
                     .map_err(|source| NodeError::Listen { addr, source })?,
             ),
             None => None,
+        };
+        Node::start_on(config, listener).await
+    }
+
+    /// Starts a node on a listener bound by the caller (who needed its port first, to
+    /// register it with EPMD); `config.listen` is not used.
+    pub async fn start_on(
+        config: NodeConfig,
+        listener: Option<TcpListener>,
+    ) -> Result<Node, NodeError> {
+        let creation = match config.creation {
+            Some(c) => c,
+            // 0 is reserved and 1..3 belong to old-style EPMD creations.
+            None => random_u32().map_err(NodeError::Random)?.max(4),
         };
         let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (events, _) = broadcast::channel(1024);

@@ -330,9 +330,13 @@ impl Node {
                 })?,
         };
         let epmd = SocketAddr::new(ip, self.inner.config.epmd_port);
-        match crate::epmd::client::port_please(epmd, peer.alive(), self.inner.config.setup_timeout)
-            .await
-        {
+        let alive = crate::proto::epmd::AliveName::new(peer.alive()).map_err(|_| {
+            ConnectError::NotRegistered {
+                peer: peer.clone(),
+                epmd,
+            }
+        })?;
+        match crate::epmd::port_please(epmd, &alive, self.inner.config.setup_timeout).await {
             Ok(Some(entry)) => Ok(SocketAddr::new(ip, entry.port)),
             Ok(None) => Err(ConnectError::NotRegistered {
                 peer: peer.clone(),
