@@ -12,6 +12,10 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod discovery;
 pub mod epmd;
 pub mod node;
 pub mod proto;

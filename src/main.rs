@@ -1,3 +1,5 @@
-fn main() {
-    println!("beamlink");
+//! The `beamlink` binary; everything lives in the library (`beamlink::cli`).
+
+fn main() -> std::process::ExitCode {
+    beamlink::cli::main()
 }

@@ -1,1 +1,323 @@
-//! The node runtime. (being written)
+//! The node runtime: our name and creation, the peers we are connected to, the local
+//! processes and the built-in services that answer what a BEAM asks (`net_kernel`'s
+//! `is_auth`, monitors on names we do not have). It sees node names and control messages,
+//! never bytes: [`crate::transport`] does the rest.
+//!
+//! Shutdown order ([`Node::shutdown`]): stop accepting, close every link (so monitors
+//! on our processes fire with `noconnection` on the peers), wait for every task, then drop
+//! the EPMD registration.
+
+mod gen_server;
+mod handle;
+mod peers;
+pub(crate) mod process;
+mod router;
+mod rpc;
+mod services;
+mod signals;
+
+pub use gen_server::{CallReply, From, GenServer};
+pub use handle::{CallError, Dest, Process, SendError};
+pub use peers::{ConnectError, NodeEvent, PeerInfo};
+pub use process::{Envelope, RegisterError};
+pub use rpc::{RpcCall, RpcCallError, RpcError, RpcFuture, RpcHandler, RpcResult};
+
+use crate::proto::digest::Cookie;
+use crate::proto::flags::DistFlags;
+use crate::proto::node_name::NodeName;
+use crate::proto::term::{Atom, Pid, Reference};
+use crate::transport::link::LinkConfig;
+use peers::Peers;
+use process::{Inbox, ProcessTable};
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How a node is set up.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Our full name (long names only).
+    pub name: NodeName,
+    /// The cookie.
+    pub cookie: Cookie,
+    /// Publish as a visible node (`DFLAG_PUBLISHED`) instead of hidden.
+    pub visible: bool,
+    /// Where to accept connections; `None` for a node that only dials (one-shot commands).
+    pub listen: Option<SocketAddr>,
+    /// The EPMD port peers' EPMDs listen on.
+    pub epmd_port: u16,
+    /// Time allowed for each handshake step (the BEAM's `net_setuptime`).
+    pub setup_timeout: Duration,
+    /// Link settings (ticks, frame cap, send queue).
+    pub link: LinkConfig,
+    /// Messages a mailbox holds before senders wait.
+    pub mailbox_capacity: usize,
+    /// Handshakes of incoming connections in progress at once; more are closed at once.
+    pub max_pending_handshakes: usize,
+    /// Our creation; `None` draws a random one (a node not registered in EPMD).
+    pub creation: Option<u32>,
+}
+
+impl NodeConfig {
+    /// Defaults for a node called `name` with `cookie`: hidden, listening on an ephemeral
+    /// port of every interface, BEAM timings.
+    pub fn new(name: NodeName, cookie: Cookie) -> NodeConfig {
+        NodeConfig {
+            name,
+            cookie,
+            visible: false,
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+            epmd_port: 4369,
+            setup_timeout: Duration::from_secs(7),
+            link: LinkConfig::default(),
+            mailbox_capacity: 65_536,
+            max_pending_handshakes: 256,
+            creation: None,
+        }
+    }
+
+    /// The flags we offer.
+    pub fn flags(&self) -> DistFlags {
+        if self.visible {
+            DistFlags::BEAMLINK_DEFAULT | DistFlags::PUBLISHED
+        } else {
+            DistFlags::BEAMLINK_DEFAULT
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The distribution port could not be bound.
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The OS random source failed.
+    Random(getrandom::Error),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Listen { addr, source } => {
+                write!(f, "cannot listen for connections on {addr}: {source}")
+            }
+            NodeError::Random(e) => write!(f, "the OS random source failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// A running node. Cheap to clone; every clone is the same node.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    name: NodeName,
+    creation: u32,
+    flags: DistFlags,
+    config: NodeConfig,
+    started: Instant,
+    listen_addr: Option<SocketAddr>,
+    peers: Mutex<Peers>,
+    processes: Mutex<ProcessTable>,
+    remote_monitors: Mutex<HashMap<Reference, signals::RemoteMonitor>>,
+    aliases: Mutex<HashMap<Reference, Pid>>,
+    rpc: rpc::RpcTable,
+    next_ref: AtomicU64,
+    next_link_id: AtomicU64,
+    events: broadcast::Sender<NodeEvent>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.inner.name)
+            .field("creation", &self.inner.creation)
+            .finish()
+    }
+}
+
+/// A 32-bit value from the OS CSPRNG (handshake challenges, creations).
+pub fn random_u32() -> Result<u32, getrandom::Error> {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b)?;
+    Ok(u32::from_ne_bytes(b))
+}
+
+/// Locks a table, recovering from a panic in another holder: the tables stay consistent
+/// because no critical section can panic half-way through an update.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Node {
+    /// Starts a node: binds the listener (if any) and starts accepting connections.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let creation = match config.creation {
+            Some(c) => c,
+            // 0 is reserved and 1..3 belong to old-style EPMD creations.
+            None => random_u32().map_err(NodeError::Random)?.max(4),
+        };
+        let listener = match config.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| NodeError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            name: config.name.clone(),
+            creation,
+            flags: config.flags(),
+            started: Instant::now(),
+            listen_addr,
+            peers: Mutex::new(Peers::default()),
+            processes: Mutex::new(ProcessTable::default()),
+            remote_monitors: Mutex::new(HashMap::new()),
+            aliases: Mutex::new(HashMap::new()),
+            rpc: rpc::RpcTable::default(),
+            next_ref: AtomicU64::new(1),
+            next_link_id: AtomicU64::new(1),
+            events,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            config,
+        });
+        let node = Node { inner };
+        services::start_builtin(&node);
+        if let Some(listener) = listener {
+            let n = node.clone();
+            node.inner
+                .tracker
+                .spawn(async move { peers::accept_loop(n, listener).await });
+        }
+        tracing::info!(
+            node = %node.name(),
+            creation,
+            listen = ?listen_addr,
+            hidden = !node.inner.config.visible,
+            "node started"
+        );
+        Ok(node)
+    }
+
+    /// Our name.
+    pub fn name(&self) -> &NodeName {
+        &self.inner.name
+    }
+
+    /// Our creation.
+    pub fn creation(&self) -> u32 {
+        self.inner.creation
+    }
+
+    /// The flags we offer.
+    pub fn flags(&self) -> DistFlags {
+        self.inner.flags
+    }
+
+    /// Where we accept connections.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.inner.listen_addr
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// Time since start.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// nodeup / nodedown events from now on.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn shutting_down(&self) {
+        self.inner.shutdown.cancelled().await
+    }
+
+    /// A new reference of this node.
+    pub fn make_ref(&self) -> Reference {
+        let n = self.inner.next_ref.fetch_add(1, Ordering::Relaxed);
+        let ids = [(n & 0x3_FFFF) as u32, (n >> 18) as u32, (n >> 50) as u32];
+        Reference::new(self.inner.name.as_atom().clone(), self.inner.creation, &ids)
+            .expect("three words is a valid reference")
+    }
+
+    /// True if `pid` names a process of this node incarnation.
+    pub fn is_local(&self, pid: &Pid) -> bool {
+        pid.node == *self.inner.name.as_atom() && pid.creation == self.inner.creation
+    }
+
+    /// Registered names of this node.
+    pub fn registered(&self) -> Vec<Atom> {
+        lock(&self.inner.processes).registered()
+    }
+
+    /// Removes a registered name; true if it was registered.
+    pub fn unregister(&self, name: &Atom) -> bool {
+        self.processes().unregister(name)
+    }
+
+    /// The number of local processes (built-in services included).
+    pub fn process_count(&self) -> usize {
+        self.processes().len()
+    }
+
+    /// The pid registered as `name`.
+    pub fn whereis(&self, name: &Atom) -> Option<Pid> {
+        lock(&self.inner.processes)
+            .whereis(name)
+            .map(|e| e.pid.clone())
+    }
+
+    /// Stops the node: closes every link first, then waits for all its tasks.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        for link in self.links() {
+            link.close();
+        }
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+        tracing::info!(node = %self.name(), "node stopped");
+    }
+
+    pub(crate) fn processes(&self) -> MutexGuard<'_, ProcessTable> {
+        lock(&self.inner.processes)
+    }
+
+    pub(crate) fn add_process(&self, inbox: Inbox) -> (Pid, CancellationToken) {
+        self.processes()
+            .insert(self.inner.name.as_atom(), self.inner.creation, inbox)
+    }
+
+    pub(crate) fn register_pid(&self, name: Atom, pid: &Pid) -> Result<(), RegisterError> {
+        self.processes().register(name, pid)
+    }
+}

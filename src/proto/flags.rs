@@ -202,6 +202,13 @@ impl fmt::Display for DistFlags {
     }
 }
 
+impl std::ops::BitOr for DistFlags {
+    type Output = DistFlags;
+    fn bitor(self, rhs: DistFlags) -> DistFlags {
+        self.union(rhs)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,12 +253,5 @@ mod tests {
             vec!["UNLINK_ID", "V4_NC"]
         );
         assert_eq!(DistFlags::required_since(DistFlags::UNLINK_ID), Some(26));
-    }
-}
-
-impl std::ops::BitOr for DistFlags {
-    type Output = DistFlags;
-    fn bitor(self, rhs: DistFlags) -> DistFlags {
-        self.union(rhs)
     }
 }

@@ -1,1 +1,199 @@
-//! (being written)
+//! Framing after the handshake (`erl_dist_protocol.md`, "Protocol between connected
+//! nodes"): every packet is a 4-byte length and that many bytes; length 0 is a tick. A
+//! message in pass-through form is `112`, the control term, then the payload term, each with
+//! its own version byte.
+
+use super::control::{Control, ControlError};
+use super::flags::DistFlags;
+use super::term::{DecodeError, Decoder, EncodeError};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::fmt;
+
+/// First byte of a pass-through message.
+pub const PASS_THROUGH: u8 = 112;
+
+/// Default cap on one packet: 64 MiB.
+pub const DEFAULT_MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// One packet off the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A keep-alive (length 0).
+    Tick,
+    /// A message, without its length.
+    Message(Bytes),
+}
+
+/// A packet that must not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix exceeds the configured cap; nothing was allocated for it.
+    TooLarge {
+        /// The announced length.
+        len: u32,
+        /// The cap.
+        max: u32,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge { len, max } => {
+                write!(f, "announced a {len}-byte packet, over the {max}-byte cap")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Takes one packet off `buf`: `Ok(None)` until it is complete. The length is checked
+/// against `max` before anything is reserved, and `buf` is asked to grow only to what the
+/// packet needs.
+pub fn take_frame(buf: &mut BytesMut, max: u32) -> Result<Option<Frame>, FrameError> {
+    if buf.len() < 4 {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if len > max {
+        return Err(FrameError::TooLarge { len, max });
+    }
+    let total = 4 + len as usize;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    let _ = buf.split_to(4);
+    if len == 0 {
+        return Ok(Some(Frame::Tick));
+    }
+    Ok(Some(Frame::Message(buf.split_to(len as usize).freeze())))
+}
+
+/// Appends a tick.
+pub fn encode_tick(out: &mut BytesMut) {
+    out.put_u32(0);
+}
+
+/// Appends `control` as one packet (length included).
+pub fn encode_message(
+    control: &Control,
+    flags: DistFlags,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.put_u32(0);
+    if let Err(e) = control.encode(flags, out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Why a received message cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The first byte is neither pass-through nor a negotiated header.
+    UnknownHeader {
+        /// The byte.
+        byte: u8,
+    },
+    /// A distribution header (atom cache or fragment) on a connection that did not
+    /// negotiate it.
+    HeaderNotNegotiated,
+    /// A term is corrupt.
+    Term(DecodeError),
+    /// Bytes after the payload term.
+    TrailingBytes,
+    /// The terms are fine but do not form a valid control message.
+    Control(ControlError),
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageError::UnknownHeader { byte } => {
+                write!(f, "message starts with {byte}, not a known header")
+            }
+            MessageError::HeaderNotNegotiated => {
+                f.write_str("distribution header on a connection that did not negotiate one")
+            }
+            MessageError::Term(e) => write!(f, "corrupt term: {e}"),
+            MessageError::TrailingBytes => f.write_str("bytes after the payload term"),
+            MessageError::Control(e) => write!(f, "invalid control message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MessageError {}
+
+impl From<DecodeError> for MessageError {
+    fn from(e: DecodeError) -> MessageError {
+        MessageError::Term(e)
+    }
+}
+
+/// Decodes one message received on a connection with the given flags.
+pub fn decode_message(data: &Bytes) -> Result<Control, MessageError> {
+    match data.first() {
+        Some(&PASS_THROUGH) => {
+            let mut d = Decoder::new(data, 1);
+            let control = d.term()?;
+            let payload = if d.is_at_end() { None } else { Some(d.term()?) };
+            if !d.is_at_end() {
+                return Err(MessageError::TrailingBytes);
+            }
+            Control::from_terms(control, payload).map_err(MessageError::Control)
+        }
+        Some(&super::term::VERSION) => Err(MessageError::HeaderNotNegotiated),
+        Some(&byte) => Err(MessageError::UnknownHeader { byte }),
+        None => Err(MessageError::UnknownHeader { byte: 0 }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_and_messages_are_split() {
+        let mut buf = BytesMut::from(&[0, 0, 0, 0, 0, 0, 0, 2, 9][..]);
+        assert_eq!(take_frame(&mut buf, 10), Ok(Some(Frame::Tick)));
+        assert_eq!(take_frame(&mut buf, 10), Ok(None));
+        buf.put_u8(8);
+        assert_eq!(
+            take_frame(&mut buf, 10),
+            Ok(Some(Frame::Message(Bytes::from_static(&[9, 8]))))
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_lengths_are_refused_from_the_header_alone() {
+        let mut buf = BytesMut::from(&[0xFF, 0xFF, 0xFF, 0xFF][..]);
+        assert_eq!(
+            take_frame(&mut buf, DEFAULT_MAX_FRAME),
+            Err(FrameError::TooLarge {
+                len: u32::MAX,
+                max: DEFAULT_MAX_FRAME
+            })
+        );
+        assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn unknown_headers_are_typed_errors() {
+        assert_eq!(
+            decode_message(&Bytes::from_static(&[1, 2])),
+            Err(MessageError::UnknownHeader { byte: 1 })
+        );
+        assert_eq!(
+            decode_message(&Bytes::from_static(&[131, 68, 0])),
+            Err(MessageError::HeaderNotNegotiated)
+        );
+    }
+}

@@ -21,13 +21,13 @@
 //! | [`frame`] | post-handshake framing, ticks and pass-through headers |
 //! | [`control`] | control messages |
 
+pub mod control;
 pub mod digest;
 pub mod epmd;
 pub mod flags;
 pub mod frame;
 pub mod handshake;
 pub mod node_name;
-pub mod control;
 pub mod term;
 
 pub use flags::DistFlags;

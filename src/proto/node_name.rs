@@ -205,7 +205,10 @@ mod tests {
         assert_eq!(NodeName::parse("@h"), Err(NodeNameError::EmptyAlive));
         assert_eq!(NodeName::parse("a@"), Err(NodeNameError::EmptyHost));
         let long = format!("{}@h.x", "a".repeat(260));
-        assert!(matches!(NodeName::parse(&long), Err(NodeNameError::TooLong { .. })));
+        assert!(matches!(
+            NodeName::parse(&long),
+            Err(NodeNameError::TooLong { .. })
+        ));
     }
 
     #[test]

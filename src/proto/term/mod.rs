@@ -16,9 +16,13 @@
 
 mod decode;
 mod encode;
+mod error;
+mod keys;
+pub mod tag;
 
-pub use decode::{DecodeError, Decoder, MAX_DEPTH, decode};
-pub use encode::{EncodeError, encode, encode_body};
+pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
+pub use encode::{encode, encode_body};
+pub use error::{DecodeError, EncodeError};
 
 use bytes::Bytes;
 use smol_str::SmolStr;
@@ -72,7 +76,8 @@ impl fmt::Display for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.as_str();
         let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
         if plain {
             f.write_str(s)
         } else {
@@ -435,7 +440,9 @@ impl fmt::Display for Term {
                 }
                 f.write_str(">>")
             }
-            Term::Bits { data, last_bits } => write!(f, "<<{} bytes, {last_bits} bits>>", data.len()),
+            Term::Bits { data, last_bits } => {
+                write!(f, "<<{} bytes, {last_bits} bits>>", data.len())
+            }
             Term::Pid(p) => write!(f, "{p}"),
             Term::Port(p) => write!(f, "#Port<{}.{}>", p.node, p.id),
             Term::Ref(r) => write!(f, "{r}"),

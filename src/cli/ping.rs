@@ -1,0 +1,108 @@
+//! `beamlink ping NODE`: handshake, then the `is_auth` call `Node.ping` makes.
+
+use super::{NodeOpts, exit};
+use crate::node::{CallError, Dest, Node, NodeConfig};
+use crate::proto::node_name::NodeName;
+use crate::proto::term::Term;
+use clap::Args;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub(crate) struct PingArgs {
+    #[command(flatten)]
+    node: NodeOpts,
+    /// The node to ping, e.g. minotaur@10.0.1.5.
+    target: String,
+    /// Give up after this long.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+pub(crate) async fn ping(args: PingArgs) -> u8 {
+    let target = match NodeName::parse(&args.target) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("beamlink: {:?} is not a node name: {e}", args.target);
+            return exit::USAGE;
+        }
+    };
+    let cookie = match super::cookie(&args.node) {
+        Ok(c) => c,
+        Err(e) => return super::config_failure(&e),
+    };
+    let name = args
+        .node
+        .name
+        .clone()
+        .unwrap_or_else(|| super::oneshot_alive("ping"));
+    let (name, _) = match crate::config::node_name(&name, target.host_ip()) {
+        Ok(n) => n,
+        Err(e) => return super::config_failure(&e),
+    };
+    let mut config = NodeConfig::new(name, cookie);
+    config.listen = None;
+    config.visible = args.node.visible;
+    config.epmd_port = args.node.epmd_port;
+    config.link.net_ticktime = Duration::from_secs(args.node.net_ticktime.max(1));
+    let node = match Node::start(config).await {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("beamlink: {e}");
+            return exit::SOFTWARE;
+        }
+    };
+    let code = match tokio::time::timeout(args.timeout, ping_once(&node, &target)).await {
+        Ok(Ok((connect, call))) => {
+            println!(
+                "pong from {target} (connect {:.2} ms, is_auth {:.3} ms)",
+                connect.as_secs_f64() * 1e3,
+                call.as_secs_f64() * 1e3
+            );
+            exit::OK
+        }
+        Ok(Err((reason, code))) => {
+            println!("pang: {reason}");
+            code
+        }
+        Err(_) => {
+            println!("pang: {target} did not answer within {:?}", args.timeout);
+            exit::UNAVAILABLE
+        }
+    };
+    node.shutdown().await;
+    code
+}
+
+async fn ping_once(node: &Node, target: &NodeName) -> Result<(Duration, Duration), (String, u8)> {
+    let started = Instant::now();
+    node.connect(target)
+        .await
+        .map_err(|e| (e.to_string(), super::connect_exit_code(&e)))?;
+    let connected = started.elapsed();
+    let mut me = node.spawn_process();
+    let request = Term::tuple([
+        Term::atom("is_auth"),
+        Term::Atom(node.name().as_atom().clone()),
+    ]);
+    let t = Instant::now();
+    let reply = me
+        .call(
+            &Dest::name("net_kernel", target),
+            request,
+            Duration::from_secs(30),
+        )
+        .await;
+    let call = t.elapsed();
+    match reply {
+        Ok(r) if r.is_atom("yes") => Ok((connected, call)),
+        Ok(other) => Err((
+            format!("{target}'s net_kernel answered {other} instead of yes"),
+            exit::PROTOCOL,
+        )),
+        Err(CallError::NodeDown(_)) => Err((
+            format!("{target} dropped the connection during the ping"),
+            exit::UNAVAILABLE,
+        )),
+        Err(e) => Err((format!("{target}: {e}"), exit::UNAVAILABLE)),
+    }
+}

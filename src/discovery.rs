@@ -1,0 +1,190 @@
+//! Peer discovery through DNS, as Phoenix's `dns_cluster` and libcluster's `DNSPoll` do it:
+//! the A and AAAA records of a name such as `tasks.<stack>_<service>` (one record per Swarm
+//! task, or per pod behind a Kubernetes headless service), asked through hickory-resolver,
+//! never through the blocking std resolver.
+//!
+//! The system's resolver configuration is used (`/etc/resolv.conf`, search list and
+//! `ndots` included; inside `ip netns exec` that is the namespace's
+//! `/etc/netns/<ns>/resolv.conf`), unless a server is given. Answers are never cached: each
+//! poll asks again.
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Why a DNS question got no usable answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DnsError {
+    /// The resolver configuration could not be read.
+    Config {
+        /// What the resolver said.
+        reason: String,
+    },
+    /// The name exists but has no A or AAAA record (or does not exist: NXDOMAIN).
+    NoRecords {
+        /// The name asked.
+        query: String,
+    },
+    /// The question failed (timeout, server unreachable, SERVFAIL, ...).
+    Failed {
+        /// The name asked.
+        query: String,
+        /// What the resolver said.
+        reason: String,
+    },
+}
+
+impl fmt::Display for DnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnsError::Config { reason } => write!(f, "cannot set up the DNS resolver: {reason}"),
+            DnsError::NoRecords { query } => write!(f, "{query} has no A or AAAA records"),
+            DnsError::Failed { query, reason } => {
+                write!(f, "DNS lookup of {query} failed: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DnsError {}
+
+/// A DNS name to poll.
+#[derive(Clone)]
+pub struct DnsQuery {
+    query: String,
+    resolver: TokioResolver,
+}
+
+impl fmt::Debug for DnsQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsQuery")
+            .field("query", &self.query)
+            .finish()
+    }
+}
+
+impl DnsQuery {
+    /// Polls `query` through the system's resolver, or through `server` if given.
+    pub fn new(query: &str, server: Option<SocketAddr>) -> Result<DnsQuery, DnsError> {
+        let config_err = |e: &dyn fmt::Display| DnsError::Config {
+            reason: e.to_string(),
+        };
+        let mut builder = match server {
+            None => TokioResolver::builder_tokio().map_err(|e| config_err(&e))?,
+            Some(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![ns]),
+                    TokioRuntimeProvider::default(),
+                )
+            }
+        };
+        let opts = builder.options_mut();
+        opts.cache_size = 0;
+        opts.timeout = Duration::from_secs(2);
+        opts.attempts = 2;
+        let resolver = builder.build().map_err(|e| config_err(&e))?;
+        Ok(DnsQuery {
+            query: query.to_string(),
+            resolver,
+        })
+    }
+
+    /// The name polled.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    /// The addresses the name has now, sorted, without duplicates.
+    pub async fn lookup(&self) -> Result<Vec<IpAddr>, DnsError> {
+        match self.resolver.lookup_ip(self.query.as_str()).await {
+            Ok(answer) => {
+                let mut ips: Vec<IpAddr> = answer.iter().collect();
+                ips.sort();
+                ips.dedup();
+                if ips.is_empty() {
+                    Err(DnsError::NoRecords {
+                        query: self.query.clone(),
+                    })
+                } else {
+                    Ok(ips)
+                }
+            }
+            Err(e) if e.is_no_records_found() => Err(DnsError::NoRecords {
+                query: self.query.clone(),
+            }),
+            Err(e) => Err(DnsError::Failed {
+                query: self.query.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Parses `IP` or `IP:PORT` (port 53 by default; `[v6]:port` for IPv6 with a port).
+pub fn parse_server(text: &str) -> Option<SocketAddr> {
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        return Some(sa);
+    }
+    text.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 53))
+}
+
+fn system_resolver() -> Result<&'static TokioResolver, String> {
+    static RESOLVER: OnceLock<Result<TokioResolver, String>> = OnceLock::new();
+    RESOLVER
+        .get_or_init(|| {
+            TokioResolver::builder_tokio()
+                .and_then(|b| b.build())
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| e.clone())
+}
+
+/// The first address of `host` from the system's resolver configuration (host parts of
+/// node names that are not IP addresses).
+pub async fn resolve_host(host: &str) -> Result<IpAddr, String> {
+    let resolver = system_resolver()?;
+    let answer = resolver.lookup_ip(host).await.map_err(|e| e.to_string())?;
+    answer
+        .iter()
+        .next()
+        .ok_or_else(|| format!("no address for {host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_parse_with_and_without_port() {
+        assert_eq!(
+            parse_server("10.0.0.1"),
+            Some("10.0.0.1:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("10.0.0.1:5353"),
+            Some("10.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("[fd00::1]:53"),
+            Some("[fd00::1]:53".parse().unwrap())
+        );
+        assert_eq!(
+            parse_server("fd00::1"),
+            Some("[fd00::1]:53".parse().unwrap())
+        );
+        assert_eq!(parse_server("nonsense"), None);
+    }
+}

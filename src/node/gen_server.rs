@@ -1,0 +1,179 @@
+//! GenServers written in Rust, served the way `gen_server` serves them: `'$gen_call'` with
+//! the reply sent as `{Tag, Reply}` (the tag exactly as received, `[alias | Ref]` included),
+//! `'$gen_cast'`, and everything else as info.
+//!
+//! A callback that panics does not take the server down: the caller whose request caused it
+//! sees the server exit with `{panic, Message}` (its call monitor fires, as when a BEAM
+//! gen_server crashes), and the server goes on serving others with its state as it was.
+
+use super::process::{Envelope, ReplyTo};
+use super::services::GenCall;
+use super::{Node, Process, RegisterError};
+use crate::proto::control::{Control, ProcessRef};
+use crate::proto::term::{Pid, Term};
+use futures_util::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use tracing::{Instrument, error, info_span};
+
+/// The caller of a `'$gen_call'`, to reply later with [`From::reply`].
+#[derive(Clone, Debug)]
+pub struct From {
+    /// The calling process.
+    pub pid: Pid,
+    /// The call tag, exactly as received.
+    pub tag: Term,
+}
+
+impl From {
+    /// Sends the reply `{Tag, reply}`.
+    pub async fn reply(&self, node: &Node, server: &Pid, reply: Term) {
+        node.send_reply(
+            server,
+            super::process::Reply {
+                to: ReplyTo::Caller {
+                    pid: self.pid.clone(),
+                    tag: self.tag.clone(),
+                },
+                message: reply,
+            },
+        )
+        .await;
+    }
+}
+
+/// What `handle_call` decides.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallReply {
+    /// Reply now with this term.
+    Reply(Term),
+    /// Reply later with [`From::reply`].
+    NoReply,
+}
+
+/// A GenServer implemented in Rust.
+pub trait GenServer: Send + 'static {
+    /// A `GenServer.call`.
+    fn handle_call(&mut self, request: Term, from: &From)
+    -> impl Future<Output = CallReply> + Send;
+
+    /// A `GenServer.cast`.
+    fn handle_cast(&mut self, request: Term) -> impl Future<Output = ()> + Send {
+        let _ = request;
+        async {}
+    }
+
+    /// Any other message, exit signal or DOWN.
+    fn handle_info(&mut self, message: Envelope) -> impl Future<Output = ()> + Send {
+        let _ = message;
+        async {}
+    }
+}
+
+impl Node {
+    /// Starts `server` as a process registered as `name`; it runs until the node shuts
+    /// down. Returns its pid.
+    pub fn spawn_gen_server<S: GenServer>(
+        &self,
+        name: &str,
+        server: S,
+    ) -> Result<Pid, RegisterError> {
+        let process = self.spawn_process();
+        process.register(name)?;
+        let pid = process.pid().clone();
+        let node = self.clone();
+        let span = info_span!("gen_server", name);
+        self.inner
+            .tracker
+            .spawn(serve(node, process, server).instrument(span));
+        Ok(pid)
+    }
+}
+
+async fn serve<S: GenServer>(node: Node, mut process: Process, mut server: S) {
+    loop {
+        let envelope = tokio::select! {
+            e = process.recv() => e,
+            _ = node.shutting_down() => return,
+        };
+        let Some(envelope) = envelope else { return };
+        if let Envelope::Message { message, .. } = &envelope {
+            if let Some(call) = GenCall::parse(message) {
+                let from = From {
+                    pid: call.from.clone(),
+                    tag: call.tag.clone(),
+                };
+                let request = call.request.clone();
+                let outcome = AssertUnwindSafe(server.handle_call(request, &from))
+                    .catch_unwind()
+                    .await;
+                match outcome {
+                    Ok(CallReply::Reply(reply)) => from.reply(&node, process.pid(), reply).await,
+                    Ok(CallReply::NoReply) => {}
+                    Err(panic) => crashed_for(&node, &process, &from, panic_text(&panic)).await,
+                }
+                continue;
+            }
+            if let Some([label, request]) = message.as_tuple()
+                && label.is_atom("$gen_cast")
+            {
+                let request = request.clone();
+                if let Err(panic) = AssertUnwindSafe(server.handle_cast(request))
+                    .catch_unwind()
+                    .await
+                {
+                    error!("handle_cast panicked: {}", panic_text(&panic));
+                }
+                continue;
+            }
+        }
+        if let Err(panic) = AssertUnwindSafe(server.handle_info(envelope))
+            .catch_unwind()
+            .await
+        {
+            error!("handle_info panicked: {}", panic_text(&panic));
+        }
+    }
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
+}
+
+/// Makes the caller see this server exit with `{panic, Message}`: its call monitor fires.
+async fn crashed_for(node: &Node, process: &Process, from: &From, text: String) {
+    error!(caller = %from.pid, "handle_call panicked: {text}");
+    let reason = Term::tuple([Term::atom("panic"), Term::binary(text.into_bytes())]);
+    let mref = match &from.tag {
+        Term::Ref(r) => Some((**r).clone()),
+        t => super::router::alias_of(t).cloned(),
+    };
+    let Some(mref) = mref else { return };
+    let watcher = {
+        let mut table = node.processes();
+        table
+            .get_mut(process.pid())
+            .and_then(|e| e.watchers.remove(&mref))
+    };
+    let target = watcher
+        .map(|w| w.target)
+        .unwrap_or_else(|| ProcessRef::Pid(process.pid().clone()));
+    if node.is_local(&from.pid) {
+        node.deliver_down(&from.pid, mref, target, reason).await;
+    } else if let Some(link) = node.link_for(&from.pid.node) {
+        let _ = link
+            .send(&Control::MonitorPExit {
+                from: target,
+                to: from.pid.clone(),
+                reference: mref,
+                reason,
+            })
+            .await;
+    }
+}

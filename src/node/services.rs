@@ -1,0 +1,253 @@
+//! Built-in processes and functions that answer what a BEAM asks every node (`contract.md`,
+//! "What a BEAM node sees"): `net_kernel` (the `is_auth` call behind `Node.ping`), `rex`,
+//! the `beamlink` GenServer (`:nodes`, `:info`), and `erlang:node/0`, `erlang:nodes/0,1`.
+
+use super::Node;
+use super::process::{Inbox, Reply, ReplyTo, Service, ServiceContext};
+use crate::proto::term::{Atom, Pid, Term};
+use std::sync::Arc;
+use tracing::debug;
+
+/// A `'$gen_call'` message: `{'$gen_call', {From, Tag}, Request}`.
+pub(crate) struct GenCall<'a> {
+    pub from: &'a Pid,
+    pub tag: &'a Term,
+    pub request: &'a Term,
+}
+
+impl<'a> GenCall<'a> {
+    /// Parses a gen_server call; `None` for anything else.
+    pub fn parse(message: &'a Term) -> Option<GenCall<'a>> {
+        let [label, from_tag, request] = message.as_tuple()? else {
+            return None;
+        };
+        if !label.is_atom("$gen_call") {
+            return None;
+        }
+        let [from, tag] = from_tag.as_tuple()? else {
+            return None;
+        };
+        Some(GenCall {
+            from: from.as_pid()?,
+            tag,
+            request,
+        })
+    }
+
+    /// The reply to this call: `{Tag, Reply}` to the caller.
+    pub fn reply(&self, value: Term) -> Reply {
+        Reply {
+            to: ReplyTo::Caller {
+                pid: self.from.clone(),
+                tag: self.tag.clone(),
+            },
+            message: value,
+        }
+    }
+}
+
+/// `net_kernel`: answers `{is_auth, Node}` with `yes`, as the real one does (reaching it
+/// at all proves the cookie matched).
+struct NetKernel;
+
+impl Service for NetKernel {
+    fn handle(&self, _ctx: &ServiceContext<'_>, _from: Option<&Pid>, message: Term) -> Vec<Reply> {
+        let Some(call) = GenCall::parse(&message) else {
+            debug!(%message, "net_kernel: message ignored");
+            return Vec::new();
+        };
+        match call.request.as_tuple() {
+            Some([op, _node]) if op.is_atom("is_auth") => vec![call.reply(Term::atom("yes"))],
+            _ => {
+                debug!(request = %call.request, "net_kernel: call not handled");
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Registers a service under `name`.
+pub(crate) fn register_service(node: &Node, name: &str, service: Arc<dyn Service>) -> Pid {
+    let (pid, _) = node.add_process(Inbox::Service(service));
+    node.register_pid(Atom::new(name), &pid)
+        .expect("built-in names are registered once, first");
+    pid
+}
+
+/// The `beamlink` GenServer: `:nodes` gives `nodes(connected)`, `:info` a map about us.
+struct Beamlink;
+
+impl Service for Beamlink {
+    fn handle(&self, ctx: &ServiceContext<'_>, _from: Option<&Pid>, message: Term) -> Vec<Reply> {
+        let Some(call) = GenCall::parse(&message) else {
+            return Vec::new();
+        };
+        let answer = if call.request.is_atom("nodes") {
+            nodes_term(ctx.node, &[NodeKind::Connected])
+        } else if call.request.is_atom("info") {
+            info_term(ctx.node)
+        } else {
+            Term::tuple([Term::atom("error"), Term::atom("unknown_call")])
+        };
+        vec![call.reply(answer)]
+    }
+}
+
+/// The arguments of `erlang:nodes/1`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    Visible,
+    Hidden,
+    Connected,
+    This,
+    Known,
+}
+
+fn node_kind(t: &Term) -> Option<NodeKind> {
+    Some(match t.as_atom()?.as_str() {
+        "visible" => NodeKind::Visible,
+        "hidden" => NodeKind::Hidden,
+        "connected" => NodeKind::Connected,
+        "this" => NodeKind::This,
+        "known" => NodeKind::Known,
+        _ => return None,
+    })
+}
+
+/// `erlang:nodes(Kinds)` with BEAM semantics: our own connections to BEAM nodes are hidden
+/// unless both sides publish, so a hidden node's `nodes()` is `[]`.
+fn nodes_term(node: &Node, kinds: &[NodeKind]) -> Term {
+    let has = |k| kinds.contains(&k);
+    let mut out = Vec::new();
+    if has(NodeKind::This) || has(NodeKind::Known) {
+        out.push(Term::Atom(node.name().as_atom().clone()));
+    }
+    for peer in node.peers() {
+        let wanted = has(NodeKind::Connected)
+            || has(NodeKind::Known)
+            || (peer.hidden && has(NodeKind::Hidden))
+            || (!peer.hidden && has(NodeKind::Visible));
+        if wanted {
+            out.push(Term::Atom(peer.name.as_atom().clone()));
+        }
+    }
+    Term::List(out)
+}
+
+fn info_term(node: &Node) -> Term {
+    let atom_key = |k: &str, v: Term| (Term::atom(k), v);
+    let peers = node
+        .peers()
+        .into_iter()
+        .map(|p| {
+            let since = p
+                .connected_since
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            Term::Map(vec![
+                atom_key("name", Term::Atom(p.name.as_atom().clone())),
+                atom_key("address", Term::binary(p.addr.to_string().into_bytes())),
+                atom_key("flags", Term::from_u64(p.flags.0)),
+                atom_key("connected_since", Term::Int(since)),
+            ])
+        })
+        .collect::<Vec<_>>();
+    Term::Map(vec![
+        atom_key("name", Term::Atom(node.name().as_atom().clone())),
+        atom_key(
+            "version",
+            Term::binary(env!("CARGO_PKG_VERSION").as_bytes().to_vec()),
+        ),
+        atom_key("uptime_ms", Term::Int(node.uptime().as_millis() as i64)),
+        atom_key("peers", Term::List(peers)),
+    ])
+}
+
+/// Starts the services and functions every node has.
+pub(super) fn start_builtin(node: &Node) {
+    register_service(node, "net_kernel", Arc::new(NetKernel));
+    register_service(node, "rex", Arc::new(super::rpc::Rex));
+    register_service(node, "beamlink", Arc::new(Beamlink));
+    node.register_rpc("erlang", "node", 0, |call, _| async move {
+        Ok(Term::Atom(call.node.name().as_atom().clone()))
+    });
+    node.register_rpc("erlang", "nodes", 0, |call, _| async move {
+        Ok(nodes_term(&call.node, &[NodeKind::Visible]))
+    });
+    node.register_rpc("erlang", "nodes", 1, |call, args| async move {
+        // One atom, or one list of atoms: nodes([visible, hidden]).
+        let kinds: Option<Vec<NodeKind>> = match &args[0] {
+            Term::List(l) => l.iter().map(node_kind).collect(),
+            t => node_kind(t).map(|k| vec![k]),
+        };
+        match kinds {
+            Some(k) => Ok(nodes_term(&call.node, &k)),
+            None => Err(super::RpcError::badarg()),
+        }
+    });
+}
+
+/// `rig_sink` (benchmarks): counts every message; `{rig_done, Pid, Ref}` is answered with
+/// `{rig_done, Ref, Count}` after every earlier message was handled, and resets the count.
+struct RigSink {
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl Service for RigSink {
+    fn handle(&self, _ctx: &ServiceContext<'_>, _from: Option<&Pid>, message: Term) -> Vec<Reply> {
+        use std::sync::atomic::Ordering;
+        if let Some([label, pid, reference]) = message.as_tuple()
+            && label.is_atom("rig_done")
+            && let Some(pid) = pid.as_pid()
+        {
+            let n = self.count.swap(0, Ordering::Relaxed);
+            return vec![Reply {
+                to: ReplyTo::Pid(pid.clone()),
+                message: Term::tuple([
+                    Term::atom("rig_done"),
+                    reference.clone(),
+                    Term::from_u64(n),
+                ]),
+            }];
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Vec::new()
+    }
+}
+
+/// `rig_echo` (benchmarks): `{ping, Pid, T}` is answered with `{pong, T}`.
+struct RigEcho;
+
+impl Service for RigEcho {
+    fn handle(&self, _ctx: &ServiceContext<'_>, _from: Option<&Pid>, message: Term) -> Vec<Reply> {
+        let Term::Tuple(mut parts) = message else {
+            return Vec::new();
+        };
+        if parts.len() != 3 || !parts[0].is_atom("ping") {
+            return Vec::new();
+        }
+        let term = parts.pop().unwrap_or(Term::NIL);
+        let Some(Term::Pid(pid)) = parts.pop() else {
+            return Vec::new();
+        };
+        vec![Reply {
+            to: ReplyTo::Pid(pid),
+            message: Term::tuple([Term::atom("pong"), term]),
+        }]
+    }
+}
+
+impl Node {
+    /// Registers `rig_sink` and `rig_echo`, the benchmark peers of `scripts/bench`.
+    pub fn start_bench_services(&self) {
+        register_service(
+            self,
+            "rig_sink",
+            Arc::new(RigSink {
+                count: Default::default(),
+            }),
+        );
+        register_service(self, "rig_echo", Arc::new(RigEcho));
+    }
+}

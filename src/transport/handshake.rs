@@ -1,0 +1,233 @@
+//! Runs the handshake state machines over a stream, with the setup timeout applied to every
+//! step (`net_setuptime`, 7 s by default), and hands the stream and any bytes read past the
+//! last handshake message to the link.
+
+use super::{HandshakeFailure, HandshakeFailureKind};
+use crate::proto::flags::DistFlags;
+use crate::proto::handshake::{
+    Acceptor, AcceptorStep, Established, Initiator, InitiatorStep, Status, Step, take_packet,
+};
+use crate::proto::node_name::NodeName;
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A stream whose handshake succeeded.
+#[derive(Debug)]
+pub struct Handshaken<S> {
+    /// The stream, now in 4-byte framing.
+    pub stream: S,
+    /// What was agreed.
+    pub established: Established,
+    /// Bytes already read that belong to the link.
+    pub leftover: BytesMut,
+}
+
+/// The node's decisions during an incoming handshake (`net_kernel`'s part in
+/// `dist_util:handshake_other_started/1`).
+pub trait AcceptPolicy {
+    /// The status for a peer that named itself.
+    fn status_for(&mut self, peer: &NodeName, flags: DistFlags) -> Status;
+    /// The peer says its old connection to us is dead (answer to `alive`): drop it.
+    fn replace_old(&mut self, peer: &NodeName);
+}
+
+struct Io<'a, S> {
+    stream: &'a mut S,
+    buf: BytesMut,
+    out: BytesMut,
+    timeout: Duration,
+    addr: SocketAddr,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<'_, S> {
+    fn fail(&self, peer: Option<&NodeName>, kind: HandshakeFailureKind) -> HandshakeFailure {
+        HandshakeFailure {
+            peer: peer.cloned(),
+            addr: self.addr,
+            kind,
+        }
+    }
+
+    async fn flush(&mut self, step: Step, peer: Option<&NodeName>) -> Result<(), HandshakeFailure> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let write = self.stream.write_all(&self.out);
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(source)) => Err(self.fail(peer, HandshakeFailureKind::Io { step, source })),
+            Err(_) => Err(self.fail(
+                peer,
+                HandshakeFailureKind::Timeout {
+                    step,
+                    after: self.timeout,
+                },
+            )),
+        }
+    }
+
+    /// Reads one handshake message; `Ok(None)` when the peer closed the connection.
+    async fn read(
+        &mut self,
+        step: Step,
+        peer: Option<&NodeName>,
+    ) -> Result<Option<bytes::Bytes>, HandshakeFailure> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            if let Some(packet) = take_packet(&mut self.buf) {
+                return Ok(Some(packet));
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
+            match read.await {
+                Ok(Ok(0)) => return Ok(None),
+                Ok(Ok(_)) => {}
+                Ok(Err(source)) => {
+                    return Err(self.fail(peer, HandshakeFailureKind::Io { step, source }));
+                }
+                Err(_) => {
+                    return Err(self.fail(
+                        peer,
+                        HandshakeFailureKind::Timeout {
+                            step,
+                            after: self.timeout,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Runs our side of a handshake we started on `stream` (already connected to `addr`).
+/// `old_link_dead` answers the `alive` status: true when we have no live link to the peer.
+pub async fn initiate<S>(
+    mut stream: S,
+    addr: SocketAddr,
+    mut machine: Initiator,
+    setup_timeout: Duration,
+    old_link_dead: impl FnOnce() -> bool,
+) -> Result<Handshaken<S>, HandshakeFailure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let peer = machine.peer().clone();
+    let mut io = Io {
+        stream: &mut stream,
+        buf: BytesMut::with_capacity(512),
+        out: BytesMut::with_capacity(256),
+        timeout: setup_timeout,
+        addr,
+    };
+    machine.start(&mut io.out);
+    io.flush(Step::Name, Some(&peer)).await?;
+    let mut old_link_dead = Some(old_link_dead);
+    let established = loop {
+        let step = machine.awaiting();
+        let Some(packet) = io.read(step, Some(&peer)).await? else {
+            return Err(io.fail(
+                Some(&peer),
+                HandshakeFailureKind::Protocol(machine.closed_by_peer()),
+            ));
+        };
+        let result = machine.receive(&packet, &mut io.out);
+        let outcome = match result {
+            Ok(InitiatorStep::Continue) => None,
+            Ok(InitiatorStep::Alive) => {
+                let dead = old_link_dead.take().is_some_and(|f| f());
+                let answered = machine.answer_alive(dead, &mut io.out);
+                io.flush(Step::AliveAnswer, Some(&peer)).await?;
+                answered.map_err(|e| io.fail(Some(&peer), HandshakeFailureKind::Protocol(e)))?;
+                None
+            }
+            Ok(InitiatorStep::Done(established)) => Some(established),
+            Err(e) => return Err(io.fail(Some(&peer), HandshakeFailureKind::Protocol(e))),
+        };
+        io.flush(step, Some(&peer)).await?;
+        if let Some(established) = outcome {
+            break established;
+        }
+    };
+    let leftover = std::mem::take(&mut io.buf);
+    Ok(Handshaken {
+        stream,
+        established,
+        leftover,
+    })
+}
+
+/// Runs our side of a handshake a peer started on `stream` (accepted from `addr`).
+pub async fn accept<S>(
+    mut stream: S,
+    addr: SocketAddr,
+    mut machine: Acceptor,
+    setup_timeout: Duration,
+    policy: &mut impl AcceptPolicy,
+) -> Result<Handshaken<S>, HandshakeFailure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut io = Io {
+        stream: &mut stream,
+        buf: BytesMut::with_capacity(512),
+        out: BytesMut::with_capacity(256),
+        timeout: setup_timeout,
+        addr,
+    };
+    let established = loop {
+        let step = machine.awaiting();
+        let peer = machine.peer().cloned();
+        let Some(packet) = io.read(step, peer.as_ref()).await? else {
+            return Err(io.fail(
+                peer.as_ref(),
+                HandshakeFailureKind::Protocol(machine.closed_by_peer()),
+            ));
+        };
+        let result = machine.receive(&packet, &mut io.out);
+        let peer = machine.peer().cloned();
+        let outcome = match result {
+            Ok(AcceptorStep::NameReceived { peer, flags }) => {
+                let status = policy.status_for(&peer, flags);
+                let refusal = match status {
+                    Status::Nok => Some(HandshakeFailureKind::Superseded),
+                    Status::NotAllowed => Some(HandshakeFailureKind::Declined),
+                    _ => None,
+                };
+                let sent = machine.send_status(status, &mut io.out);
+                io.flush(Step::Status, Some(&peer)).await?;
+                sent.map_err(|e| io.fail(Some(&peer), HandshakeFailureKind::Protocol(e)))?;
+                if let Some(kind) = refusal {
+                    return Err(io.fail(Some(&peer), kind));
+                }
+                None
+            }
+            Ok(AcceptorStep::ReplaceOld) => {
+                if let Some(peer) = &peer {
+                    policy.replace_old(peer);
+                }
+                None
+            }
+            Ok(AcceptorStep::Continue) => None,
+            Ok(AcceptorStep::Done(established)) => Some(established),
+            Err(e) => {
+                // A status (not_allowed) may have been written: send it before closing.
+                let _ = io.flush(step, peer.as_ref()).await;
+                return Err(io.fail(peer.as_ref(), HandshakeFailureKind::Protocol(e)));
+            }
+        };
+        io.flush(step, peer.as_ref()).await?;
+        if let Some(established) = outcome {
+            break established;
+        }
+    };
+    let leftover = std::mem::take(&mut io.buf);
+    Ok(Handshaken {
+        stream,
+        established,
+        leftover,
+    })
+}

@@ -1,0 +1,657 @@
+//! A live connection after the handshake: the reader, the writer with its bounded send
+//! queue, and tick supervision (`net_kernel`'s ticker and `dist_util:con_loop/2`).
+//!
+//! * Reading: 4-byte frames, each checked against the frame cap before any allocation;
+//!   every message is decoded and handed to the [`LinkHandler`] in order. A message that
+//!   does not decode is reported and skipped: the link stays up.
+//! * Writing: senders encode their message themselves and queue the bytes. The queue is
+//!   bounded in bytes; [`LinkHandle::send`] waits for room, [`LinkHandle::try_send`] fails
+//!   with [`SendError::QueueFull`]. The writer writes whatever is queued in one go. If a
+//!   write makes no progress for a whole net_ticktime, the peer has stopped reading: the
+//!   link goes down ([`LinkDown::SendStalled`]) and every waiting sender gets
+//!   [`SendError::LinkClosed`]. Other links are not affected.
+//! * Ticks: every `net_ticktime / intensity` we write a tick if we wrote nothing since the
+//!   last interval, and we count intervals in which nothing arrived; after `intensity` such
+//!   intervals in a row the peer is declared down ([`LinkDown::TickTimeout`]), the BEAM's
+//!   rule, so detection takes between (I-1)/I and (I+1)/I of net_ticktime.
+
+use super::LinkDown;
+use crate::proto::control::Control;
+use crate::proto::flags::DistFlags;
+use crate::proto::frame::{self, Frame, MessageError};
+use crate::proto::node_name::NodeName;
+use crate::proto::term::EncodeError;
+use bytes::{Bytes, BytesMut};
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info_span, trace};
+
+/// Link settings.
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    /// The BEAM's `net_ticktime`: a peer silent this long is down.
+    pub net_ticktime: Duration,
+    /// The BEAM's `net_tickintensity`: ticks per net_ticktime.
+    pub tick_intensity: u32,
+    /// Largest packet accepted from the peer.
+    pub max_frame: u32,
+    /// Bytes that may wait in the send queue before senders wait.
+    pub send_queue_bytes: usize,
+}
+
+impl Default for LinkConfig {
+    fn default() -> LinkConfig {
+        LinkConfig {
+            net_ticktime: Duration::from_secs(60),
+            tick_intensity: 4,
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            send_queue_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the link needs to know about the connection.
+#[derive(Clone, Debug)]
+pub struct LinkInfo {
+    /// The peer's name.
+    pub peer: NodeName,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// The negotiated flags.
+    pub flags: DistFlags,
+    /// The flags the peer offered.
+    pub peer_flags: DistFlags,
+    /// The peer's creation.
+    pub peer_creation: u32,
+    /// A number unique to this link within the process.
+    pub id: u64,
+}
+
+/// Receives what arrives on a link. The node implements it.
+pub trait LinkHandler: Send + Sync + 'static {
+    /// A message arrived. Nothing more is read from this link until the future completes,
+    /// so a slow consumer slows only this peer.
+    fn on_message(&self, link: &LinkHandle, message: Control) -> impl Future<Output = ()> + Send;
+    /// A message could not be decoded; it is dropped and the link stays up.
+    fn on_bad_message(&self, link: &LinkHandle, error: MessageError, bytes: &Bytes);
+    /// The link is down. Called once, after both halves stopped.
+    fn on_down(&self, link: &LinkHandle, reason: LinkDown);
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The link is down.
+    LinkClosed,
+    /// The send queue is full ([`LinkHandle::try_send`] only).
+    QueueFull,
+    /// The message cannot be encoded.
+    Encode(EncodeError),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::LinkClosed => f.write_str("the connection is down"),
+            SendError::QueueFull => f.write_str("the send queue is full"),
+            SendError::Encode(e) => write!(f, "cannot encode the message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// Counters of one link.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Messages received (ticks excluded).
+    pub messages_in: AtomicU64,
+    /// Messages sent (ticks excluded).
+    pub messages_out: AtomicU64,
+    /// Bytes received.
+    pub bytes_in: AtomicU64,
+    /// Bytes sent.
+    pub bytes_out: AtomicU64,
+}
+
+struct Shared {
+    info: LinkInfo,
+    connected_at: SystemTime,
+    queue: mpsc::UnboundedSender<Bytes>,
+    budget: Semaphore,
+    budget_total: usize,
+    cancel: CancellationToken,
+    read_something: AtomicBool,
+    down: OnceLock<LinkDown>,
+    halves_left: AtomicU8,
+    stats: LinkStats,
+}
+
+/// A cheap, cloneable handle to a live link: send on it, look at it, close it.
+#[derive(Clone)]
+pub struct LinkHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for LinkHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkHandle")
+            .field("peer", &self.shared.info.peer)
+            .field("id", &self.shared.info.id)
+            .finish()
+    }
+}
+
+impl LinkHandle {
+    /// The connection's facts.
+    pub fn info(&self) -> &LinkInfo {
+        &self.shared.info
+    }
+
+    /// The peer's name.
+    pub fn peer(&self) -> &NodeName {
+        &self.shared.info.peer
+    }
+
+    /// The negotiated flags.
+    pub fn flags(&self) -> DistFlags {
+        self.shared.info.flags
+    }
+
+    /// When the handshake completed.
+    pub fn connected_at(&self) -> SystemTime {
+        self.shared.connected_at
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &LinkStats {
+        &self.shared.stats
+    }
+
+    /// True until the link is down.
+    pub fn is_up(&self) -> bool {
+        !self.shared.cancel.is_cancelled()
+    }
+
+    /// Closes the link; the handler's `on_down` follows.
+    pub fn close(&self) {
+        let _ = self.shared.down.set(LinkDown::Local);
+        self.shared.cancel.cancel();
+    }
+
+    /// Resolves when the link is down.
+    pub async fn closed(&self) {
+        self.shared.cancel.cancelled().await
+    }
+
+    /// Encodes `message` as one packet.
+    pub fn encode(&self, message: &Control) -> Result<Bytes, SendError> {
+        let mut out = BytesMut::with_capacity(128);
+        frame::encode_message(message, self.flags(), &mut out).map_err(SendError::Encode)?;
+        Ok(out.freeze())
+    }
+
+    /// Queues `message`, waiting while the send queue is full.
+    pub async fn send(&self, message: &Control) -> Result<(), SendError> {
+        let packet = self.encode(message)?;
+        self.send_packet(packet).await
+    }
+
+    /// Queues `message`, or fails at once if the send queue is full.
+    pub fn try_send(&self, message: &Control) -> Result<(), SendError> {
+        let packet = self.encode(message)?;
+        let n = self.permits_for(&packet);
+        match self.shared.budget.try_acquire_many(n) {
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(SendError::QueueFull),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(SendError::LinkClosed),
+        }
+        self.push(packet)
+    }
+
+    /// Queues an already encoded packet (length prefix included), waiting for room.
+    pub async fn send_packet(&self, packet: Bytes) -> Result<(), SendError> {
+        let n = self.permits_for(&packet);
+        tokio::select! {
+            permit = self.shared.budget.acquire_many(n) => match permit {
+                Ok(permit) => permit.forget(),
+                Err(_) => return Err(SendError::LinkClosed),
+            },
+            _ = self.shared.cancel.cancelled() => return Err(SendError::LinkClosed),
+        }
+        self.push(packet)
+    }
+
+    fn permits_for(&self, packet: &Bytes) -> u32 {
+        // A packet larger than the whole queue takes the whole queue, so it can still go.
+        packet
+            .len()
+            .min(self.shared.budget_total)
+            .min(u32::MAX as usize) as u32
+    }
+
+    fn push(&self, packet: Bytes) -> Result<(), SendError> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(SendError::LinkClosed);
+        }
+        self.shared
+            .queue
+            .send(packet)
+            .map_err(|_| SendError::LinkClosed)
+    }
+}
+
+/// Starts a link over the two halves of a connected stream whose handshake completed.
+/// `leftover` holds bytes already read past the handshake. Both halves run as tasks on
+/// `tracker` and stop when `shutdown` is cancelled.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn<R, W, H>(
+    reader: R,
+    writer: W,
+    leftover: BytesMut,
+    info: LinkInfo,
+    config: LinkConfig,
+    handler: Arc<H>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> LinkHandle
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+    H: LinkHandler,
+{
+    let (queue, rx) = mpsc::unbounded_channel();
+    let budget_total = config.send_queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
+    let span = info_span!("link", peer = %info.peer, addr = %info.addr, id = info.id);
+    let shared = Arc::new(Shared {
+        info,
+        connected_at: SystemTime::now(),
+        queue,
+        budget: Semaphore::new(budget_total),
+        budget_total,
+        cancel: shutdown.child_token(),
+        read_something: AtomicBool::new(true),
+        down: OnceLock::new(),
+        halves_left: AtomicU8::new(2),
+        stats: LinkStats::default(),
+    });
+    let handle = LinkHandle { shared };
+    let h = handle.clone();
+    let cfg = config.clone();
+    let hd = handler.clone();
+    tracker.spawn(
+        async move {
+            let reason = read_loop(reader, leftover, &h, &cfg, &*hd).await;
+            finish(&h, reason, &*hd);
+        }
+        .instrument(span.clone()),
+    );
+    let h = handle.clone();
+    tracker.spawn(
+        async move {
+            let reason = write_loop(writer, rx, &h, &config).await;
+            finish(&h, reason, &*handler);
+        }
+        .instrument(span),
+    );
+    handle
+}
+
+fn finish<H: LinkHandler>(link: &LinkHandle, reason: LinkDown, handler: &H) {
+    let _ = link.shared.down.set(reason);
+    link.shared.cancel.cancel();
+    // Wake senders waiting for room: they will see the link closed.
+    link.shared.budget.close();
+    if link.shared.halves_left.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let reason = link.shared.down.get().cloned().unwrap_or(LinkDown::Local);
+        debug!(%reason, "link down");
+        handler.on_down(link, reason);
+    }
+}
+
+fn io_down(e: std::io::Error) -> LinkDown {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::BrokenPipe => LinkDown::ClosedByPeer,
+        kind => LinkDown::Io {
+            kind,
+            message: e.to_string(),
+        },
+    }
+}
+
+/// Spare room kept in the read buffer; small, so idle links cost little memory.
+const READ_CHUNK: usize = 8 * 1024;
+
+async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
+    mut reader: R,
+    mut buf: BytesMut,
+    link: &LinkHandle,
+    config: &LinkConfig,
+    handler: &H,
+) -> LinkDown {
+    let stats = &link.shared.stats;
+    loop {
+        loop {
+            let frame = match frame::take_frame(&mut buf, config.max_frame) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => return LinkDown::Frame(e),
+            };
+            let Frame::Message(bytes) = frame else {
+                trace!("tick received");
+                continue;
+            };
+            stats.messages_in.fetch_add(1, Ordering::Relaxed);
+            match frame::decode_message(&bytes) {
+                Ok(message) => handler.on_message(link, message).await,
+                Err(e) => handler.on_bad_message(link, e, &bytes),
+            }
+            if link.shared.cancel.is_cancelled() {
+                return LinkDown::Local;
+            }
+        }
+        if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
+            // A large message has been consumed: give its memory back.
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            read = reader.read_buf(&mut buf) => read,
+            _ = link.shared.cancel.cancelled() => return LinkDown::Local,
+        };
+        match read {
+            Ok(0) => return LinkDown::ClosedByPeer,
+            Ok(n) => {
+                stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                link.shared.read_something.store(true, Ordering::Relaxed);
+            }
+            Err(e) => return io_down(e),
+        }
+    }
+}
+
+/// Most bytes gathered into one write.
+const MAX_BATCH: usize = 1024 * 1024;
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    link: &LinkHandle,
+    config: &LinkConfig,
+) -> LinkDown {
+    let shared = &link.shared;
+    let intensity = config.tick_intensity.max(1);
+    let period = config.net_ticktime / intensity;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wrote = false;
+    let mut silent_intervals = 0u32;
+    let mut batch = BytesMut::new();
+    let reason = loop {
+        tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => break LinkDown::Local,
+            packet = rx.recv() => {
+                let Some(packet) = packet else { break LinkDown::Local };
+                let mut released = packet.len();
+                let mut count = 1u64;
+                let result = if let Ok(next) = rx.try_recv() {
+                    batch.clear();
+                    batch.extend_from_slice(&packet);
+                    batch.extend_from_slice(&next);
+                    released += next.len();
+                    count += 1;
+                    while batch.len() < MAX_BATCH {
+                        let Ok(more) = rx.try_recv() else { break };
+                        batch.extend_from_slice(&more);
+                        released += more.len();
+                        count += 1;
+                    }
+                    write_with_deadline(&mut writer, &batch, config.net_ticktime).await
+                } else {
+                    write_with_deadline(&mut writer, &packet, config.net_ticktime).await
+                };
+                if let Err(reason) = result {
+                    break reason;
+                }
+                shared.stats.messages_out.fetch_add(count, Ordering::Relaxed);
+                shared.stats.bytes_out.fetch_add(released as u64, Ordering::Relaxed);
+                shared.budget.add_permits(released.min(shared.budget_total));
+                wrote = true;
+                if batch.capacity() > 4 * MAX_BATCH {
+                    batch = BytesMut::new();
+                }
+            }
+            _ = ticker.tick() => {
+                if shared.read_something.swap(false, Ordering::Relaxed) {
+                    silent_intervals = 0;
+                } else {
+                    silent_intervals += 1;
+                    if silent_intervals >= intensity {
+                        break LinkDown::TickTimeout;
+                    }
+                }
+                if !wrote {
+                    if let Err(reason) =
+                        write_with_deadline(&mut writer, &[0, 0, 0, 0], config.net_ticktime).await
+                    {
+                        break reason;
+                    }
+                    trace!("tick sent");
+                }
+                wrote = false;
+            }
+        }
+    };
+    let _ = writer.shutdown().await;
+    reason
+}
+
+async fn write_with_deadline<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+    deadline: Duration,
+) -> Result<(), LinkDown> {
+    match tokio::time::timeout(deadline, writer.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(io_down(e)),
+        Err(_) => Err(LinkDown::SendStalled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder {
+        messages: Mutex<Vec<Control>>,
+        bad: Mutex<Vec<MessageError>>,
+        down: Mutex<Option<LinkDown>>,
+    }
+
+    impl LinkHandler for Recorder {
+        async fn on_message(&self, _link: &LinkHandle, message: Control) {
+            self.messages.lock().unwrap().push(message);
+        }
+        fn on_bad_message(&self, _link: &LinkHandle, error: MessageError, _bytes: &Bytes) {
+            self.bad.lock().unwrap().push(error);
+        }
+        fn on_down(&self, _link: &LinkHandle, reason: LinkDown) {
+            *self.down.lock().unwrap() = Some(reason);
+        }
+    }
+
+    fn info() -> LinkInfo {
+        LinkInfo {
+            peer: NodeName::parse("peer@10.0.0.1").unwrap(),
+            addr: "10.0.0.1:1".parse().unwrap(),
+            flags: DistFlags::BEAMLINK_DEFAULT,
+            peer_flags: DistFlags::BEAMLINK_DEFAULT,
+            peer_creation: 1,
+            id: 1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_declared_down_by_the_beam_rule() {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(ours);
+        let rec = Arc::new(Recorder::default());
+        let tracker = TaskTracker::new();
+        let config = LinkConfig {
+            net_ticktime: Duration::from_secs(4),
+            ..LinkConfig::default()
+        };
+        let started = tokio::time::Instant::now();
+        let link = spawn(
+            r,
+            w,
+            BytesMut::new(),
+            info(),
+            config,
+            rec.clone(),
+            &tracker,
+            &CancellationToken::new(),
+        );
+        link.closed().await;
+        tracker.close();
+        tracker.wait().await;
+        let elapsed = started.elapsed();
+        assert_eq!(*rec.down.lock().unwrap(), Some(LinkDown::TickTimeout));
+        // (I-1)/I*T ..= (I+1)/I*T with T = 4 s, I = 4.
+        assert!(elapsed >= Duration::from_secs(3) && elapsed <= Duration::from_secs(5));
+        drop(theirs);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_link_ticks() {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(ours);
+        let (mut their_r, mut their_w) = tokio::io::split(theirs);
+        let rec = Arc::new(Recorder::default());
+        let tracker = TaskTracker::new();
+        let config = LinkConfig {
+            net_ticktime: Duration::from_secs(4),
+            ..LinkConfig::default()
+        };
+        let link = spawn(
+            r,
+            w,
+            BytesMut::new(),
+            info(),
+            config,
+            rec.clone(),
+            &tracker,
+            &CancellationToken::new(),
+        );
+        // The peer ticks too, every second, for 30 s: the link stays up.
+        let mut got = [0u8; 4];
+        for _ in 0..30 {
+            their_w.write_all(&[0, 0, 0, 0]).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(2), their_r.read_exact(&mut got))
+                .await
+                .expect("we tick at least every net_ticktime/4")
+                .unwrap();
+            assert_eq!(got, [0, 0, 0, 0]);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(link.is_up());
+        link.close();
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(*rec.down.lock().unwrap(), Some(LinkDown::Local));
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_close_the_link_and_bad_messages_do_not() {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(ours);
+        let (_their_r, mut their_w) = tokio::io::split(theirs);
+        let rec = Arc::new(Recorder::default());
+        let tracker = TaskTracker::new();
+        let config = LinkConfig {
+            max_frame: 1024,
+            ..LinkConfig::default()
+        };
+        let link = spawn(
+            r,
+            w,
+            BytesMut::new(),
+            info(),
+            config,
+            rec.clone(),
+            &tracker,
+            &CancellationToken::new(),
+        );
+        // A message with an unknown header byte: reported, link stays up.
+        their_w.write_all(&[0, 0, 0, 2, 1, 2]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(link.is_up());
+        assert_eq!(rec.bad.lock().unwrap().len(), 1);
+        their_w.write_all(&[0xFF, 0xFF, 0xFF, 0xFF]).await.unwrap();
+        link.closed().await;
+        tracker.close();
+        tracker.wait().await;
+        assert!(matches!(
+            *rec.down.lock().unwrap(),
+            Some(LinkDown::Frame(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_fills_the_queue_then_the_link_drops() {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let (r, w) = tokio::io::split(ours);
+        let rec = Arc::new(Recorder::default());
+        let tracker = TaskTracker::new();
+        let config = LinkConfig {
+            net_ticktime: Duration::from_secs(4),
+            send_queue_bytes: 64 * 1024,
+            ..LinkConfig::default()
+        };
+        let link = spawn(
+            r,
+            w,
+            BytesMut::new(),
+            info(),
+            config,
+            rec.clone(),
+            &tracker,
+            &CancellationToken::new(),
+        );
+        let packet = Bytes::from(vec![0u8; 8 * 1024]);
+        let mut queued = 0;
+        loop {
+            let n = link.permits_for(&packet);
+            match link.shared.budget.try_acquire_many(n) {
+                Ok(p) => {
+                    p.forget();
+                    link.push(packet.clone()).unwrap();
+                    queued += 1;
+                }
+                Err(_) => break,
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(queued >= 8, "queue accepted {queued} packets");
+        // A waiting sender is released with an error when the link gives up.
+        let waiting = link.send_packet(packet.clone());
+        assert_eq!(waiting.await, Err(SendError::LinkClosed));
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(*rec.down.lock().unwrap(), Some(LinkDown::SendStalled));
+    }
+}

@@ -1,0 +1,207 @@
+//! Two beamlink nodes on loopback: the library against itself (the BEAM tests are in the
+//! interop suites).
+
+use beamlink::node::{CallError, Dest, Envelope, Node, NodeConfig, RpcCallError, RpcError};
+use beamlink::proto::digest::Cookie;
+use beamlink::proto::node_name::NodeName;
+use beamlink::proto::term::Term;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+async fn node(name: &str, cookie: &str) -> Node {
+    let mut config = NodeConfig::new(NodeName::parse(name).unwrap(), Cookie::new(cookie));
+    config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    Node::start(config).await.unwrap()
+}
+
+fn addr(n: &Node) -> SocketAddr {
+    n.listen_addr().unwrap()
+}
+
+#[tokio::test]
+async fn ping_rpc_and_genserver_between_two_nodes() {
+    let a = node("a@127.0.0.1", "c").await;
+    let b = node("b@127.0.0.1", "c").await;
+    a.connect_addr(b.name(), addr(&b)).await.unwrap();
+    assert_eq!(a.connected_nodes(), vec![b.name().clone()]);
+
+    let mut p = a.spawn_process();
+    let is_auth = Term::tuple([Term::atom("is_auth"), Term::atom("a@127.0.0.1")]);
+    let reply = p
+        .call(
+            &Dest::name("net_kernel", b.name()),
+            is_auth,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply, Term::atom("yes"));
+
+    let who = a
+        .rpc_call(b.name(), "erlang", "node", vec![], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(who, Term::atom("b@127.0.0.1"));
+    let visible = a
+        .rpc_call(b.name(), "erlang", "nodes", vec![], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(visible, Term::NIL);
+    let connected = a
+        .rpc_call(
+            b.name(),
+            "erlang",
+            "nodes",
+            vec![Term::list([Term::atom("visible"), Term::atom("hidden")])],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(connected, Term::list([Term::atom("a@127.0.0.1")]));
+    let undef = a
+        .rpc_call(b.name(), "nosuch", "fun", vec![], Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&undef, RpcCallError::Raised(RpcError::Error { reason, .. }) if reason.is_atom("undef")),
+        "{undef:?}"
+    );
+    let nodes = p
+        .call(
+            &Dest::name("beamlink", b.name()),
+            Term::atom("nodes"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(nodes, Term::list([Term::atom("a@127.0.0.1")]));
+
+    // A monitor on a name nobody has comes back noproc, well inside the timeout.
+    let err = p
+        .call(
+            &Dest::name("nosuch", b.name()),
+            Term::atom("x"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::Exit(r) if r.is_atom("noproc")),
+        "{err:?}"
+    );
+
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn monitors_fire_noconnection_when_the_peer_stops() {
+    let a = node("a@127.0.0.1", "c").await;
+    let b = node("b@127.0.0.1", "c").await;
+    a.connect_addr(b.name(), addr(&b)).await.unwrap();
+    let target = b.spawn_process();
+    target.register("worker").unwrap();
+    let mut watcher = a.spawn_process();
+    let mref = watcher.monitor(&Dest::name("worker", b.name())).await;
+    let linked = a.spawn_process();
+    linked.trap_exit(true);
+    let mut linked = linked;
+    linked.link(target.pid()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    b.shutdown().await;
+    match watcher.recv_timeout(Duration::from_secs(5)).await {
+        Some(Envelope::Down {
+            reference, reason, ..
+        }) => {
+            assert_eq!(reference, mref);
+            assert!(reason.is_atom("noconnection"));
+        }
+        other => panic!("expected DOWN, got {other:?}"),
+    }
+    match linked.recv_timeout(Duration::from_secs(5)).await {
+        Some(Envelope::Exit { reason, .. }) => assert!(reason.is_atom("noconnection")),
+        other => panic!("expected EXIT, got {other:?}"),
+    }
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn wrong_cookie_names_the_peer_and_the_step() {
+    let a = node("a@127.0.0.1", "one").await;
+    let b = node("b@127.0.0.1", "two").await;
+    let err = a.connect_addr(b.name(), addr(&b)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("b@127.0.0.1"), "{text}");
+    assert!(text.contains("cookie mismatch"), "{text}");
+    assert!(!text.contains("one") && !text.contains("two"), "{text}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn simultaneous_connects_give_exactly_one_link() {
+    for round in 0..50 {
+        let a = node("a@127.0.0.1", "c").await;
+        let b = node("b@127.0.0.1", "c").await;
+        let (ra, rb) = tokio::join!(
+            a.connect_addr(b.name(), addr(&b)),
+            b.connect_addr(a.name(), addr(&a))
+        );
+        let (la, lb) = (ra.unwrap(), rb.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.links().len(), 1, "round {round}");
+        assert_eq!(b.links().len(), 1, "round {round}");
+        assert!(la.is_up() && lb.is_up(), "round {round}");
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
+
+struct Counter {
+    n: i64,
+}
+
+impl beamlink::node::GenServer for Counter {
+    async fn handle_call(
+        &mut self,
+        request: Term,
+        _from: &beamlink::node::From,
+    ) -> beamlink::node::CallReply {
+        if request.is_atom("boom") {
+            panic!("asked to fail");
+        }
+        self.n += request.as_i64().unwrap_or(0);
+        beamlink::node::CallReply::Reply(Term::Int(self.n))
+    }
+
+    async fn handle_cast(&mut self, request: Term) {
+        self.n = request.as_i64().unwrap_or(self.n);
+    }
+}
+
+#[tokio::test]
+async fn a_rust_genserver_answers_and_survives_a_panicking_call() {
+    let a = node("a@127.0.0.1", "c").await;
+    let b = node("b@127.0.0.1", "c").await;
+    b.spawn_gen_server("counter", Counter { n: 0 }).unwrap();
+    a.connect_addr(b.name(), addr(&b)).await.unwrap();
+    let mut p = a.spawn_process();
+    let to = Dest::name("counter", b.name());
+    let t = Duration::from_secs(5);
+    assert_eq!(p.call(&to, Term::Int(2), t).await.unwrap(), Term::Int(2));
+    assert_eq!(p.call(&to, Term::Int(3), t).await.unwrap(), Term::Int(5));
+    let err = p.call(&to, Term::atom("boom"), t).await.unwrap_err();
+    match &err {
+        CallError::Exit(Term::Tuple(r)) => assert!(r[0].is_atom("panic")),
+        other => panic!("expected a panic exit, got {other:?}"),
+    }
+    p.send(
+        to.clone(),
+        Term::tuple([Term::atom("$gen_cast"), Term::Int(100)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(p.call(&to, Term::Int(1), t).await.unwrap(), Term::Int(101));
+    a.shutdown().await;
+    b.shutdown().await;
+}
