@@ -14,8 +14,9 @@ fn quoted(text: &str) -> String {
 
 #[test]
 fn beam_node_evaluates_on_each_release() {
-    let epmd = Epmd::start();
-    for otp in Otp::from_env() {
+    let releases = Otp::from_env();
+    let epmd = Epmd::start_with(releases[0]);
+    for otp in releases {
         let node = BeamNode::start(otp, epmd.port());
         assert_eq!(
             node.eval("erlang:system_info(otp_release)").unwrap(),
@@ -105,8 +106,9 @@ fn beam_nodes_of_different_releases_ping_through_one_epmd() {
 
 #[test]
 fn labyrinth_release_answers_rpc_and_remote() {
-    let epmd = Epmd::start();
-    for otp in Otp::from_env() {
+    let releases = Otp::from_env();
+    let epmd = Epmd::start_with(releases[0]);
+    for otp in releases {
         let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
         let node = release.node_name().to_owned();
         assert_eq!(

@@ -144,7 +144,7 @@ impl Otp {
             }
         });
         if let Err(reason) = result {
-            panic!("{self} is not usable: {reason} (run scripts/setup)");
+            panic!("{self} is not usable: {}", with_setup_hint(reason));
         }
     }
 
@@ -171,8 +171,8 @@ impl Otp {
         match result {
             Ok(path) => path.clone(),
             Err(reason) => panic!(
-                "{self}: the labyrinth fixture release is missing and could not be built: \
-                 {reason} (run scripts/setup)"
+                "{self}: the labyrinth fixture release is missing and could not be built: {}",
+                with_setup_hint(reason)
             ),
         }
     }
@@ -234,6 +234,15 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool 
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `reason`, ending with the advice to run scripts/setup unless it already gives it.
+fn with_setup_hint(reason: &str) -> String {
+    if reason.contains("run scripts/setup") {
+        reason.to_owned()
+    } else {
+        format!("{reason} (run scripts/setup)")
     }
 }
 
