@@ -1,0 +1,135 @@
+//! A real `epmd` owned by one test.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use super::process::{OutputLog, spawn_line_reader};
+use super::{LOOPBACK, Otp, free_port, wait_for};
+
+/// How many free ports [`Epmd::start_with`] tries before giving up (another process can take
+/// a port between [`free_port`] and epmd's bind).
+const PORT_ATTEMPTS: usize = 5;
+
+/// `epmd -port <free port>` in the foreground, from one OTP release. Its pid belongs to the
+/// test: it is killed and reaped on drop. Point BEAMs at it with `ERL_EPMD_PORT` (which
+/// [`super::BeamNode`] and [`super::Release`] do when given [`Epmd::port`]).
+pub struct Epmd {
+    child: Child,
+    port: u16,
+    otp: Otp,
+    output: OutputLog,
+}
+
+impl Epmd {
+    /// Starts the host's (OTP 25) epmd. Panics if it cannot start.
+    pub fn start() -> Epmd {
+        Epmd::start_with(Otp::V25)
+    }
+
+    /// Starts `otp`'s epmd on a free port and waits until it accepts connections.
+    /// Panics (with epmd's output) if it cannot start.
+    pub fn start_with(otp: Otp) -> Epmd {
+        let mut failures = Vec::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            let output = OutputLog::default();
+            let mut child = otp
+                .command("epmd")
+                .args(["-port", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|err| panic!("{otp}: cannot start epmd: {err}"));
+            for source in [
+                Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn Read + Send>,
+                Box::new(child.stderr.take().expect("piped stderr")),
+            ] {
+                let log = output.clone();
+                spawn_line_reader("epmd-output", source, move |line| log.push(line));
+            }
+            let listening = wait_for(
+                || {
+                    matches!(child.try_wait(), Ok(None))
+                        && TcpStream::connect((LOOPBACK, port)).is_ok()
+                },
+                Duration::from_secs(10),
+            );
+            if listening {
+                return Epmd {
+                    child,
+                    port,
+                    otp,
+                    output,
+                };
+            }
+            let _ = child.kill();
+            let status = child.wait();
+            failures.push(format!("port {port}: {status:?}: {}", output.text()));
+        }
+        panic!("{otp}: epmd did not start: {}", failures.join("; "));
+    }
+
+    /// The port epmd listens on (all interfaces, as epmd does by default).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The release whose epmd this is.
+    pub fn otp(&self) -> Otp {
+        self.otp
+    }
+
+    /// Pid of the epmd process.
+    pub fn os_pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The registered nodes, `(name, distribution port)`, from a NAMES request (what
+    /// `epmd -names` prints). Panics if epmd does not answer.
+    pub fn names(&self) -> Vec<(String, u16)> {
+        let mut stream = TcpStream::connect((LOOPBACK, self.port))
+            .unwrap_or_else(|err| panic!("epmd on port {}: connect: {err}", self.port));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("set read timeout");
+        // NAMES_REQ: 2-byte length 1, then 'n' (110).
+        stream
+            .write_all(&[0, 1, 110])
+            .unwrap_or_else(|err| panic!("epmd on port {}: NAMES: {err}", self.port));
+        let mut reply = Vec::new();
+        stream
+            .read_to_end(&mut reply)
+            .unwrap_or_else(|err| panic!("epmd on port {}: NAMES reply: {err}", self.port));
+        // 4-byte epmd port, then lines "name <name> at port <port>".
+        let text = String::from_utf8_lossy(reply.get(4..).unwrap_or_default()).into_owned();
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("name ")?;
+                let (name, port) = rest.rsplit_once(" at port ")?;
+                Some((name.to_owned(), port.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Waits until `name` (the part before `@`) is registered; false after `timeout`.
+    pub fn wait_registered(&self, name: &str, timeout: Duration) -> bool {
+        wait_for(
+            || {
+                self.names()
+                    .iter()
+                    .any(|(registered, _)| registered == name)
+            },
+            timeout,
+        )
+    }
+}
+
+impl Drop for Epmd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,257 @@
+//! Support for tests that run against real Erlang/OTP programs (OTP 25, 27 and 29).
+//!
+//! Every interop test starts with `mod support;` and gets:
+//!
+//! * [`Otp`]: the releases under test ([`Otp::from_env`] reads `BEAMLINK_OTP`, default
+//!   `"25 27 29"`) and [`Otp::command`], a `std::process::Command` for any program of that
+//!   release, run through `scripts/otp-run` (25 = the host's Debian packages, 27/29 = the
+//!   chroots built by `scripts/setup`).
+//! * [`Epmd`]: a real `epmd` on a free port, owned by the test and killed on drop.
+//! * [`BeamNode`]: `erl -name ... -setcookie ...` driven through a small line REPL:
+//!   [`BeamNode::eval`] evaluates an Erlang expression on that node and returns the printed
+//!   value.
+//! * [`Release`]: the `labyrinth` fixture release (`fixtures/labyrinth`) started as a daemon,
+//!   with [`Release::rpc`] (`bin/labyrinth rpc`) and [`Release::remote`] (a real
+//!   `bin/labyrinth remote` shell on a pty).
+//! * [`free_port`], [`unique_name`], [`wait_for`].
+//!
+//! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
+//! what is missing and says "run scripts/setup".
+//!
+//! Everything is blocking (std threads and pipes). From a tokio test, call it from
+//! `tokio::task::spawn_blocking` or use `#[tokio::test(flavor = "multi_thread")]`, or a
+//! blocking call (e.g. an `eval` that makes the BEAM talk to a Rust node served by the same
+//! runtime) stalls the runtime it waits for.
+
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
+
+mod beam_node;
+mod epmd;
+mod process;
+mod release;
+
+use std::ffi::OsStr;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+pub use beam_node::{BeamNode, BeamNodeBuilder, EvalError};
+pub use epmd::Epmd;
+pub use release::{Release, ReleaseConfig, ReleaseError};
+
+/// Cookie used when a test does not choose one. Test-only: never a real secret.
+pub const TEST_COOKIE: &str = "beamlink_test_cookie";
+
+/// Host part of node names started by this module (longnames on loopback).
+pub const LOOPBACK: &str = "127.0.0.1";
+
+/// One Erlang/OTP release the tests run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Otp {
+    /// OTP 25 / Elixir 1.14: the host's Debian bookworm packages.
+    V25,
+    /// OTP 27 / Elixir 1.18: Debian trixie chroot.
+    V27,
+    /// OTP 29 / Elixir 1.20: Debian sid chroot.
+    V29,
+}
+
+impl Otp {
+    /// All supported releases, oldest first.
+    pub const ALL: [Otp; 3] = [Otp::V25, Otp::V27, Otp::V29];
+
+    /// The releases named in `BEAMLINK_OTP` (space or comma separated, e.g. `"27"` or
+    /// `"25 29"`), default all three. Panics on an unknown or empty selection.
+    pub fn from_env() -> Vec<Otp> {
+        let spec = std::env::var("BEAMLINK_OTP").unwrap_or_else(|_| "25 27 29".to_owned());
+        let releases: Vec<Otp> = spec
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                Otp::parse(part).unwrap_or_else(|| {
+                    panic!("BEAMLINK_OTP={spec:?}: unknown release {part:?} (use 25, 27 and/or 29)")
+                })
+            })
+            .collect();
+        assert!(
+            !releases.is_empty(),
+            "BEAMLINK_OTP={spec:?} selects no release (use 25, 27 and/or 29)"
+        );
+        releases
+    }
+
+    /// `"25"`, `"27"` or `"29"` as a release; `None` otherwise.
+    pub fn parse(text: &str) -> Option<Otp> {
+        Otp::ALL.into_iter().find(|otp| otp.release() == text)
+    }
+
+    /// The release number as `erlang:system_info(otp_release)` reports it: `"25"`, `"27"`, `"29"`.
+    pub fn release(self) -> &'static str {
+        match self {
+            Otp::V25 => "25",
+            Otp::V27 => "27",
+            Otp::V29 => "29",
+        }
+    }
+
+    /// A command running `program` (a name such as `erl`, `epmd`, `elixir`, `mix`, or a path)
+    /// from this release: `scripts/otp-run <rel> <program>`, working directory = repository
+    /// root, environment inherited (see `scripts/otp-run` for what passes through). The child's
+    /// pid is the program's own pid (otp-run execs), so killing it stops the program.
+    /// Panics with "run scripts/setup" when the release is not installed.
+    pub fn command(self, program: impl AsRef<OsStr>) -> Command {
+        self.ensure_installed();
+        let mut command = Command::new(otp_run());
+        command
+            .arg(self.release())
+            .arg(program)
+            .current_dir(repo_root());
+        command
+    }
+
+    /// Like [`Otp::command`], inside network namespace `netns` (`ip netns exec <netns>
+    /// scripts/otp-run ...`); the namespace must exist (see `scripts/lib/netns.sh`).
+    pub fn command_in_netns(self, netns: &str, program: impl AsRef<OsStr>) -> Command {
+        self.ensure_installed();
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns])
+            .arg(otp_run())
+            .arg(self.release())
+            .arg(program)
+            .current_dir(repo_root());
+        command
+    }
+
+    /// Panics, naming what is missing and "run scripts/setup", unless this release's
+    /// programs are installed (checked once per test binary with `scripts/otp-run --check`).
+    pub fn ensure_installed(self) {
+        static CHECKED: [OnceLock<Result<(), String>>; 3] =
+            [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        let result = CHECKED[self.index()].get_or_init(|| {
+            let output = Command::new(otp_run())
+                .args(["--check", self.release()])
+                .current_dir(repo_root())
+                .output()
+                .map_err(|err| format!("cannot run {}: {err}", otp_run().display()))?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+            }
+        });
+        if let Err(reason) = result {
+            panic!("{self} is not usable: {}", with_setup_hint(reason));
+        }
+    }
+
+    /// Path of this release's `bin/labyrinth` (the fixture release), built or refreshed by
+    /// `scripts/build-fixture` on first use in a test binary. Panics with "run scripts/setup"
+    /// when it cannot be built.
+    pub fn fixture_bin(self) -> PathBuf {
+        static BUILT: [OnceLock<Result<PathBuf, String>>; 3] =
+            [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        self.ensure_installed();
+        let result = BUILT[self.index()].get_or_init(|| {
+            let script = repo_root().join("scripts/build-fixture");
+            let output = Command::new(&script)
+                .arg(self.release())
+                .current_dir(repo_root())
+                .output()
+                .map_err(|err| format!("cannot run {}: {err}", script.display()))?;
+            if !output.status.success() {
+                return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+            }
+            let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            Ok(PathBuf::from(path))
+        });
+        match result {
+            Ok(path) => path.clone(),
+            Err(reason) => panic!(
+                "{self}: the labyrinth fixture release is missing and could not be built: {}",
+                with_setup_hint(reason)
+            ),
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Otp::V25 => 0,
+            Otp::V27 => 1,
+            Otp::V29 => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Otp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OTP {}", self.release())
+    }
+}
+
+/// The repository root (from `CARGO_MANIFEST_DIR`).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `scripts/otp-run` in this repository.
+pub fn otp_run() -> PathBuf {
+    repo_root().join("scripts/otp-run")
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago. Another process can still take it
+/// before the caller binds it; [`Epmd::start`] retries for that reason.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((LOOPBACK, 0))
+        .unwrap_or_else(|err| panic!("cannot bind a port on {LOOPBACK}: {err}"));
+    listener
+        .local_addr()
+        .expect("bound listener has an address")
+        .port()
+}
+
+/// A node-name part unique within this machine for the life of this test process:
+/// `<prefix>_<pid>_<counter>`, made of letters, digits and `_` (valid for `-name`,
+/// `RELEASE_NODE` and EPMD).
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}_{}_{n}", std::process::id())
+}
+
+/// Polls `condition` every 20 ms until it returns true (then `true`) or `timeout` passes
+/// (then `false`). The condition runs at least once.
+pub fn wait_for(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `reason`, ending with the advice to run scripts/setup unless it already gives it.
+fn with_setup_hint(reason: &str) -> String {
+    if reason.contains("run scripts/setup") {
+        reason.to_owned()
+    } else {
+        format!("{reason} (run scripts/setup)")
+    }
+}
+
+/// Panics with "run scripts/setup" unless `program` is found in PATH.
+fn require_tool(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    assert!(
+        found,
+        "`{program}` (Debian package {package}) is not installed (run scripts/setup)"
+    );
+}
