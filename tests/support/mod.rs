@@ -26,6 +26,7 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
 mod beam_node;
+mod beamlink;
 mod epmd;
 mod process;
 mod release;
@@ -39,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use beam_node::{BeamNode, BeamNodeBuilder, EvalError};
+pub use beamlink::{Beamlink, beamlink_bin, beamlink_command, beamlink_oneshot};
 pub use epmd::Epmd;
 pub use release::{Release, ReleaseConfig, ReleaseError};
 
