@@ -1,0 +1,344 @@
+//! "Answer the cluster" against real BEAM nodes of every release in `BEAMLINK_OTP`: every
+//! row of the table in `contract.md`, checked from the remote shell of a real `mix release`
+//! and from plain `erl`; OTP's `erl_call`; a Rust program calling a GenServer in the
+//! release; monitors and links both ways, node-down included; malformed control messages;
+//! a panicking handler.
+
+mod support;
+
+use beamlink::node::{Dest, Envelope, Node, NodeConfig, RpcError};
+use beamlink::proto::digest::Cookie;
+use beamlink::proto::node_name::NodeName;
+use beamlink::proto::term::Term;
+use std::time::{Duration, Instant};
+use support::{
+    BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE, unique_name,
+};
+
+fn start_beamlink(epmd: &Epmd) -> (Beamlink, String) {
+    let name = format!("{}@127.0.0.1", unique_name("bl"));
+    let bl = Beamlink::start(
+        &["run", "--name", &name, "--epmd", "client", "--epmd-port", &epmd.port().to_string()],
+        TEST_COOKIE,
+    );
+    bl.wait_log("node started", Duration::from_secs(10));
+    (bl, name)
+}
+
+/// The table of `contract.md` as one Elixir expression (one line, for the remote shell).
+fn contract_rows_elixir(r: &str) -> String {
+    format!(
+        r#"r = :"{r}"; [ping: Node.ping(r), list: Enum.member?(Node.list(), r), hidden: Enum.member?(Node.list(:hidden), r), connected: Enum.member?(Node.list(:connected), r), node: :rpc.call(r, :erlang, :node, []), nodes: :rpc.call(r, :erlang, :nodes, []), conn: :rpc.call(r, :erlang, :nodes, [:connected]), hid: :rpc.call(r, :erlang, :nodes, [:hidden]), both: :rpc.call(r, :erlang, :nodes, [[:visible, :hidden]]), erpc: :erpc.call(r, :erlang, :nodes, [:connected]), undef: (case :rpc.call(r, :nosuch, :fun, []) do {{:badrpc, {{:EXIT, {{:undef, _}}}}}} -> :undef_ok; other -> other end), gen_nodes: GenServer.call({{:beamlink, r}}, :nodes), info: GenServer.call({{:beamlink, r}}, :info) |> Map.keys() |> Enum.sort(), noproc: (t = System.monotonic_time(:millisecond); e = (try do GenServer.call({{:nosuch, r}}, :x, 1000) catch :exit, {{reason, _}} -> reason end); {{e, System.monotonic_time(:millisecond) - t < 1000}}), block: :rpc.block_call(r, :erlang, :nodes, [:connected])]"#
+    )
+}
+
+fn check_contract_rows(otp: Otp, r: &str, caller: &str, rows: &str, via: &str) {
+    let expect = |key: &str, value: &str| {
+        let needle = format!("{key}: {value}");
+        assert!(rows.contains(&needle), "{otp} {via}: expected `{needle}` in {rows}");
+    };
+    let me = format!(":\"{caller}\"");
+    expect("ping", ":pong");
+    expect("list", "false");
+    expect("hidden", "true");
+    expect("connected", "true");
+    expect("node", &format!(":\"{r}\""));
+    expect("nodes", "[]");
+    expect("conn", &format!("[{me}]"));
+    expect("hid", &format!("[{me}]"));
+    expect("both", &format!("[{me}]"));
+    expect("erpc", &format!("[{me}]"));
+    expect("undef", ":undef_ok");
+    expect("gen_nodes", &format!("[{me}]"));
+    expect("info", "[:name, :peers, :uptime_ms, :version]");
+    expect("noproc", "{:noproc, true}");
+    expect("block", &format!("[{me}]"));
+}
+
+#[test]
+fn the_contract_table_holds_from_a_release_remote_shell() {
+    for otp in Otp::from_env() {
+        let epmd = Epmd::start();
+        let (mut bl, r) = start_beamlink(&epmd);
+        let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
+        let rows = release.remote(&contract_rows_elixir(&r));
+        check_contract_rows(otp, &r, release.node_name(), &rows, "remote shell");
+
+        // Process.monitor({:beamlink, R}) then R stops: DOWN with noconnection.
+        release.rpc(&format!(
+            r#"pid = spawn(fn -> ref = Process.monitor({{:beamlink, :"{r}"}}); receive do {{:DOWN, ^ref, :process, _, reason}} -> :persistent_term.put(:beamlink_down, reason) end end); Process.register(pid, :down_watch); :ok"#
+        ));
+        let stopped = Instant::now();
+        let status = bl.terminate(Duration::from_secs(5));
+        let exit_time = stopped.elapsed();
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{otp}: SIGTERM exit code");
+        let mut down = String::new();
+        for _ in 0..50 {
+            down = release.rpc(":persistent_term.get(:beamlink_down, :none)");
+            if down != ":none" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(down, ":noconnection", "{otp}: monitor on {{:beamlink, R}}");
+        assert!(exit_time < Duration::from_secs(5), "{otp}: exit took {exit_time:?}");
+        let alive = r.split('@').next().unwrap();
+        assert!(
+            !epmd.names().iter().any(|(n, _)| n == alive),
+            "{otp}: still registered after SIGTERM"
+        );
+    }
+}
+
+#[test]
+fn the_contract_table_holds_from_plain_erl() {
+    for otp in Otp::from_env() {
+        let epmd = Epmd::start();
+        let (_bl, r) = start_beamlink(&epmd);
+        let beam = BeamNode::start(otp, epmd.port());
+        let q = |e: &str| beam.eval(e).unwrap();
+        let me = format!("['{}']", beam.node_name());
+        let ra = format!("'{r}'");
+        assert_eq!(q(&format!("net_adm:ping({ra})")), "pong", "{otp}");
+        assert_eq!(q(&format!("lists:member({ra}, nodes())")), "false", "{otp}");
+        assert_eq!(q(&format!("lists:member({ra}, nodes(hidden))")), "true", "{otp}");
+        assert_eq!(q(&format!("rpc:call({ra}, erlang, node, [])")), ra, "{otp}");
+        assert_eq!(q(&format!("rpc:call({ra}, erlang, nodes, [])")), "[]", "{otp}");
+        assert_eq!(q(&format!("rpc:call({ra}, erlang, nodes, [connected])")), me, "{otp}");
+        assert_eq!(q(&format!("erpc:call({ra}, erlang, nodes, [connected])")), me, "{otp}");
+        assert_eq!(
+            q(&format!("rpc:call({ra}, erlang, nodes, [[visible, hidden]])")),
+            me,
+            "{otp}"
+        );
+        assert_eq!(
+            q(&format!("element(1, element(2, element(2, rpc:call({ra}, nosuch, 'fun', []))))")),
+            "undef",
+            "{otp}"
+        );
+        assert_eq!(q(&format!("gen_server:call({{beamlink, {ra}}}, nodes)")), me, "{otp}");
+        assert_eq!(
+            q(&format!("lists:sort(maps:keys(gen_server:call({{beamlink, {ra}}}, info)))")),
+            "[name,peers,uptime_ms,version]",
+            "{otp}"
+        );
+        assert_eq!(
+            q(&format!("catch gen_server:call({{nosuch, {ra}}}, x, 1000)")),
+            format!("{{'EXIT',{{noproc,{{gen_server,call,[{{nosuch,{ra}}},x,1000]}}}}}}"),
+            "{otp}"
+        );
+        assert_eq!(q(&format!("rpc:block_call({ra}, erlang, nodes, [connected])")), me, "{otp}");
+        // A client connected to R appears in R's nodes(connected), as on a BEAM: the table's
+        // "every node R is connected to".
+        assert_eq!(q(&format!("rpc:call({ra}, erlang, nodes, [hidden])")), me, "{otp}");
+    }
+}
+
+#[test]
+fn erl_call_gets_an_answer_from_rex() {
+    for otp in Otp::from_env() {
+        let epmd = Epmd::start();
+        let (_bl, r) = start_beamlink(&epmd);
+        let out = otp
+            .command("erl_call")
+            .args(["-name", &r, "-c", TEST_COOKIE, "-a", "erlang nodes [connected]"])
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{otp}: erl_call failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // erl_call's own node (a short name, cN@host) is the one connected to R.
+        let listed = stdout.trim();
+        assert!(
+            listed.starts_with("['c") || listed.starts_with("[c"),
+            "{otp}: erl_call printed {listed}"
+        );
+    }
+}
+
+fn rust_node(epmd: &Epmd, alive: &str) -> Node {
+    let mut config = NodeConfig::new(
+        NodeName::parse(&format!("{}@127.0.0.1", unique_name(alive))).unwrap(),
+        Cookie::new(TEST_COOKIE),
+    );
+    config.epmd_port = epmd.port();
+    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    let rt = tokio::runtime::Handle::current();
+    rt.block_on(async { Node::start(config).await.unwrap() })
+}
+
+/// Runs a blocking test body on a multi-thread runtime, so BEAM calls into our node are
+/// served while the body waits.
+fn with_runtime(body: impl FnOnce(&tokio::runtime::Runtime)) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    body(&rt);
+    rt.shutdown_timeout(Duration::from_secs(5));
+}
+
+#[test]
+fn monitors_and_links_fire_both_ways_with_a_release() {
+    for otp in Otp::from_env() {
+        with_runtime(|rt| {
+            let _guard = rt.enter();
+            let epmd = Epmd::start();
+            let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
+            let node = rust_node(&epmd, "rustmon");
+            let peer = NodeName::parse(release.node_name()).unwrap();
+            rt.block_on(node.connect(&peer)).unwrap();
+
+            // Rust monitors and links a release process that then gets killed.
+            let victim = release.rpc(
+                "pid = spawn(fn -> receive do :never -> :ok end end); Process.register(pid, :victim); :ok",
+            );
+            assert_eq!(victim, ":ok");
+            let mut watcher = node.spawn_process();
+            watcher.trap_exit(true);
+            let mref = rt.block_on(watcher.monitor(&Dest::name("victim", &peer)));
+            let victim_pid = rt
+                .block_on(node.rpc_call(&peer, "erlang", "whereis", vec![Term::atom("victim")], Duration::from_secs(5)))
+                .unwrap();
+            let Term::Pid(victim_pid) = victim_pid else { panic!("{otp}: whereis gave {victim_pid}") };
+            rt.block_on(watcher.link(&victim_pid)).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            release.rpc("Process.exit(Process.whereis(:victim), :kill)");
+            let mut got_down = false;
+            let mut got_exit = false;
+            for _ in 0..2 {
+                match rt.block_on(watcher.recv_timeout(Duration::from_secs(5))) {
+                    Some(Envelope::Down { reference, reason, .. }) => {
+                        assert_eq!(reference, mref);
+                        assert!(reason.is_atom("killed"), "{otp}: DOWN {reason}");
+                        got_down = true;
+                    }
+                    Some(Envelope::Exit { reason, .. }) => {
+                        assert!(reason.is_atom("killed"), "{otp}: EXIT {reason}");
+                        got_exit = true;
+                    }
+                    other => panic!("{otp}: {other:?}"),
+                }
+            }
+            assert!(got_down && got_exit, "{otp}");
+
+            // The release monitors and links a Rust process that then exits.
+            let mut target = node.spawn_process();
+            target.register("target").unwrap();
+            let r = node.name().to_string();
+            release.rpc(&format!(
+                r#"pid = spawn(fn -> Process.flag(:trap_exit, true); ref = Process.monitor({{:target, :"{r}"}}); [p] = :erpc.call(:"{r}", :erlang, :nodes, [:this]) |> then(fn _ -> [:ok] end); _ = p; receive do {{:DOWN, ^ref, :process, _, reason}} -> :persistent_term.put(:rust_down, reason) end end); Process.register(pid, :watch_rust); :ok"#
+            ));
+            std::thread::sleep(Duration::from_millis(300));
+            let target_pid = target.pid().clone();
+            release.rpc(&format!(
+                r#"pid = spawn(fn -> Process.flag(:trap_exit, true); Process.link(:erlang.list_to_pid(~c"{}")) ; receive do {{:EXIT, _, reason}} -> :persistent_term.put(:rust_exit, reason) end end); :ok"#,
+                pid_text(&target_pid, &release, &r)
+            ));
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = rt.block_on(target.recv_timeout(Duration::from_millis(10)));
+            rt.block_on(target.exit(Term::atom("shutdown_by_rust")));
+            let down = wait_rpc(&release, ":persistent_term.get(:rust_down, :none)");
+            assert_eq!(down, ":shutdown_by_rust", "{otp}: release's monitor on a Rust process");
+            let exit = wait_rpc(&release, ":persistent_term.get(:rust_exit, :none)");
+            assert_eq!(exit, ":shutdown_by_rust", "{otp}: release's link to a Rust process");
+
+            // Node-down: the release monitors a Rust process, the Rust node goes away.
+            let keeper = node.spawn_process();
+            keeper.register("keeper").unwrap();
+            release.rpc(&format!(
+                r#"pid = spawn(fn -> ref = Process.monitor({{:keeper, :"{r}"}}); receive do {{:DOWN, ^ref, :process, _, reason}} -> :persistent_term.put(:node_down, reason) end end); :ok"#
+            ));
+            std::thread::sleep(Duration::from_millis(300));
+            rt.block_on(node.shutdown());
+            let nd = wait_rpc(&release, ":persistent_term.get(:node_down, :none)");
+            assert_eq!(nd, ":noconnection", "{otp}: monitor on a Rust process when its node stops");
+            drop(keeper);
+        });
+    }
+}
+
+/// `<0.id.serial>` as the release node sees our pid (pid_to_list on a remote pid prints the
+/// node's index, which only the release knows): ask it.
+fn pid_text(pid: &beamlink::proto::term::Pid, release: &Release, r: &str) -> String {
+    // erpc to ourselves returns a pid term the release then prints.
+    let _ = r;
+    let listed = release.rpc(&format!(
+        r#":erlang.pid_to_list(:erpc.call(:"{}", :erlang, :whereis, [:target]))"#,
+        pid.node
+    ));
+    listed.trim_matches(|c| c == '~' || c == 'c' || c == '\'' || c == '"').to_string()
+}
+
+fn wait_rpc(release: &Release, expr: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        last = release.rpc(expr);
+        if last != ":none" {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last
+}
+
+#[test]
+fn a_panicking_handler_is_an_error_for_its_caller_and_the_node_goes_on() {
+    for otp in Otp::from_env() {
+        with_runtime(|rt| {
+            let _guard = rt.enter();
+            let epmd = Epmd::start();
+            let node = rust_node(&epmd, "rustpanic");
+            node.register_rpc("demo", "boom", 0, |_, _| async { panic!("handler failure") });
+            node.register_rpc("demo", "thrower", 0, |_, _| async {
+                Err(RpcError::Throw(Term::atom("thrown")))
+            });
+            let beam = BeamNode::start(otp, epmd.port());
+            let peer = NodeName::parse(beam.node_name()).unwrap();
+            rt.block_on(node.connect(&peer)).unwrap();
+            let r = node.name().to_string();
+            let boom = beam
+                .eval(&format!("try erpc:call('{r}', demo, boom, []) catch error:{{exception, R, _}} -> {{error, R}} end"))
+                .unwrap();
+            assert!(boom.starts_with("{error,{beamlink_handler_failed"), "{otp}: {boom}");
+            assert_eq!(
+                beam.eval(&format!("catch erpc:call('{r}', demo, thrower, [])")).unwrap(),
+                "thrown",
+                "{otp}"
+            );
+            assert_eq!(beam.eval(&format!("rpc:call('{r}', erlang, node, [])")).unwrap(), format!("'{r}'"));
+            rt.block_on(node.shutdown());
+        });
+    }
+}
+
+#[test]
+fn a_rust_program_calls_a_genserver_in_the_release() {
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("call_genserver");
+    assert!(example.exists(), "{} missing (cargo test builds examples)", example.display());
+    for otp in Otp::from_env() {
+        let epmd = Epmd::start();
+        let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
+        let out = std::process::Command::new(&example)
+            .args([release.node_name(), "labyrinth_echo"])
+            .env("BEAMLINK_COOKIE", TEST_COOKIE)
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{otp}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("{echo,"), "{otp}: {stdout}");
+    }
+}
