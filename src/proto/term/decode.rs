@@ -81,7 +81,10 @@ impl<'a> Decoder<'a> {
             let at = d.pos;
             let version = d.u8()?;
             if version != VERSION {
-                return Err(DecodeError::BadVersion { offset: at, found: version });
+                return Err(DecodeError::BadVersion {
+                    offset: at,
+                    found: version,
+                });
             }
             d.value(0)
         })
@@ -111,7 +114,10 @@ impl<'a> Decoder<'a> {
 
     /// Bytes this term may still use: what remains minus what open containers are owed.
     fn available(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos).saturating_sub(self.owed)
+        self.buf
+            .len()
+            .saturating_sub(self.pos)
+            .saturating_sub(self.owed)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
@@ -155,11 +161,23 @@ impl<'a> Decoder<'a> {
 
     /// Claims `count * per_item + extra` bytes for what a container at `at` will read after
     /// its header; fails before anything is allocated if they are not there.
-    fn claim(&mut self, at: usize, count: u32, per_item: usize, extra: usize) -> Result<(), DecodeError> {
-        let need = (count as usize).saturating_mul(per_item).saturating_add(extra);
+    fn claim(
+        &mut self,
+        at: usize,
+        count: u32,
+        per_item: usize,
+        extra: usize,
+    ) -> Result<(), DecodeError> {
+        let need = (count as usize)
+            .saturating_mul(per_item)
+            .saturating_add(extra);
         let available = self.available();
         if need > available {
-            return Err(DecodeError::CountExceedsInput { offset: at, declared: count, available });
+            return Err(DecodeError::CountExceedsInput {
+                offset: at,
+                declared: count,
+                available,
+            });
         }
         self.owed += need;
         Ok(())
@@ -179,9 +197,22 @@ impl<'a> Decoder<'a> {
 
     // ---- terms -----------------------------------------------------------------------------
 
+    /// One term. Kept small, with containers and leaves in their own functions, because it
+    /// is part of the recursion: its frame is paid once per nesting level.
     fn value(&mut self, depth: usize) -> Result<Term, DecodeError> {
         let at = self.pos;
         let tag = self.u8()?;
+        match tag {
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => self.tuple(at, tag, depth),
+            LIST_EXT => self.list(at, depth),
+            MAP_EXT => self.map(at, depth),
+            NEW_FUN_EXT => self.fun(at, depth),
+            _ => self.leaf(at, tag),
+        }
+    }
+
+    #[inline(never)]
+    fn leaf(&mut self, at: usize, tag: u8) -> Result<Term, DecodeError> {
         match tag {
             SMALL_INTEGER_EXT => Ok(Term::Int(self.u8()?.into())),
             INTEGER_EXT => Ok(Term::Int((self.u32()? as i32).into())),
@@ -198,21 +229,12 @@ impl<'a> Decoder<'a> {
             ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT | ATOM_CACHE_REF => {
                 self.atom_after_tag(at, tag).map(Term::Atom)
             }
-            SMALL_TUPLE_EXT => {
-                let arity = self.u8()?;
-                self.tuple(at, arity.into(), depth)
-            }
-            LARGE_TUPLE_EXT => {
-                let arity = self.u32()?;
-                self.tuple(at, arity, depth)
-            }
             NIL_EXT => Ok(Term::NIL),
             STRING_EXT => {
                 let mut items = Vec::new();
                 self.string_into(&mut items)?;
                 Ok(Term::List(items))
             }
-            LIST_EXT => self.list(at, depth),
             BINARY_EXT => {
                 let len = self.u32()?;
                 self.slice(len as usize).map(Term::Binary)
@@ -221,9 +243,7 @@ impl<'a> Decoder<'a> {
             NEW_PID_EXT | PID_EXT => self.pid_after_tag(tag).map(Term::Pid),
             NEW_PORT_EXT | PORT_EXT | V4_PORT_EXT => self.port(tag),
             NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT | REFERENCE_EXT => self.reference(at, tag),
-            NEW_FUN_EXT => self.fun(at, depth),
             EXPORT_EXT => self.export(),
-            MAP_EXT => self.map(at, depth),
             COMPRESSED => Err(DecodeError::Compressed { offset: at }),
             LOCAL_EXT => Err(DecodeError::LocalFormat { offset: at }),
             _ => Err(DecodeError::UnknownTag { offset: at, tag }),
@@ -248,7 +268,8 @@ impl<'a> Decoder<'a> {
             word[..used].copy_from_slice(magnitude);
             let value = u64::from_le_bytes(word);
             let fitted = if negative {
-                0i64.checked_sub_unsigned(value).or((value == 1 << 63).then_some(i64::MIN))
+                0i64.checked_sub_unsigned(value)
+                    .or((value == 1 << 63).then_some(i64::MIN))
             } else {
                 i64::try_from(value).ok()
             };
@@ -346,12 +367,17 @@ impl<'a> Decoder<'a> {
             }
             ATOM_CACHE_REF => {
                 let index = self.u8()?;
-                let cache = self.atom_cache.ok_or(DecodeError::NoAtomCache { offset: at })?;
-                cache.get(usize::from(index)).cloned().ok_or(DecodeError::AtomCacheIndex {
-                    offset: at,
-                    index,
-                    cache_len: cache.len(),
-                })
+                let cache = self
+                    .atom_cache
+                    .ok_or(DecodeError::NoAtomCache { offset: at })?;
+                cache
+                    .get(usize::from(index))
+                    .cloned()
+                    .ok_or(DecodeError::AtomCacheIndex {
+                        offset: at,
+                        index,
+                        cache_len: cache.len(),
+                    })
             }
             _ => Err(DecodeError::NotAnAtom { offset: at, tag }),
         }
@@ -359,7 +385,8 @@ impl<'a> Decoder<'a> {
 
     fn utf8_atom(&mut self, at: usize, len: usize) -> Result<Atom, DecodeError> {
         let bytes = self.take(len)?;
-        let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::AtomNotUtf8 { offset: at })?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| DecodeError::AtomNotUtf8 { offset: at })?;
         if len > Atom::MAX_CHARS {
             let chars = text.chars().count();
             if chars > Atom::MAX_CHARS {
@@ -371,7 +398,10 @@ impl<'a> Decoder<'a> {
 
     fn latin1_atom(&mut self, at: usize, len: usize) -> Result<Atom, DecodeError> {
         if len > Atom::MAX_CHARS {
-            return Err(DecodeError::AtomTooLong { offset: at, chars: len });
+            return Err(DecodeError::AtomTooLong {
+                offset: at,
+                chars: len,
+            });
         }
         let bytes = self.take(len)?;
         Ok(match std::str::from_utf8(bytes) {
@@ -380,8 +410,13 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn tuple(&mut self, at: usize, arity: u32, depth: usize) -> Result<Term, DecodeError> {
+    fn tuple(&mut self, at: usize, tag: u8, depth: usize) -> Result<Term, DecodeError> {
         let inner = Self::nested(depth, at)?;
+        let arity = if tag == SMALL_TUPLE_EXT {
+            self.u8()?.into()
+        } else {
+            self.u32()?
+        };
         self.claim(at, arity, 1, 0)?;
         let mut items = Vec::with_capacity(arity as usize);
         for _ in 0..arity {
@@ -416,26 +451,38 @@ impl<'a> Decoder<'a> {
             }
             self.settle();
             header_at = self.pos;
-            match self.peek()? {
-                NIL_EXT => {
-                    self.pos += 1;
-                    return Ok(Term::List(items));
-                }
-                STRING_EXT => {
-                    self.pos += 1;
-                    self.string_into(&mut items)?;
-                    return Ok(Term::List(items));
-                }
-                LIST_EXT => self.pos += 1,
-                _ => {
-                    let tail = self.value(inner)?;
-                    return Ok(if items.is_empty() {
-                        tail
-                    } else {
-                        Term::ImproperList(items, Box::new(tail))
-                    });
-                }
+            match self.list_tail(&mut items)? {
+                Tail::Proper => return Ok(Term::List(items)),
+                Tail::More => {}
+                Tail::Other => break,
             }
+        }
+        let tail = self.value(inner)?;
+        Ok(if items.is_empty() {
+            tail
+        } else {
+            Term::ImproperList(items, Box::new(tail))
+        })
+    }
+
+    /// Reads a list tail that is itself a list; leaves any other tail unread.
+    #[inline(never)]
+    fn list_tail(&mut self, items: &mut Vec<Term>) -> Result<Tail, DecodeError> {
+        match self.peek()? {
+            NIL_EXT => {
+                self.pos += 1;
+                Ok(Tail::Proper)
+            }
+            STRING_EXT => {
+                self.pos += 1;
+                self.string_into(items)?;
+                Ok(Tail::Proper)
+            }
+            LIST_EXT => {
+                self.pos += 1;
+                Ok(Tail::More)
+            }
+            _ => Ok(Tail::Other),
         }
     }
 
@@ -460,9 +507,16 @@ impl<'a> Decoder<'a> {
                     }
                     Bytes::from(owned)
                 };
-                Ok(Term::Bits { data, last_bits: bits })
+                Ok(Term::Bits {
+                    data,
+                    last_bits: bits,
+                })
             }
-            _ => Err(DecodeError::BadBitCount { offset: at, len, bits }),
+            _ => Err(DecodeError::BadBitCount {
+                offset: at,
+                len,
+                bits,
+            }),
         }
     }
 
@@ -478,8 +532,17 @@ impl<'a> Decoder<'a> {
         let node = self.atom()?;
         let id = self.u32()?;
         let serial = self.u32()?;
-        let creation = if tag == NEW_PID_EXT { self.u32()? } else { self.u8()?.into() };
-        Ok(Pid { node, id, serial, creation })
+        let creation = if tag == NEW_PID_EXT {
+            self.u32()?
+        } else {
+            self.u8()?.into()
+        };
+        Ok(Pid {
+            node,
+            id,
+            serial,
+            creation,
+        })
     }
 
     fn port(&mut self, tag: u8) -> Result<Term, DecodeError> {
@@ -503,7 +566,11 @@ impl<'a> Decoder<'a> {
             ids[0] = self.u32()?;
             self.u8()?.into()
         } else {
-            let creation = if tag == NEWER_REFERENCE_EXT { self.u32()? } else { self.u8()?.into() };
+            let creation = if tag == NEWER_REFERENCE_EXT {
+                self.u32()?
+            } else {
+                self.u8()?.into()
+            };
             for id in &mut ids[..usize::from(words)] {
                 *id = self.u32()?;
             }
@@ -518,10 +585,12 @@ impl<'a> Decoder<'a> {
     fn integer(&mut self) -> Result<i64, DecodeError> {
         let at = self.pos;
         match self.peek()? {
-            SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => match self.value(0)? {
-                Term::Int(i) => Ok(i),
-                _ => Err(DecodeError::IntegerOutOfRange { offset: at }),
-            },
+            SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => {
+                match self.value(0)? {
+                    Term::Int(i) => Ok(i),
+                    _ => Err(DecodeError::IntegerOutOfRange { offset: at }),
+                }
+            }
             tag => Err(DecodeError::NotAnInteger { offset: at, tag }),
         }
     }
@@ -530,6 +599,19 @@ impl<'a> Decoder<'a> {
     /// the encoder always writes the right one.
     fn fun(&mut self, at: usize, depth: usize) -> Result<Term, DecodeError> {
         let inner = Self::nested(depth, at)?;
+        let (mut fun, num_free) = self.fun_header()?;
+        self.claim(at, num_free, 1, 0)?;
+        fun.free_vars.reserve_exact(num_free as usize);
+        for _ in 0..num_free {
+            self.settle();
+            fun.free_vars.push(self.value(inner)?);
+        }
+        Ok(Term::Fun(fun))
+    }
+
+    /// Everything of a fun before its free variables, out of the recursion's frames.
+    #[inline(never)]
+    fn fun_header(&mut self) -> Result<(Box<Fun>, u32), DecodeError> {
         let _size = self.u32()?;
         let arity = self.u8()?;
         let uniq = self.array::<16>()?;
@@ -539,13 +621,7 @@ impl<'a> Decoder<'a> {
         let old_index = self.integer()?;
         let old_uniq = self.integer()?;
         let pid = self.pid()?;
-        self.claim(at, num_free, 1, 0)?;
-        let mut free_vars = Vec::with_capacity(num_free as usize);
-        for _ in 0..num_free {
-            self.settle();
-            free_vars.push(self.value(inner)?);
-        }
-        Ok(Term::Fun(Box::new(Fun {
+        let fun = Fun {
             arity,
             uniq,
             index,
@@ -553,8 +629,9 @@ impl<'a> Decoder<'a> {
             old_index,
             old_uniq,
             pid,
-            free_vars,
-        })))
+            free_vars: Vec::new(),
+        };
+        Ok((Box::new(fun), num_free))
     }
 
     fn export(&mut self) -> Result<Term, DecodeError> {
@@ -563,7 +640,11 @@ impl<'a> Decoder<'a> {
         let at = self.pos;
         let arity = u8::try_from(self.integer()?)
             .map_err(|_| DecodeError::IntegerOutOfRange { offset: at })?;
-        Ok(Term::Export(Box::new(Export { module, function, arity })))
+        Ok(Term::Export(Box::new(Export {
+            module,
+            function,
+            arity,
+        })))
     }
 
     fn map(&mut self, at: usize, depth: usize) -> Result<Term, DecodeError> {
@@ -585,12 +666,24 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// What follows a list's elements.
+enum Tail {
+    /// `[]` or a string: the list is complete and proper.
+    Proper,
+    /// Another `LIST_EXT` header, whose elements continue the list.
+    More,
+    /// Any other term: the list is improper.
+    Other,
+}
+
 /// Decodes `buf` as exactly one term with its version byte; trailing bytes are an error.
 pub fn decode(buf: &Bytes) -> Result<Term, DecodeError> {
     let mut decoder = Decoder::new(buf, 0);
     let term = decoder.term()?;
     if !decoder.is_at_end() {
-        return Err(DecodeError::TrailingBytes { offset: decoder.position() });
+        return Err(DecodeError::TrailingBytes {
+            offset: decoder.position(),
+        });
     }
     Ok(term)
 }

@@ -33,7 +33,21 @@ pub fn encode_body(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
     value(term, out, 0).inspect_err(|_| out.truncate(start))
 }
 
+/// One term. Kept small, with containers and leaves in their own functions, because it is
+/// part of the recursion: its frame is paid once per nesting level.
 fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    match term {
+        Term::Tuple(items) => tuple(items, out, depth),
+        Term::List(items) => list(items, out, depth),
+        Term::ImproperList(items, tail) => improper_list(items, tail, out, depth),
+        Term::Map(pairs) => map(pairs, out, depth),
+        Term::Fun(f) => fun(f, out, depth),
+        _ => leaf(term, out),
+    }
+}
+
+#[inline(never)]
+fn leaf(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
     match term {
         Term::Int(i) => {
             int(*i, out);
@@ -85,7 +99,6 @@ fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeErro
             }
             Ok(())
         }
-        Term::Fun(f) => fun(f, out, depth),
         Term::Export(e) => {
             out.put_u8(EXPORT_EXT);
             atom(&e.module, out)?;
@@ -94,67 +107,79 @@ fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeErro
             out.put_u8(e.arity);
             Ok(())
         }
-        Term::Tuple(items) => {
-            let inner = nested(depth)?;
-            match u8::try_from(items.len()) {
-                Ok(arity) => {
-                    out.put_u8(SMALL_TUPLE_EXT);
-                    out.put_u8(arity);
-                }
-                Err(_) => {
-                    out.put_u8(LARGE_TUPLE_EXT);
-                    out.put_u32(wire_len(LARGE_TUPLE_EXT, items.len())?);
-                }
-            }
-            all(items, out, inner)
-        }
-        Term::List(items) if items.is_empty() => {
-            out.put_u8(NIL_EXT);
-            Ok(())
-        }
-        Term::List(items) => {
-            // A STRING_EXT is a leaf for the depth limit, as in the decoder.
-            if items.len() <= usize::from(u16::MAX) && items.iter().all(|t| byte_value(t).is_some()) {
-                out.put_u8(STRING_EXT);
-                out.put_u16(items.len() as u16);
-                out.extend(items.iter().filter_map(byte_value));
-                return Ok(());
-            }
-            let inner = nested(depth)?;
-            out.put_u8(LIST_EXT);
-            out.put_u32(wire_len(LIST_EXT, items.len())?);
-            all(items, out, inner)?;
-            out.put_u8(NIL_EXT);
-            Ok(())
-        }
-        Term::ImproperList(items, tail) => {
-            let inner = nested(depth)?;
-            if items.is_empty() {
-                return Err(EncodeError::EmptyImproperHead);
-            }
-            if matches!(**tail, Term::List(_) | Term::ImproperList(..)) {
-                return Err(EncodeError::ListTail);
-            }
-            out.put_u8(LIST_EXT);
-            out.put_u32(wire_len(LIST_EXT, items.len())?);
-            all(items, out, inner)?;
-            value(tail, out, inner)
-        }
-        Term::Map(pairs) => {
-            let inner = nested(depth)?;
-            out.put_u8(MAP_EXT);
-            out.put_u32(wire_len(MAP_EXT, pairs.len())?);
-            for (k, v) in pairs {
-                value(k, out, inner)?;
-                value(v, out, inner)?;
-            }
-            // Checked after the keys were written, so their depth was checked first.
-            if keys::has_duplicate_keys(pairs) {
-                return Err(EncodeError::DuplicateMapKey);
-            }
-            Ok(())
+        Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) | Term::Fun(_) => {
+            value(term, out, 0)
         }
     }
+}
+
+fn tuple(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    let inner = nested(depth)?;
+    match u8::try_from(items.len()) {
+        Ok(arity) => {
+            out.put_u8(SMALL_TUPLE_EXT);
+            out.put_u8(arity);
+        }
+        Err(_) => {
+            out.put_u8(LARGE_TUPLE_EXT);
+            out.put_u32(wire_len(LARGE_TUPLE_EXT, items.len())?);
+        }
+    }
+    all(items, out, inner)
+}
+
+fn list(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    if items.is_empty() {
+        out.put_u8(NIL_EXT);
+        return Ok(());
+    }
+    // A STRING_EXT is a leaf for the depth limit, as in the decoder.
+    if items.len() <= usize::from(u16::MAX) && items.iter().all(|t| byte_value(t).is_some()) {
+        out.put_u8(STRING_EXT);
+        out.put_u16(items.len() as u16);
+        out.extend(items.iter().filter_map(byte_value));
+        return Ok(());
+    }
+    let inner = nested(depth)?;
+    out.put_u8(LIST_EXT);
+    out.put_u32(wire_len(LIST_EXT, items.len())?);
+    all(items, out, inner)?;
+    out.put_u8(NIL_EXT);
+    Ok(())
+}
+
+fn improper_list(
+    items: &[Term],
+    tail: &Term,
+    out: &mut BytesMut,
+    depth: usize,
+) -> Result<(), EncodeError> {
+    let inner = nested(depth)?;
+    if items.is_empty() {
+        return Err(EncodeError::EmptyImproperHead);
+    }
+    if matches!(tail, Term::List(_) | Term::ImproperList(..)) {
+        return Err(EncodeError::ListTail);
+    }
+    out.put_u8(LIST_EXT);
+    out.put_u32(wire_len(LIST_EXT, items.len())?);
+    all(items, out, inner)?;
+    value(tail, out, inner)
+}
+
+fn map(pairs: &[(Term, Term)], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    let inner = nested(depth)?;
+    out.put_u8(MAP_EXT);
+    out.put_u32(wire_len(MAP_EXT, pairs.len())?);
+    for (k, v) in pairs {
+        value(k, out, inner)?;
+        value(v, out, inner)?;
+    }
+    // Checked after the keys were written, so their depth was checked first.
+    if keys::has_duplicate_keys(pairs) {
+        return Err(EncodeError::DuplicateMapKey);
+    }
+    Ok(())
 }
 
 fn nested(depth: usize) -> Result<usize, EncodeError> {
@@ -165,7 +190,10 @@ fn nested(depth: usize) -> Result<usize, EncodeError> {
 }
 
 fn all(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
-    items.iter().try_for_each(|t| value(t, out, depth))
+    for t in items {
+        value(t, out, depth)?;
+    }
+    Ok(())
 }
 
 fn wire_len(tag: u8, len: usize) -> Result<u32, EncodeError> {
@@ -200,7 +228,11 @@ fn int(i: i64, out: &mut BytesMut) {
 
 /// The value of a [`BigInt`] that fits in an `i64` (built by hand, not normalised).
 fn big_as_i64(b: &BigInt) -> Option<i64> {
-    let used = b.magnitude.iter().rposition(|&d| d != 0).map_or(0, |p| p + 1);
+    let used = b
+        .magnitude
+        .iter()
+        .rposition(|&d| d != 0)
+        .map_or(0, |p| p + 1);
     if used > 8 {
         return None;
     }
@@ -208,7 +240,8 @@ fn big_as_i64(b: &BigInt) -> Option<i64> {
     word[..used].copy_from_slice(&b.magnitude[..used]);
     let value = u64::from_le_bytes(word);
     if b.negative {
-        0i64.checked_sub_unsigned(value).or((value == 1 << 63).then_some(i64::MIN))
+        0i64.checked_sub_unsigned(value)
+            .or((value == 1 << 63).then_some(i64::MIN))
     } else {
         i64::try_from(value).ok()
     }
@@ -219,7 +252,11 @@ fn big(b: &BigInt, out: &mut BytesMut) -> Result<(), EncodeError> {
         int(i, out);
         return Ok(());
     }
-    let used = b.magnitude.iter().rposition(|&d| d != 0).map_or(0, |p| p + 1);
+    let used = b
+        .magnitude
+        .iter()
+        .rposition(|&d| d != 0)
+        .map_or(0, |p| p + 1);
     match u8::try_from(used) {
         Ok(n) => {
             out.put_u8(SMALL_BIG_EXT);

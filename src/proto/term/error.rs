@@ -152,15 +152,28 @@ impl fmt::Display for DecodeError {
             }
             UnknownTag { offset, tag } => write!(f, "byte {offset}: unknown term tag {tag}"),
             Compressed { offset } => {
-                write!(f, "byte {offset}: compressed term, not allowed in distribution")
+                write!(
+                    f,
+                    "byte {offset}: compressed term, not allowed in distribution"
+                )
             }
             LocalFormat { offset } => {
-                write!(f, "byte {offset}: LOCAL_EXT term, not allowed in distribution")
+                write!(
+                    f,
+                    "byte {offset}: LOCAL_EXT term, not allowed in distribution"
+                )
             }
             NoAtomCache { offset } => {
-                write!(f, "byte {offset}: atom cache reference without an atom cache")
+                write!(
+                    f,
+                    "byte {offset}: atom cache reference without an atom cache"
+                )
             }
-            AtomCacheIndex { offset, index, cache_len } => write!(
+            AtomCacheIndex {
+                offset,
+                index,
+                cache_len,
+            } => write!(
                 f,
                 "byte {offset}: atom cache index {index} outside a cache of {cache_len}"
             ),
@@ -169,7 +182,11 @@ impl fmt::Display for DecodeError {
                 "byte {offset}: nesting deeper than {} levels",
                 super::MAX_DEPTH
             ),
-            CountExceedsInput { offset, declared, available } => write!(
+            CountExceedsInput {
+                offset,
+                declared,
+                available,
+            } => write!(
                 f,
                 "byte {offset}: declared count {declared} does not fit in the {available} bytes left"
             ),
@@ -181,12 +198,20 @@ impl fmt::Display for DecodeError {
             BadFloatText { offset } => write!(f, "byte {offset}: FLOAT_EXT text is not a float"),
             DuplicateMapKey { offset } => write!(f, "byte {offset}: map holds a key twice"),
             BadReferenceLength { offset, words } => {
-                write!(f, "byte {offset}: reference of {words} words (1..=5 allowed)")
+                write!(
+                    f,
+                    "byte {offset}: reference of {words} words (1..=5 allowed)"
+                )
             }
             BadBitCount { offset, len, bits } => {
-                write!(f, "byte {offset}: bitstring of {len} bytes with {bits} bits in the last")
+                write!(
+                    f,
+                    "byte {offset}: bitstring of {len} bytes with {bits} bits in the last"
+                )
             }
-            NotAnAtom { offset, tag } => write!(f, "byte {offset}: tag {tag} where an atom must be"),
+            NotAnAtom { offset, tag } => {
+                write!(f, "byte {offset}: tag {tag} where an atom must be")
+            }
             NotAPid { offset, tag } => write!(f, "byte {offset}: tag {tag} where a pid must be"),
             NotAnInteger { offset, tag } => {
                 write!(f, "byte {offset}: tag {tag} where an integer must be")
@@ -242,7 +267,10 @@ impl fmt::Display for EncodeError {
             AtomTooLong { chars } => write!(f, "atom of {chars} characters"),
             FloatNotFinite => f.write_str("float is not finite"),
             BadBitCount { last_bits } => {
-                write!(f, "bitstring with {last_bits} bits in the last byte (1..=7 allowed)")
+                write!(
+                    f,
+                    "bitstring with {last_bits} bits in the last byte (1..=7 allowed)"
+                )
             }
             EmptyBits => f.write_str("bitstring without data bytes"),
             EmptyImproperHead => f.write_str("improper list without head elements"),

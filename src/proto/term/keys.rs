@@ -27,7 +27,12 @@ pub(crate) fn has_duplicate_keys(pairs: &[(Term, Term)]) -> bool {
     }
     let keyed = RandomState::new();
     let mut seen = HashSet::with_capacity_and_hasher(pairs.len(), keyed.clone());
-    !pairs.iter().all(|(term, _)| seen.insert(Key { term, keyed: &keyed }))
+    !pairs.iter().all(|(term, _)| {
+        seen.insert(Key {
+            term,
+            keyed: &keyed,
+        })
+    })
 }
 
 /// A term compared with [`exact_eq`] and hashed with [`hash_term`].
@@ -118,8 +123,14 @@ fn exact_eq(a: &Term, b: &Term) -> bool {
         (Term::Atom(x), Term::Atom(y)) => x == y,
         (Term::Binary(x), Term::Binary(y)) => x == y,
         (
-            Term::Bits { data: dx, last_bits: bx },
-            Term::Bits { data: dy, last_bits: by },
+            Term::Bits {
+                data: dx,
+                last_bits: bx,
+            },
+            Term::Bits {
+                data: dy,
+                last_bits: by,
+            },
         ) => dx == dy && bx == by,
         (Term::Pid(x), Term::Pid(y)) => x == y,
         (Term::Port(x), Term::Port(y)) => x == y,
@@ -144,11 +155,20 @@ fn map_eq(x: &[(Term, Term)], y: &[(Term, Term)]) -> bool {
     let keyed = RandomState::new();
     let mut index = HashMap::with_capacity_and_hasher(y.len(), keyed.clone());
     for (term, v) in y {
-        index.insert(Key { term, keyed: &keyed }, v);
+        index.insert(
+            Key {
+                term,
+                keyed: &keyed,
+            },
+            v,
+        );
     }
     x.iter().all(|(term, v)| {
         index
-            .get(&Key { term, keyed: &keyed })
+            .get(&Key {
+                term,
+                keyed: &keyed,
+            })
             .is_some_and(|v2| exact_eq(v, v2))
     })
 }
