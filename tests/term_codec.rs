@@ -643,6 +643,21 @@ fn pids() {
         Term::Pid(pid("a", 1, 2, 3)),
         &with_node(88, "a", &[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]),
     );
+    // The 8-bit creation of the old tags is a 2-bit value for the BEAM.
+    assert_eq!(
+        dec(&with_node(103, "a", &[0, 0, 0, 1, 0, 0, 0, 2, 4])),
+        Err(DecodeError::BadCreation {
+            offset: 13,
+            creation: 4
+        })
+    );
+    assert_eq!(
+        dec(&with_node(102, "a", &[0, 0, 0, 1, 101])),
+        Err(DecodeError::BadCreation {
+            offset: 9,
+            creation: 101
+        })
+    );
     assert_eq!(
         dec(&[131, 88, 97, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0]),
         Err(DecodeError::NotAnAtom { offset: 2, tag: 97 })
@@ -659,16 +674,26 @@ fn ports() {
         }))
     };
     both(&with_node(89, "a", &[0, 0, 0, 5, 0, 0, 0, 1]), port(5, 1));
+    // Like OTP 25-27: 28-bit port numbers as NEW_PORT_EXT, larger ones as V4_PORT_EXT.
     both(
+        &with_node(89, "a", &[15, 255, 255, 255, 0, 0, 0, 1]),
+        port((1 << 28) - 1, 1),
+    );
+    both(
+        &with_node(120, "a", &[0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 1]),
+        port(1 << 28, 1),
+    );
+    decodes_to(
         &with_node(89, "a", &[255, 255, 255, 255, 0, 0, 0, 1]),
         port(u32::MAX.into(), 1),
+        &with_node(120, "a", &[0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 1]),
     );
     both(
         &with_node(120, "a", &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]),
         port(1 << 32, 1),
     );
     both(&with_node(120, "a", &[255; 12]), port(u64::MAX, u32::MAX));
-    // Like OTP 25–27, a V4 port whose id fits 32 bits is written as NEW_PORT_EXT.
+    // A V4 port with a small number is written as NEW_PORT_EXT.
     decodes_to(
         &with_node(120, "a", &[0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 1]),
         port(5, 1),

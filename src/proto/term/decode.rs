@@ -7,7 +7,10 @@
 //! * compressed terms (80) and `LOCAL_EXT` (121) are refused: distribution never carries them;
 //! * `NEWER_REFERENCE_EXT` with zero id words is refused (OTP 25 accepts it; no BEAM makes it);
 //! * an `EXPORT_EXT` arity above 255 is refused (OTP 25 accepts it; no function has one);
-//! * `0.0` and `-0.0` are different map keys, as in OTP 27+ (OTP 25 calls them duplicates).
+//! * `0.0` and `-0.0` are different map keys, as in OTP 27+ (OTP 25 calls them duplicates);
+//! * the BEAM-internal tags 73 and 75 (atom-table indexes) are refused;
+//! * pids, ports and references naming the decoding BEAM itself are checked by the BEAM
+//!   against its own limits; a codec does not know which node it decodes for.
 //!
 //! # Resource bounds
 //! * Every declared count is checked before anything is allocated for it: the elements still
@@ -186,6 +189,20 @@ impl<'a> Decoder<'a> {
     /// The next element of an open container starts: its byte is no longer owed.
     fn settle(&mut self) {
         self.owed = self.owed.saturating_sub(1);
+    }
+
+    /// The 8-bit creation of the old pid, port and reference tags: the BEAM takes only the
+    /// 2-bit values 0..=3 there.
+    fn old_creation(&mut self) -> Result<u32, DecodeError> {
+        let at = self.pos;
+        let creation = self.u8()?;
+        if creation > 3 {
+            return Err(DecodeError::BadCreation {
+                offset: at,
+                creation,
+            });
+        }
+        Ok(creation.into())
     }
 
     fn nested(depth: usize, at: usize) -> Result<usize, DecodeError> {
@@ -535,7 +552,7 @@ impl<'a> Decoder<'a> {
         let creation = if tag == NEW_PID_EXT {
             self.u32()?
         } else {
-            self.u8()?.into()
+            self.old_creation()?
         };
         Ok(Pid {
             node,
@@ -550,7 +567,7 @@ impl<'a> Decoder<'a> {
         let (id, creation) = match tag {
             V4_PORT_EXT => (self.u64()?, self.u32()?),
             NEW_PORT_EXT => (self.u32()?.into(), self.u32()?),
-            _ => (self.u32()?.into(), self.u8()?.into()),
+            _ => (self.u32()?.into(), self.old_creation()?),
         };
         Ok(Term::Port(Box::new(Port { node, id, creation })))
     }
@@ -564,12 +581,12 @@ impl<'a> Decoder<'a> {
         let mut ids = [0u32; Reference::MAX_WORDS];
         let creation = if tag == REFERENCE_EXT {
             ids[0] = self.u32()?;
-            self.u8()?.into()
+            self.old_creation()?
         } else {
             let creation = if tag == NEWER_REFERENCE_EXT {
                 self.u32()?
             } else {
-                self.u8()?.into()
+                self.old_creation()?
             };
             for id in &mut ids[..usize::from(words)] {
                 *id = self.u32()?;
