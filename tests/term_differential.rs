@@ -247,12 +247,16 @@ fn mutate(rng: &mut impl Rng, bytes: &[u8]) -> Vec<u8> {
             }
             2 => {
                 if let Some(b) = out.get_mut(i) {
-                    *b = b.wrapping_add(if rng.next_u32() % 2 == 0 { 1 } else { 255 });
+                    *b = b.wrapping_add(if rng.next_u32().is_multiple_of(2) {
+                        1
+                    } else {
+                        255
+                    });
                 }
             }
             3 => out.truncate(i),
             4 => {
-                let word = if rng.next_u32() % 2 == 0 {
+                let word = if rng.next_u32().is_multiple_of(2) {
                     u32::MAX
                 } else {
                     rng.next_u32() % 1024
@@ -275,6 +279,9 @@ fn mutate(rng: &mut impl Rng, bytes: &[u8]) -> Vec<u8> {
 }
 
 // ---- one release ---------------------------------------------------------------------------
+
+/// Rust's decoding of a mutated encoding: the term and the bytes it used, or why not.
+type Verdict = Result<(Term, usize), DecodeError>;
 
 #[derive(Default, Debug)]
 struct ClassStats {
@@ -359,7 +366,7 @@ fn run_release(release: &str) {
         .filter(|e| e.len() <= 4096)
         .collect();
     let mut mutated = Vec::new();
-    let mut ours_verdicts: Vec<(Vec<u8>, Result<(Term, usize), DecodeError>)> = Vec::new();
+    let mut ours_verdicts: Vec<(Vec<u8>, Verdict)> = Vec::new();
     while ours_verdicts.len() < MUTATIONS {
         let source = small[(rng.next_u32() as usize) % small.len()];
         let input = mutate(rng, source);

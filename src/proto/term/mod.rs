@@ -6,11 +6,14 @@
 //! negative integers (see `protocol.md` §9.2). This codec
 //!
 //! * never panics and checks every declared length against the bytes present before it
-//!   allocates, so a term never costs more than a fixed multiple of its encoded size;
+//!   allocates, so decoding never allocates more than [`MAX_ALLOC_PER_INPUT_BYTE`] bytes per
+//!   input byte; nesting is limited to [`MAX_DEPTH`] (see the `decode` module for the
+//!   measured stack use);
 //! * decodes binaries without copying (they are slices of the received [`Bytes`]);
-//! * encodes the way the BEAM's `term_to_binary/1` does (smallest integer form, `STRING_EXT`
-//!   for short lists of bytes, `SMALL_ATOM_UTF8_EXT` atoms), so a decoded BEAM term re-encodes
-//!   to the same bytes;
+//! * encodes the way the BEAM's `term_to_binary(T, [{minor_version, 2}])` does (the
+//!   encoding of distribution; smallest integer form, `STRING_EXT` for short lists of bytes,
+//!   `SMALL_ATOM_UTF8_EXT` atoms), so a decoded BEAM term re-encodes to the same bytes
+//!   (checked against a real BEAM by `tests/term_differential.rs`);
 //! * resolves `ATOM_CACHE_REF` through a caller-supplied table (the distribution header's
 //!   atom cache).
 
