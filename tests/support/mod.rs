@@ -30,6 +30,7 @@ mod beamlink;
 mod epmd;
 mod process;
 mod release;
+mod terms;
 
 use std::ffi::OsStr;
 use std::net::TcpListener;
@@ -43,6 +44,7 @@ pub use beam_node::{BeamNode, BeamNodeBuilder, EvalError};
 pub use beamlink::{Beamlink, beamlink_bin, beamlink_command, beamlink_oneshot};
 pub use epmd::Epmd;
 pub use release::{Release, ReleaseConfig, ReleaseError};
+pub use terms::*;
 
 /// Cookie used when a test does not choose one. Test-only: never a real secret.
 pub const TEST_COOKIE: &str = "beamlink_test_cookie";

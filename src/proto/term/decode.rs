@@ -7,7 +7,10 @@
 //! * compressed terms (80) and `LOCAL_EXT` (121) are refused: distribution never carries them;
 //! * `NEWER_REFERENCE_EXT` with zero id words is refused (OTP 25 accepts it; no BEAM makes it);
 //! * an `EXPORT_EXT` arity above 255 is refused (OTP 25 accepts it; no function has one);
-//! * `0.0` and `-0.0` are different map keys, as in OTP 27+ (OTP 25 calls them duplicates).
+//! * `0.0` and `-0.0` are different map keys, as in OTP 27+ (OTP 25 calls them duplicates);
+//! * the BEAM-internal tags 73 and 75 (atom-table indexes) are refused;
+//! * pids, ports and references naming the decoding BEAM itself are checked by the BEAM
+//!   against its own limits; a codec does not know which node it decodes for.
 //!
 //! # Resource bounds
 //! * Every declared count is checked before anything is allocated for it: the elements still
@@ -16,10 +19,12 @@
 //!   exceed the input bytes, and the heap used while decoding stays below
 //!   [`MAX_ALLOC_PER_INPUT_BYTE`] times the bytes from the start position to the end of the
 //!   buffer, plus a few hundred bytes (measured by `tests/term_limits.rs`).
-//! * Recursion is limited to [`MAX_DEPTH`] nested tuples, lists, maps and funs. At that
-//!   depth decoding, encoding, formatting and dropping a term use well under 1 MiB of stack in
-//!   a debug build (measured by `tests/term_limits.rs`), so it is safe on a 2 MiB tokio
-//!   worker thread.
+//! * Recursion is limited to [`MAX_DEPTH`] nested tuples, lists, maps and funs (a
+//!   `STRING_EXT` is a leaf; chained list tails are read in a loop). Measured at that depth
+//!   by `tests/term_limits.rs` on a 2 MiB thread (a tokio worker's stack): an optimised build
+//!   uses at most about 500 KiB to decode, 180 KiB to encode, 80 KiB to drop, 740 KiB to
+//!   clone or `Debug`-format a term; an unoptimised (debug) build up to about 1.7 MiB to
+//!   decode, which still fits but with little room.
 //! * Duplicate map keys are found with a hash set (std's randomly keyed SipHash, so no input
 //!   can force collisions): expected time linear in the keys' size.
 
@@ -188,6 +193,20 @@ impl<'a> Decoder<'a> {
         self.owed = self.owed.saturating_sub(1);
     }
 
+    /// The 8-bit creation of the old pid, port and reference tags: the BEAM takes only the
+    /// 2-bit values 0..=3 there.
+    fn old_creation(&mut self) -> Result<u32, DecodeError> {
+        let at = self.pos;
+        let creation = self.u8()?;
+        if creation > 3 {
+            return Err(DecodeError::BadCreation {
+                offset: at,
+                creation,
+            });
+        }
+        Ok(creation.into())
+    }
+
     fn nested(depth: usize, at: usize) -> Result<usize, DecodeError> {
         if depth >= MAX_DEPTH {
             return Err(DecodeError::TooDeep { offset: at });
@@ -197,9 +216,41 @@ impl<'a> Decoder<'a> {
 
     // ---- terms -----------------------------------------------------------------------------
 
+    /// One term. Kept small, with containers and leaves in their own functions, because it
+    /// is part of the recursion: its frame is paid once per nesting level.
     fn value(&mut self, depth: usize) -> Result<Term, DecodeError> {
         let at = self.pos;
         let tag = self.u8()?;
+        match tag {
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => self.tuple(at, tag, depth),
+            LIST_EXT => self.list(at, depth),
+            MAP_EXT => self.map(at, depth),
+            NEW_FUN_EXT => self.fun(at, depth),
+            _ => self.leaf(at, tag),
+        }
+    }
+
+    /// Appends the next term to `items` if it is a small integer, the most common element;
+    /// returns false, reading nothing, otherwise. Built in place: passing a 48-byte
+    /// `Result<Term, _>` back per element costs more than decoding it (the copy defeats
+    /// store-to-load forwarding). It returns before any recursion, so it adds no frame to it.
+    fn push_small_int(&mut self, items: &mut Vec<Term>) -> Result<bool, DecodeError> {
+        match self.peek()? {
+            SMALL_INTEGER_EXT => {
+                let [_, byte] = self.array::<2>()?;
+                items.push(Term::Int(byte.into()));
+            }
+            INTEGER_EXT => {
+                let [_, a, b, c, d] = self.array::<5>()?;
+                items.push(Term::Int(i32::from_be_bytes([a, b, c, d]).into()));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    #[inline(never)]
+    fn leaf(&mut self, at: usize, tag: u8) -> Result<Term, DecodeError> {
         match tag {
             SMALL_INTEGER_EXT => Ok(Term::Int(self.u8()?.into())),
             INTEGER_EXT => Ok(Term::Int((self.u32()? as i32).into())),
@@ -216,21 +267,12 @@ impl<'a> Decoder<'a> {
             ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT | ATOM_CACHE_REF => {
                 self.atom_after_tag(at, tag).map(Term::Atom)
             }
-            SMALL_TUPLE_EXT => {
-                let arity = self.u8()?;
-                self.tuple(at, arity.into(), depth)
-            }
-            LARGE_TUPLE_EXT => {
-                let arity = self.u32()?;
-                self.tuple(at, arity, depth)
-            }
             NIL_EXT => Ok(Term::NIL),
             STRING_EXT => {
                 let mut items = Vec::new();
                 self.string_into(&mut items)?;
                 Ok(Term::List(items))
             }
-            LIST_EXT => self.list(at, depth),
             BINARY_EXT => {
                 let len = self.u32()?;
                 self.slice(len as usize).map(Term::Binary)
@@ -239,9 +281,7 @@ impl<'a> Decoder<'a> {
             NEW_PID_EXT | PID_EXT => self.pid_after_tag(tag).map(Term::Pid),
             NEW_PORT_EXT | PORT_EXT | V4_PORT_EXT => self.port(tag),
             NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT | REFERENCE_EXT => self.reference(at, tag),
-            NEW_FUN_EXT => self.fun(at, depth),
             EXPORT_EXT => self.export(),
-            MAP_EXT => self.map(at, depth),
             COMPRESSED => Err(DecodeError::Compressed { offset: at }),
             LOCAL_EXT => Err(DecodeError::LocalFormat { offset: at }),
             _ => Err(DecodeError::UnknownTag { offset: at, tag }),
@@ -408,13 +448,20 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn tuple(&mut self, at: usize, arity: u32, depth: usize) -> Result<Term, DecodeError> {
+    fn tuple(&mut self, at: usize, tag: u8, depth: usize) -> Result<Term, DecodeError> {
         let inner = Self::nested(depth, at)?;
+        let arity = if tag == SMALL_TUPLE_EXT {
+            self.u8()?.into()
+        } else {
+            self.u32()?
+        };
         self.claim(at, arity, 1, 0)?;
         let mut items = Vec::with_capacity(arity as usize);
         for _ in 0..arity {
             self.settle();
-            items.push(self.value(inner)?);
+            if !self.push_small_int(&mut items)? {
+                items.push(self.value(inner)?);
+            }
         }
         Ok(Term::Tuple(items))
     }
@@ -440,30 +487,44 @@ impl<'a> Decoder<'a> {
             items.reserve(count as usize);
             for _ in 0..count {
                 self.settle();
-                items.push(self.value(inner)?);
+                if !self.push_small_int(&mut items)? {
+                    items.push(self.value(inner)?);
+                }
             }
             self.settle();
             header_at = self.pos;
-            match self.peek()? {
-                NIL_EXT => {
-                    self.pos += 1;
-                    return Ok(Term::List(items));
-                }
-                STRING_EXT => {
-                    self.pos += 1;
-                    self.string_into(&mut items)?;
-                    return Ok(Term::List(items));
-                }
-                LIST_EXT => self.pos += 1,
-                _ => {
-                    let tail = self.value(inner)?;
-                    return Ok(if items.is_empty() {
-                        tail
-                    } else {
-                        Term::ImproperList(items, Box::new(tail))
-                    });
-                }
+            match self.list_tail(&mut items)? {
+                Tail::Proper => return Ok(Term::List(items)),
+                Tail::More => {}
+                Tail::Other => break,
             }
+        }
+        let tail = self.value(inner)?;
+        Ok(if items.is_empty() {
+            tail
+        } else {
+            Term::ImproperList(items, Box::new(tail))
+        })
+    }
+
+    /// Reads a list tail that is itself a list; leaves any other tail unread.
+    #[inline(never)]
+    fn list_tail(&mut self, items: &mut Vec<Term>) -> Result<Tail, DecodeError> {
+        match self.peek()? {
+            NIL_EXT => {
+                self.pos += 1;
+                Ok(Tail::Proper)
+            }
+            STRING_EXT => {
+                self.pos += 1;
+                self.string_into(items)?;
+                Ok(Tail::Proper)
+            }
+            LIST_EXT => {
+                self.pos += 1;
+                Ok(Tail::More)
+            }
+            _ => Ok(Tail::Other),
         }
     }
 
@@ -516,7 +577,7 @@ impl<'a> Decoder<'a> {
         let creation = if tag == NEW_PID_EXT {
             self.u32()?
         } else {
-            self.u8()?.into()
+            self.old_creation()?
         };
         Ok(Pid {
             node,
@@ -531,7 +592,7 @@ impl<'a> Decoder<'a> {
         let (id, creation) = match tag {
             V4_PORT_EXT => (self.u64()?, self.u32()?),
             NEW_PORT_EXT => (self.u32()?.into(), self.u32()?),
-            _ => (self.u32()?.into(), self.u8()?.into()),
+            _ => (self.u32()?.into(), self.old_creation()?),
         };
         Ok(Term::Port(Box::new(Port { node, id, creation })))
     }
@@ -545,12 +606,12 @@ impl<'a> Decoder<'a> {
         let mut ids = [0u32; Reference::MAX_WORDS];
         let creation = if tag == REFERENCE_EXT {
             ids[0] = self.u32()?;
-            self.u8()?.into()
+            self.old_creation()?
         } else {
             let creation = if tag == NEWER_REFERENCE_EXT {
                 self.u32()?
             } else {
-                self.u8()?.into()
+                self.old_creation()?
             };
             for id in &mut ids[..usize::from(words)] {
                 *id = self.u32()?;
@@ -580,6 +641,21 @@ impl<'a> Decoder<'a> {
     /// the encoder always writes the right one.
     fn fun(&mut self, at: usize, depth: usize) -> Result<Term, DecodeError> {
         let inner = Self::nested(depth, at)?;
+        let (mut fun, num_free) = self.fun_header()?;
+        self.claim(at, num_free, 1, 0)?;
+        fun.free_vars.reserve_exact(num_free as usize);
+        for _ in 0..num_free {
+            self.settle();
+            if !self.push_small_int(&mut fun.free_vars)? {
+                fun.free_vars.push(self.value(inner)?);
+            }
+        }
+        Ok(Term::Fun(fun))
+    }
+
+    /// Everything of a fun before its free variables, out of the recursion's frames.
+    #[inline(never)]
+    fn fun_header(&mut self) -> Result<(Box<Fun>, u32), DecodeError> {
         let _size = self.u32()?;
         let arity = self.u8()?;
         let uniq = self.array::<16>()?;
@@ -589,13 +665,7 @@ impl<'a> Decoder<'a> {
         let old_index = self.integer()?;
         let old_uniq = self.integer()?;
         let pid = self.pid()?;
-        self.claim(at, num_free, 1, 0)?;
-        let mut free_vars = Vec::with_capacity(num_free as usize);
-        for _ in 0..num_free {
-            self.settle();
-            free_vars.push(self.value(inner)?);
-        }
-        Ok(Term::Fun(Box::new(Fun {
+        let fun = Fun {
             arity,
             uniq,
             index,
@@ -603,8 +673,9 @@ impl<'a> Decoder<'a> {
             old_index,
             old_uniq,
             pid,
-            free_vars,
-        })))
+            free_vars: Vec::new(),
+        };
+        Ok((Box::new(fun), num_free))
     }
 
     fn export(&mut self) -> Result<Term, DecodeError> {
@@ -637,6 +708,16 @@ impl<'a> Decoder<'a> {
         }
         Ok(Term::Map(items))
     }
+}
+
+/// What follows a list's elements.
+enum Tail {
+    /// `[]` or a string: the list is complete and proper.
+    Proper,
+    /// Another `LIST_EXT` header, whose elements continue the list.
+    More,
+    /// Any other term: the list is improper.
+    Other,
 }
 
 /// Decodes `buf` as exactly one term with its version byte; trailing bytes are an error.

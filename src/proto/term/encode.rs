@@ -8,8 +8,8 @@
 //! * `STRING_EXT` for a proper, non-empty list of at most 65535 integers in 0..=255,
 //!   otherwise `LIST_EXT` (improper lists too); `NIL_EXT` for `[]`;
 //! * `BINARY_EXT`, `BIT_BINARY_EXT` (unused low bits cleared);
-//! * `NEW_PID_EXT`, `NEWER_REFERENCE_EXT`, `NEW_PORT_EXT` for port ids that fit 32 bits and
-//!   `V4_PORT_EXT` above (OTP 25–27; OTP 28+ always writes `V4_PORT_EXT`);
+//! * `NEW_PID_EXT`, `NEWER_REFERENCE_EXT`; `NEW_PORT_EXT` for port ids below 2^28 and
+//!   `V4_PORT_EXT` above, as OTP 25–27 do (OTP 28+ always writes `V4_PORT_EXT`);
 //! * `MAP_EXT` with the pairs in their stored order, `NEW_FUN_EXT` with its Size computed,
 //!   `EXPORT_EXT`.
 //!
@@ -19,6 +19,10 @@ use super::error::EncodeError;
 use super::tag::*;
 use super::{Atom, BigInt, Fun, MAX_DEPTH, Pid, Term, VERSION, keys};
 use bytes::{BufMut, BytesMut};
+
+/// Largest port number OTP 25–27 write as `NEW_PORT_EXT` (`ERTS_MAX_V3_PORT_NUMBER`, 28
+/// bits); larger ones are `V4_PORT_EXT`.
+const MAX_V3_PORT_NUMBER: u64 = (1 << 28) - 1;
 
 /// Appends the version byte and `term` to `out`.
 pub fn encode(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
@@ -33,7 +37,21 @@ pub fn encode_body(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
     value(term, out, 0).inspect_err(|_| out.truncate(start))
 }
 
+/// One term. Kept small, with containers and leaves in their own functions, because it is
+/// part of the recursion: its frame is paid once per nesting level.
 fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    match term {
+        Term::Tuple(items) => tuple(items, out, depth),
+        Term::List(items) => list(items, out, depth),
+        Term::ImproperList(items, tail) => improper_list(items, tail, out, depth),
+        Term::Map(pairs) => map(pairs, out, depth),
+        Term::Fun(f) => fun(f, out, depth),
+        _ => leaf(term, out),
+    }
+}
+
+#[inline(never)]
+fn leaf(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
     match term {
         Term::Int(i) => {
             int(*i, out);
@@ -58,17 +76,14 @@ fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeErro
         Term::Bits { data, last_bits } => bits(data, *last_bits, out),
         Term::Pid(p) => pid(p, out),
         Term::Port(p) => {
-            match u32::try_from(p.id) {
-                Ok(id) => {
-                    out.put_u8(NEW_PORT_EXT);
-                    atom(&p.node, out)?;
-                    out.put_u32(id);
-                }
-                Err(_) => {
-                    out.put_u8(V4_PORT_EXT);
-                    atom(&p.node, out)?;
-                    out.put_u64(p.id);
-                }
+            if p.id <= MAX_V3_PORT_NUMBER {
+                out.put_u8(NEW_PORT_EXT);
+                atom(&p.node, out)?;
+                out.put_u32(p.id as u32);
+            } else {
+                out.put_u8(V4_PORT_EXT);
+                atom(&p.node, out)?;
+                out.put_u64(p.id);
             }
             out.put_u32(p.creation);
             Ok(())
@@ -85,7 +100,6 @@ fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeErro
             }
             Ok(())
         }
-        Term::Fun(f) => fun(f, out, depth),
         Term::Export(e) => {
             out.put_u8(EXPORT_EXT);
             atom(&e.module, out)?;
@@ -94,68 +108,79 @@ fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeErro
             out.put_u8(e.arity);
             Ok(())
         }
-        Term::Tuple(items) => {
-            let inner = nested(depth)?;
-            match u8::try_from(items.len()) {
-                Ok(arity) => {
-                    out.put_u8(SMALL_TUPLE_EXT);
-                    out.put_u8(arity);
-                }
-                Err(_) => {
-                    out.put_u8(LARGE_TUPLE_EXT);
-                    out.put_u32(wire_len(LARGE_TUPLE_EXT, items.len())?);
-                }
-            }
-            all(items, out, inner)
-        }
-        Term::List(items) if items.is_empty() => {
-            out.put_u8(NIL_EXT);
-            Ok(())
-        }
-        Term::List(items) => {
-            // A STRING_EXT is a leaf for the depth limit, as in the decoder.
-            if items.len() <= usize::from(u16::MAX) && items.iter().all(|t| byte_value(t).is_some())
-            {
-                out.put_u8(STRING_EXT);
-                out.put_u16(items.len() as u16);
-                out.extend(items.iter().filter_map(byte_value));
-                return Ok(());
-            }
-            let inner = nested(depth)?;
-            out.put_u8(LIST_EXT);
-            out.put_u32(wire_len(LIST_EXT, items.len())?);
-            all(items, out, inner)?;
-            out.put_u8(NIL_EXT);
-            Ok(())
-        }
-        Term::ImproperList(items, tail) => {
-            let inner = nested(depth)?;
-            if items.is_empty() {
-                return Err(EncodeError::EmptyImproperHead);
-            }
-            if matches!(**tail, Term::List(_) | Term::ImproperList(..)) {
-                return Err(EncodeError::ListTail);
-            }
-            out.put_u8(LIST_EXT);
-            out.put_u32(wire_len(LIST_EXT, items.len())?);
-            all(items, out, inner)?;
-            value(tail, out, inner)
-        }
-        Term::Map(pairs) => {
-            let inner = nested(depth)?;
-            out.put_u8(MAP_EXT);
-            out.put_u32(wire_len(MAP_EXT, pairs.len())?);
-            for (k, v) in pairs {
-                value(k, out, inner)?;
-                value(v, out, inner)?;
-            }
-            // Checked after the keys were written, so their depth was checked first.
-            if keys::has_duplicate_keys(pairs) {
-                return Err(EncodeError::DuplicateMapKey);
-            }
-            Ok(())
+        Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) | Term::Fun(_) => {
+            value(term, out, 0)
         }
     }
+}
+
+fn tuple(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    let inner = nested(depth)?;
+    match u8::try_from(items.len()) {
+        Ok(arity) => {
+            out.put_u8(SMALL_TUPLE_EXT);
+            out.put_u8(arity);
+        }
+        Err(_) => {
+            out.put_u8(LARGE_TUPLE_EXT);
+            out.put_u32(wire_len(LARGE_TUPLE_EXT, items.len())?);
+        }
+    }
+    all(items, out, inner)
+}
+
+fn list(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    if items.is_empty() {
+        out.put_u8(NIL_EXT);
+        return Ok(());
+    }
+    // A STRING_EXT is a leaf for the depth limit, as in the decoder.
+    if items.len() <= usize::from(u16::MAX) && items.iter().all(|t| byte_value(t).is_some()) {
+        out.put_u8(STRING_EXT);
+        out.put_u16(items.len() as u16);
+        out.extend(items.iter().filter_map(byte_value));
+        return Ok(());
+    }
+    let inner = nested(depth)?;
+    out.put_u8(LIST_EXT);
+    out.put_u32(wire_len(LIST_EXT, items.len())?);
+    all(items, out, inner)?;
+    out.put_u8(NIL_EXT);
+    Ok(())
+}
+
+fn improper_list(
+    items: &[Term],
+    tail: &Term,
+    out: &mut BytesMut,
+    depth: usize,
+) -> Result<(), EncodeError> {
+    let inner = nested(depth)?;
+    if items.is_empty() {
+        return Err(EncodeError::EmptyImproperHead);
+    }
+    if matches!(tail, Term::List(_) | Term::ImproperList(..)) {
+        return Err(EncodeError::ListTail);
+    }
+    out.put_u8(LIST_EXT);
+    out.put_u32(wire_len(LIST_EXT, items.len())?);
+    all(items, out, inner)?;
+    value(tail, out, inner)
+}
+
+fn map(pairs: &[(Term, Term)], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+    let inner = nested(depth)?;
+    out.put_u8(MAP_EXT);
+    out.put_u32(wire_len(MAP_EXT, pairs.len())?);
+    for (k, v) in pairs {
+        value(k, out, inner)?;
+        value(v, out, inner)?;
+    }
+    // Checked after the keys were written, so their depth was checked first.
+    if keys::has_duplicate_keys(pairs) {
+        return Err(EncodeError::DuplicateMapKey);
+    }
+    Ok(())
 }
 
 fn nested(depth: usize) -> Result<usize, EncodeError> {
@@ -166,7 +191,10 @@ fn nested(depth: usize) -> Result<usize, EncodeError> {
 }
 
 fn all(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
-    items.iter().try_for_each(|t| value(t, out, depth))
+    for t in items {
+        value(t, out, depth)?;
+    }
+    Ok(())
 }
 
 fn wire_len(tag: u8, len: usize) -> Result<u32, EncodeError> {

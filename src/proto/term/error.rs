@@ -98,6 +98,14 @@ pub enum DecodeError {
         /// The declared number of words.
         words: u16,
     },
+    /// An old pid, port or reference tag (8-bit creation) with a creation above 3, which the
+    /// BEAM refuses.
+    BadCreation {
+        /// Offset of the creation byte.
+        offset: usize,
+        /// The creation found.
+        creation: u8,
+    },
     /// A `BIT_BINARY_EXT` whose bit count does not fit its length (bits 1..=8 for a
     /// non-empty one, 0 for an empty one).
     BadBitCount {
@@ -201,6 +209,12 @@ impl fmt::Display for DecodeError {
                 write!(
                     f,
                     "byte {offset}: reference of {words} words (1..=5 allowed)"
+                )
+            }
+            BadCreation { offset, creation } => {
+                write!(
+                    f,
+                    "byte {offset}: 8-bit creation {creation} (0..=3 allowed)"
                 )
             }
             BadBitCount { offset, len, bits } => {

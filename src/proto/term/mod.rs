@@ -6,11 +6,14 @@
 //! negative integers (see `protocol.md` §9.2). This codec
 //!
 //! * never panics and checks every declared length against the bytes present before it
-//!   allocates, so a term never costs more than a fixed multiple of its encoded size;
+//!   allocates, so decoding never allocates more than [`MAX_ALLOC_PER_INPUT_BYTE`] bytes per
+//!   input byte; nesting is limited to [`MAX_DEPTH`] (see the `decode` module for the
+//!   measured stack use);
 //! * decodes binaries without copying (they are slices of the received [`Bytes`]);
-//! * encodes the way the BEAM's `term_to_binary/1` does (smallest integer form, `STRING_EXT`
-//!   for short lists of bytes, `SMALL_ATOM_UTF8_EXT` atoms), so a decoded BEAM term re-encodes
-//!   to the same bytes;
+//! * encodes the way the BEAM's `term_to_binary(T, [{minor_version, 2}])` does (the
+//!   encoding of distribution; smallest integer form, `STRING_EXT` for short lists of bytes,
+//!   `SMALL_ATOM_UTF8_EXT` atoms), so a decoded BEAM term re-encodes to the same bytes
+//!   (checked against a real BEAM by `tests/term_differential.rs`);
 //! * resolves `ATOM_CACHE_REF` through a caller-supplied table (the distribution header's
 //!   atom cache).
 
@@ -210,7 +213,7 @@ pub struct Export {
 /// Lists: `[]` is `List(vec![])`; a proper list is `List`; `ImproperList(head, tail)` has a
 /// non-empty head and a tail that is not a list. Lists of small integers arrive as `List`
 /// whatever their encoding (`STRING_EXT` included).
-#[derive(Clone, PartialEq, Debug)]
+#[derive(PartialEq, Debug)]
 pub enum Term {
     /// Any integer that fits in an `i64`.
     Int(i64),
@@ -408,16 +411,128 @@ impl From<bool> for Term {
 
 impl fmt::Display for Term {
     /// Prints the term roughly as Erlang's `~p` would (no line breaking).
+    ///
+    /// Children are printed by direct calls rather than `write!`, so a nesting level costs
+    /// one small frame, not a trip through `core::fmt::write`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn seq(f: &mut fmt::Formatter<'_>, items: &[Term]) -> fmt::Result {
             for (i, t) in items.iter().enumerate() {
                 if i > 0 {
                     f.write_str(",")?;
                 }
-                write!(f, "{t}")?;
+                fmt::Display::fmt(t, f)?;
             }
             Ok(())
         }
+        match self {
+            Term::Tuple(t) => {
+                f.write_str("{")?;
+                seq(f, t)?;
+                f.write_str("}")
+            }
+            Term::List(l) => {
+                f.write_str("[")?;
+                seq(f, l)?;
+                f.write_str("]")
+            }
+            Term::ImproperList(h, t) => {
+                f.write_str("[")?;
+                seq(f, h)?;
+                f.write_str("|")?;
+                fmt::Display::fmt(t, f)?;
+                f.write_str("]")
+            }
+            Term::Map(m) => {
+                f.write_str("#{")?;
+                for (i, (k, v)) in m.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    fmt::Display::fmt(k, f)?;
+                    f.write_str(" => ")?;
+                    fmt::Display::fmt(v, f)?;
+                }
+                f.write_str("}")
+            }
+            _ => self.fmt_leaf(f),
+        }
+    }
+}
+
+impl Clone for Term {
+    /// Written out (not derived) so that a nesting level costs one small frame: terms may be
+    /// [`MAX_DEPTH`] deep.
+    fn clone(&self) -> Term {
+        match self {
+            Term::Tuple(items) => Term::Tuple(clone_all(items)),
+            Term::List(items) => Term::List(clone_all(items)),
+            Term::ImproperList(items, tail) => {
+                Term::ImproperList(clone_all(items), Box::new(Term::clone(tail)))
+            }
+            Term::Map(pairs) => {
+                let mut out = Vec::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    out.push((k.clone(), v.clone()));
+                }
+                Term::Map(out)
+            }
+            Term::Fun(f) => Term::Fun(f.clone_boxed()),
+            _ => self.clone_leaf(),
+        }
+    }
+}
+
+impl Fun {
+    #[inline(never)]
+    fn clone_boxed(&self) -> Box<Fun> {
+        Box::new(Fun {
+            arity: self.arity,
+            uniq: self.uniq,
+            index: self.index,
+            module: self.module.clone(),
+            old_index: self.old_index,
+            old_uniq: self.old_uniq,
+            pid: self.pid.clone(),
+            free_vars: clone_all(&self.free_vars),
+        })
+    }
+}
+
+fn clone_all(items: &[Term]) -> Vec<Term> {
+    let mut out = Vec::with_capacity(items.len());
+    for t in items {
+        out.push(t.clone());
+    }
+    out
+}
+
+impl Term {
+    #[inline(never)]
+    fn clone_leaf(&self) -> Term {
+        match self {
+            Term::Int(i) => Term::Int(*i),
+            Term::Big(b) => Term::Big(b.clone()),
+            Term::Float(x) => Term::Float(*x),
+            Term::Atom(a) => Term::Atom(a.clone()),
+            Term::Binary(b) => Term::Binary(b.clone()),
+            Term::Bits { data, last_bits } => Term::Bits {
+                data: data.clone(),
+                last_bits: *last_bits,
+            },
+            Term::Pid(p) => Term::Pid(p.clone()),
+            Term::Port(p) => Term::Port(p.clone()),
+            Term::Ref(r) => Term::Ref(r.clone()),
+            Term::Export(e) => Term::Export(e.clone()),
+            Term::Tuple(_)
+            | Term::List(_)
+            | Term::ImproperList(..)
+            | Term::Map(_)
+            | Term::Fun(_) => self.clone(),
+        }
+    }
+
+    #[inline(never)]
+    fn fmt_leaf(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Term::Int(i) => write!(f, "{i}"),
             Term::Big(b) => {
@@ -448,30 +563,8 @@ impl fmt::Display for Term {
             Term::Ref(r) => write!(f, "{r}"),
             Term::Fun(fun) => write!(f, "#Fun<{}.{}>", fun.module, fun.index),
             Term::Export(e) => write!(f, "fun {}:{}/{}", e.module, e.function, e.arity),
-            Term::Tuple(t) => {
-                f.write_str("{")?;
-                seq(f, t)?;
-                f.write_str("}")
-            }
-            Term::List(l) => {
-                f.write_str("[")?;
-                seq(f, l)?;
-                f.write_str("]")
-            }
-            Term::ImproperList(h, t) => {
-                f.write_str("[")?;
-                seq(f, h)?;
-                write!(f, "|{t}]")
-            }
-            Term::Map(m) => {
-                f.write_str("#{")?;
-                for (i, (k, v)) in m.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{k} => {v}")?;
-                }
-                f.write_str("}")
+            Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) => {
+                fmt::Display::fmt(self, f)
             }
         }
     }
