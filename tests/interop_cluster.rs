@@ -11,14 +11,20 @@ use beamlink::proto::digest::Cookie;
 use beamlink::proto::node_name::NodeName;
 use beamlink::proto::term::Term;
 use std::time::{Duration, Instant};
-use support::{
-    BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE, unique_name,
-};
+use support::{BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE, unique_name};
 
 fn start_beamlink(epmd: &Epmd) -> (Beamlink, String) {
     let name = format!("{}@127.0.0.1", unique_name("bl"));
     let bl = Beamlink::start(
-        &["run", "--name", &name, "--epmd", "client", "--epmd-port", &epmd.port().to_string()],
+        &[
+            "run",
+            "--name",
+            &name,
+            "--epmd",
+            "client",
+            "--epmd-port",
+            &epmd.port().to_string(),
+        ],
         TEST_COOKIE,
     );
     bl.wait_log("node started", Duration::from_secs(10));
@@ -35,7 +41,10 @@ fn contract_rows_elixir(r: &str) -> String {
 fn check_contract_rows(otp: Otp, r: &str, caller: &str, rows: &str, via: &str) {
     let expect = |key: &str, value: &str| {
         let needle = format!("{key}: {value}");
-        assert!(rows.contains(&needle), "{otp} {via}: expected `{needle}` in {rows}");
+        assert!(
+            rows.contains(&needle),
+            "{otp} {via}: expected `{needle}` in {rows}"
+        );
     };
     let me = format!(":\"{caller}\"");
     expect("ping", ":pong");
@@ -71,7 +80,11 @@ fn the_contract_table_holds_from_a_release_remote_shell() {
         let stopped = Instant::now();
         let status = bl.terminate(Duration::from_secs(5));
         let exit_time = stopped.elapsed();
-        assert_eq!(status.and_then(|s| s.code()), Some(0), "{otp}: SIGTERM exit code");
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{otp}: SIGTERM exit code"
+        );
         let mut down = String::new();
         for _ in 0..50 {
             down = release.rpc(":persistent_term.get(:beamlink_down, :none)");
@@ -81,7 +94,10 @@ fn the_contract_table_holds_from_a_release_remote_shell() {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(down, ":noconnection", "{otp}: monitor on {{:beamlink, R}}");
-        assert!(exit_time < Duration::from_secs(5), "{otp}: exit took {exit_time:?}");
+        assert!(
+            exit_time < Duration::from_secs(5),
+            "{otp}: exit took {exit_time:?}"
+        );
         let alive = r.split('@').next().unwrap();
         assert!(
             !epmd.names().iter().any(|(n, _)| n == alive),
@@ -101,24 +117,50 @@ fn the_contract_table_holds_from_plain_erl() {
         let ra = format!("'{r}'");
         assert_eq!(q(&format!("net_adm:ping({ra})")), "pong", "{otp}");
         assert_eq!(q(&format!("lists:member({ra}, nodes())")), "false", "{otp}");
-        assert_eq!(q(&format!("lists:member({ra}, nodes(hidden))")), "true", "{otp}");
-        assert_eq!(q(&format!("rpc:call({ra}, erlang, node, [])")), ra, "{otp}");
-        assert_eq!(q(&format!("rpc:call({ra}, erlang, nodes, [])")), "[]", "{otp}");
-        assert_eq!(q(&format!("rpc:call({ra}, erlang, nodes, [connected])")), me, "{otp}");
-        assert_eq!(q(&format!("erpc:call({ra}, erlang, nodes, [connected])")), me, "{otp}");
         assert_eq!(
-            q(&format!("rpc:call({ra}, erlang, nodes, [[visible, hidden]])")),
+            q(&format!("lists:member({ra}, nodes(hidden))")),
+            "true",
+            "{otp}"
+        );
+        assert_eq!(q(&format!("rpc:call({ra}, erlang, node, [])")), ra, "{otp}");
+        assert_eq!(
+            q(&format!("rpc:call({ra}, erlang, nodes, [])")),
+            "[]",
+            "{otp}"
+        );
+        assert_eq!(
+            q(&format!("rpc:call({ra}, erlang, nodes, [connected])")),
             me,
             "{otp}"
         );
         assert_eq!(
-            q(&format!("element(1, element(2, element(2, rpc:call({ra}, nosuch, 'fun', []))))")),
+            q(&format!("erpc:call({ra}, erlang, nodes, [connected])")),
+            me,
+            "{otp}"
+        );
+        assert_eq!(
+            q(&format!(
+                "rpc:call({ra}, erlang, nodes, [[visible, hidden]])"
+            )),
+            me,
+            "{otp}"
+        );
+        assert_eq!(
+            q(&format!(
+                "element(1, element(2, element(2, rpc:call({ra}, nosuch, 'fun', []))))"
+            )),
             "undef",
             "{otp}"
         );
-        assert_eq!(q(&format!("gen_server:call({{beamlink, {ra}}}, nodes)")), me, "{otp}");
         assert_eq!(
-            q(&format!("lists:sort(maps:keys(gen_server:call({{beamlink, {ra}}}, info)))")),
+            q(&format!("gen_server:call({{beamlink, {ra}}}, nodes)")),
+            me,
+            "{otp}"
+        );
+        assert_eq!(
+            q(&format!(
+                "lists:sort(maps:keys(gen_server:call({{beamlink, {ra}}}, info)))"
+            )),
             "[name,peers,uptime_ms,version]",
             "{otp}"
         );
@@ -127,10 +169,18 @@ fn the_contract_table_holds_from_plain_erl() {
             format!("{{'EXIT',{{noproc,{{gen_server,call,[{{nosuch,{ra}}},x,1000]}}}}}}"),
             "{otp}"
         );
-        assert_eq!(q(&format!("rpc:block_call({ra}, erlang, nodes, [connected])")), me, "{otp}");
+        assert_eq!(
+            q(&format!("rpc:block_call({ra}, erlang, nodes, [connected])")),
+            me,
+            "{otp}"
+        );
         // A client connected to R appears in R's nodes(connected), as on a BEAM: the table's
         // "every node R is connected to".
-        assert_eq!(q(&format!("rpc:call({ra}, erlang, nodes, [hidden])")), me, "{otp}");
+        assert_eq!(
+            q(&format!("rpc:call({ra}, erlang, nodes, [hidden])")),
+            me,
+            "{otp}"
+        );
     }
 }
 
@@ -141,7 +191,14 @@ fn erl_call_gets_an_answer_from_rex() {
         let (_bl, r) = start_beamlink(&epmd);
         let out = otp
             .command("erl_call")
-            .args(["-name", &r, "-c", TEST_COOKIE, "-a", "erlang nodes [connected]"])
+            .args([
+                "-name",
+                &r,
+                "-c",
+                TEST_COOKIE,
+                "-a",
+                "erlang nodes [connected]",
+            ])
             .env("ERL_EPMD_PORT", epmd.port().to_string())
             .output()
             .unwrap();
@@ -203,9 +260,17 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
             watcher.trap_exit(true);
             let mref = rt.block_on(watcher.monitor(&Dest::name("victim", &peer)));
             let victim_pid = rt
-                .block_on(node.rpc_call(&peer, "erlang", "whereis", vec![Term::atom("victim")], Duration::from_secs(5)))
+                .block_on(node.rpc_call(
+                    &peer,
+                    "erlang",
+                    "whereis",
+                    vec![Term::atom("victim")],
+                    Duration::from_secs(5),
+                ))
                 .unwrap();
-            let Term::Pid(victim_pid) = victim_pid else { panic!("{otp}: whereis gave {victim_pid}") };
+            let Term::Pid(victim_pid) = victim_pid else {
+                panic!("{otp}: whereis gave {victim_pid}")
+            };
             rt.block_on(watcher.link(&victim_pid)).unwrap();
             std::thread::sleep(Duration::from_millis(200));
             release.rpc("Process.exit(Process.whereis(:victim), :kill)");
@@ -213,7 +278,9 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
             let mut got_exit = false;
             for _ in 0..2 {
                 match rt.block_on(watcher.recv_timeout(Duration::from_secs(5))) {
-                    Some(Envelope::Down { reference, reason, .. }) => {
+                    Some(Envelope::Down {
+                        reference, reason, ..
+                    }) => {
                         assert_eq!(reference, mref);
                         assert!(reason.is_atom("killed"), "{otp}: DOWN {reason}");
                         got_down = true;
@@ -244,9 +311,15 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
             let _ = rt.block_on(target.recv_timeout(Duration::from_millis(10)));
             rt.block_on(target.exit(Term::atom("shutdown_by_rust")));
             let down = wait_rpc(&release, ":persistent_term.get(:rust_down, :none)");
-            assert_eq!(down, ":shutdown_by_rust", "{otp}: release's monitor on a Rust process");
+            assert_eq!(
+                down, ":shutdown_by_rust",
+                "{otp}: release's monitor on a Rust process"
+            );
             let exit = wait_rpc(&release, ":persistent_term.get(:rust_exit, :none)");
-            assert_eq!(exit, ":shutdown_by_rust", "{otp}: release's link to a Rust process");
+            assert_eq!(
+                exit, ":shutdown_by_rust",
+                "{otp}: release's link to a Rust process"
+            );
 
             // Node-down: the release monitors a Rust process, the Rust node goes away.
             let keeper = node.spawn_process();
@@ -257,7 +330,10 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
             std::thread::sleep(Duration::from_millis(300));
             rt.block_on(node.shutdown());
             let nd = wait_rpc(&release, ":persistent_term.get(:node_down, :none)");
-            assert_eq!(nd, ":noconnection", "{otp}: monitor on a Rust process when its node stops");
+            assert_eq!(
+                nd, ":noconnection",
+                "{otp}: monitor on a Rust process when its node stops"
+            );
             drop(keeper);
         });
     }
@@ -272,7 +348,9 @@ fn pid_text(pid: &beamlink::proto::term::Pid, release: &Release, r: &str) -> Str
         r#":erlang.pid_to_list(:erpc.call(:"{}", :erlang, :whereis, [:target]))"#,
         pid.node
     ));
-    listed.trim_matches(|c| c == '~' || c == 'c' || c == '\'' || c == '"').to_string()
+    listed
+        .trim_matches(|c| c == '~' || c == 'c' || c == '\'' || c == '"')
+        .to_string()
 }
 
 fn wait_rpc(release: &Release, expr: &str) -> String {
@@ -294,7 +372,9 @@ fn a_panicking_handler_is_an_error_for_its_caller_and_the_node_goes_on() {
             let _guard = rt.enter();
             let epmd = Epmd::start();
             let node = rust_node(&epmd, "rustpanic");
-            node.register_rpc("demo", "boom", 0, |_, _| async { panic!("handler failure") });
+            node.register_rpc("demo", "boom", 0, |_, _| async {
+                panic!("handler failure")
+            });
             node.register_rpc("demo", "thrower", 0, |_, _| async {
                 Err(RpcError::Throw(Term::atom("thrown")))
             });
@@ -305,13 +385,21 @@ fn a_panicking_handler_is_an_error_for_its_caller_and_the_node_goes_on() {
             let boom = beam
                 .eval(&format!("try erpc:call('{r}', demo, boom, []) catch error:{{exception, R, _}} -> {{error, R}} end"))
                 .unwrap();
-            assert!(boom.starts_with("{error,{beamlink_handler_failed"), "{otp}: {boom}");
+            assert!(
+                boom.starts_with("{error,{beamlink_handler_failed"),
+                "{otp}: {boom}"
+            );
             assert_eq!(
-                beam.eval(&format!("catch erpc:call('{r}', demo, thrower, [])")).unwrap(),
+                beam.eval(&format!("catch erpc:call('{r}', demo, thrower, [])"))
+                    .unwrap(),
                 "thrown",
                 "{otp}"
             );
-            assert_eq!(beam.eval(&format!("rpc:call('{r}', erlang, node, [])")).unwrap(), format!("'{r}'"));
+            assert_eq!(
+                beam.eval(&format!("rpc:call('{r}', erlang, node, [])"))
+                    .unwrap(),
+                format!("'{r}'")
+            );
             rt.block_on(node.shutdown());
         });
     }
@@ -327,7 +415,11 @@ fn a_rust_program_calls_a_genserver_in_the_release() {
         .unwrap()
         .join("examples")
         .join("call_genserver");
-    assert!(example.exists(), "{} missing (cargo test builds examples)", example.display());
+    assert!(
+        example.exists(),
+        "{} missing (cargo test builds examples)",
+        example.display()
+    );
     for otp in Otp::from_env() {
         let epmd = Epmd::start();
         let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
@@ -338,7 +430,11 @@ fn a_rust_program_calls_a_genserver_in_the_release() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{otp}: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{otp}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains("{echo,"), "{otp}: {stdout}");
     }
 }

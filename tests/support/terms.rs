@@ -1,6 +1,5 @@
 //! Shared by the term tests: proptest strategies for arbitrary terms and small helpers.
 
-
 use beamlink::proto::term::{
     self, Atom, BigInt, DecodeError, Export, Fun, Pid, Port, Reference, Term,
 };

@@ -528,13 +528,13 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// `BIT_BINARY_EXT`. Like the BEAM: 8 bits make a plain binary, length 0 needs bits 0,
-    /// and the unused low bits of the last byte are cleared.
+    /// `BIT_BINARY_EXT`. Like the BEAM: 8 bits make a plain binary and the unused low bits of
+    /// the last byte are cleared. Length 0 is refused, as OTP 27+ refuse it (OTP 25 read it
+    /// as `<<>>`; no BEAM writes it).
     fn bit_binary(&mut self, at: usize) -> Result<Term, DecodeError> {
         let len = self.u32()?;
         let bits = self.u8()?;
         match (len, bits) {
-            (0, 0) => Ok(Term::Binary(Bytes::new())),
             (1.., 8) => self.slice(len as usize).map(Term::Binary),
             (1.., 1..=7) => {
                 let data = self.slice(len as usize)?;

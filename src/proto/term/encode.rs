@@ -8,8 +8,8 @@
 //! * `STRING_EXT` for a proper, non-empty list of at most 65535 integers in 0..=255,
 //!   otherwise `LIST_EXT` (improper lists too); `NIL_EXT` for `[]`;
 //! * `BINARY_EXT`, `BIT_BINARY_EXT` (unused low bits cleared);
-//! * `NEW_PID_EXT`, `NEWER_REFERENCE_EXT`; `NEW_PORT_EXT` for port ids below 2^28 and
-//!   `V4_PORT_EXT` above, as OTP 25–27 do (OTP 28+ always writes `V4_PORT_EXT`);
+//! * `NEW_PID_EXT`, `NEWER_REFERENCE_EXT`; `V4_PORT_EXT` for every port, as OTP 27+ do
+//!   (OTP 25 writes `NEW_PORT_EXT` below 2^28; every release from 24 on reads both);
 //! * `MAP_EXT` with the pairs in their stored order, `NEW_FUN_EXT` with its Size computed,
 //!   `EXPORT_EXT`.
 //!
@@ -19,10 +19,6 @@ use super::error::EncodeError;
 use super::tag::*;
 use super::{Atom, BigInt, Fun, MAX_DEPTH, Pid, Term, VERSION, keys};
 use bytes::{BufMut, BytesMut};
-
-/// Largest port number OTP 25–27 write as `NEW_PORT_EXT` (`ERTS_MAX_V3_PORT_NUMBER`, 28
-/// bits); larger ones are `V4_PORT_EXT`.
-const MAX_V3_PORT_NUMBER: u64 = (1 << 28) - 1;
 
 /// Appends the version byte and `term` to `out`.
 pub fn encode(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
@@ -76,15 +72,9 @@ fn leaf(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
         Term::Bits { data, last_bits } => bits(data, *last_bits, out),
         Term::Pid(p) => pid(p, out),
         Term::Port(p) => {
-            if p.id <= MAX_V3_PORT_NUMBER {
-                out.put_u8(NEW_PORT_EXT);
-                atom(&p.node, out)?;
-                out.put_u32(p.id as u32);
-            } else {
-                out.put_u8(V4_PORT_EXT);
-                atom(&p.node, out)?;
-                out.put_u64(p.id);
-            }
+            out.put_u8(V4_PORT_EXT);
+            atom(&p.node, out)?;
+            out.put_u64(p.id);
             out.put_u32(p.creation);
             Ok(())
         }
