@@ -489,3 +489,29 @@ async fn shutdown_closes_registrations_and_serves_ipv6() {
         .expect("shutdown ends the registration");
     assert!(!answers(local(port)));
 }
+
+/// With the default packet timeout (60 s), a silent connection is closed after 60 s and not
+/// before; paused time makes that exact.
+#[tokio::test(start_paused = true)]
+async fn silent_connections_are_closed_after_the_default_packet_timeout() {
+    let (server, _token) = server_with(ServerConfig::new(0)).await;
+    let port = server.port();
+    let mut silent = TcpStream::connect(local(port)).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 8];
+    let read = silent.read(&mut buf).await;
+    assert!(matches!(read, Ok(0)), "{read:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+        "closed after {waited:?} of virtual time"
+    );
+    // A registration is exempt: still registered long after.
+    let held = register(local(port), &request("patient", 1), T)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(server.registered().len(), 1);
+    drop(held);
+    server.shutdown().await;
+}

@@ -500,3 +500,30 @@ async fn read_request(stream: &mut TcpStream) -> ReadOutcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_peer;
+    use std::net::SocketAddr;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn local_peers_as_epmd_decides() {
+        let here = Some(addr("10.0.1.7:4369"));
+        assert!(is_local_peer(addr("127.0.0.1:5000"), here));
+        assert!(is_local_peer(addr("127.8.9.10:5000"), here));
+        assert!(is_local_peer(addr("[::1]:5000"), Some(addr("[::1]:4369"))));
+        assert!(is_local_peer(addr("[::ffff:127.0.0.1]:5000"), None));
+        // A node on this host dialling the host's own address.
+        assert!(is_local_peer(addr("10.0.1.7:5000"), here));
+        assert!(!is_local_peer(addr("10.0.1.8:5000"), here));
+        assert!(!is_local_peer(addr("10.0.1.8:5000"), None));
+        assert!(!is_local_peer(
+            addr("[fd00::2]:5000"),
+            Some(addr("[fd00::1]:4369"))
+        ));
+    }
+}
