@@ -55,24 +55,27 @@ async fn auto_without_an_epmd_serves_and_beams_register_with_us() {
         .unwrap();
     assert_eq!(kind_of(&status), Some(EpmdKind::Embedded), "{status}");
 
-    let beam = unique("guest");
-    let _guest = erl(&beam, port, None, None);
-    let wanted = beam.clone();
-    eventually(
-        "the BEAM to register with our EPMD",
-        Duration::from_secs(30),
-        || {
-            let wanted = wanted.clone();
-            async move { listed_async(local(port)).await.contains(&wanted) }
-        },
-    )
-    .await;
-    let ping = format!("net_adm:ping(list_to_atom(\"{beam}@127.0.0.1\"))");
-    let pinger = unique("pinger");
-    assert_eq!(
-        blocking(move || erl_eval(&pinger, port, &ping)).await,
-        "pong"
-    );
+    for release in blocking(releases).await {
+        let beam = unique("guest");
+        let _guest = erl_of(&release, &beam, port, None, None);
+        let wanted = beam.clone();
+        eventually(
+            &format!("the OTP {release} BEAM to register with our EPMD"),
+            Duration::from_secs(30),
+            || {
+                let wanted = wanted.clone();
+                async move { listed_async(local(port)).await.contains(&wanted) }
+            },
+        )
+        .await;
+        let ping = format!("net_adm:ping(list_to_atom(\"{beam}@127.0.0.1\"))");
+        let (rel, pinger) = (release.clone(), unique("pinger"));
+        assert_eq!(
+            blocking(move || erl_eval_of(&rel, &pinger, port, &ping)).await,
+            "pong",
+            "OTP {release}"
+        );
+    }
     assert!(
         listed_async(local(port))
             .await
@@ -98,15 +101,23 @@ async fn auto_takes_over_from_a_killed_epmd_and_the_beam_follows() {
         .unwrap();
     assert_eq!(kind_of(&status), Some(EpmdKind::External), "{status}");
 
-    let beam = unique("follower");
-    let _follower = erl(&beam, port, None, None);
-    let wanted = beam.clone();
+    // One BEAM of every release, registered with the real epmd.
+    let mut followers = Vec::new();
+    for release in blocking(releases).await {
+        let beam = unique("follower");
+        let node = erl_of(&release, &beam, port, None, None);
+        followers.push((release, beam, node));
+    }
+    let wanted: Vec<String> = followers.iter().map(|(_, b, _)| b.clone()).collect();
     eventually(
-        "the BEAM to register with epmd",
+        "the BEAMs to register with epmd",
         Duration::from_secs(30),
         || {
             let wanted = wanted.clone();
-            async move { listed_async(local(port)).await.contains(&wanted) }
+            async move {
+                let listed = listed_async(local(port)).await;
+                wanted.iter().all(|w| listed.contains(w))
+            }
         },
     )
     .await;
@@ -116,27 +127,35 @@ async fn auto_takes_over_from_a_killed_epmd_and_the_beam_follows() {
     epmd.kill();
     let (status, serving_after) =
         status_becomes(&mut watch, T, |s| kind_of(s) == Some(EpmdKind::Embedded)).await;
-    let wanted = beam.clone();
-    eventually(
-        "the BEAM to re-register with us",
-        Duration::from_secs(15),
-        || {
-            let wanted = wanted.clone();
-            async move { listed_async(local(port)).await.contains(&wanted) }
-        },
-    )
-    .await;
-    let beam_after = killed.elapsed();
-    println!(
-        "takeover: serving EPMD {serving_after:?} after epmd was killed ({status}); \
-         the BEAM re-registered with us {beam_after:?} after the kill"
-    );
-    let ping = format!("net_adm:ping(list_to_atom(\"{beam}@127.0.0.1\"))");
-    let pinger = unique("pinger");
-    assert_eq!(
-        blocking(move || erl_eval(&pinger, port, &ping)).await,
-        "pong"
-    );
+    println!("takeover: serving EPMD {serving_after:?} after epmd was killed ({status})");
+    let mut back: Vec<Option<Duration>> = vec![None; followers.len()];
+    while back.iter().any(Option::is_none) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "BEAMs not back with us 15 s after the kill: {wanted:?} / {back:?}"
+        );
+        let listed = listed_async(local(port)).await;
+        let elapsed = killed.elapsed();
+        for (i, w) in wanted.iter().enumerate() {
+            if back[i].is_none() && listed.contains(w) {
+                back[i] = Some(elapsed);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for ((release, beam, _), after) in followers.iter().zip(&back) {
+        println!(
+            "takeover: the OTP {release} BEAM re-registered with us {:?} after the kill",
+            after.unwrap()
+        );
+        let ping = format!("net_adm:ping(list_to_atom(\"{beam}@127.0.0.1\"))");
+        let (rel, pinger) = (release.clone(), unique("pinger"));
+        assert_eq!(
+            blocking(move || erl_eval_of(&rel, &pinger, port, &ping)).await,
+            "pong",
+            "OTP {release}"
+        );
+    }
     registrar.shutdown().await;
 }
 
