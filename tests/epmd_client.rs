@@ -50,25 +50,35 @@ async fn register_names_and_port_please() {
 }
 
 #[tokio::test]
-async fn port_please_finds_a_real_beam() {
+async fn port_please_finds_real_beams() {
     let port = free_port();
-    let dist = free_port();
     let _epmd = epmd(port, &[]);
-    let name = unique("beamy");
-    let _node = erl(&name, port, Some(dist), None);
-    let wanted = name.clone();
-    eventually("the BEAM to register", Duration::from_secs(30), || {
-        let wanted = wanted.clone();
-        async move { listed_async(local(port)).await.contains(&wanted) }
-    })
-    .await;
-    let node = port_please(local(port), &alive(&name), T)
-        .await
-        .unwrap()
-        .expect("the BEAM is registered");
-    assert_eq!(node.port, dist);
-    assert_eq!(node.node_type, NodeType::Normal);
-    assert_eq!(node.highest_version, 6);
+    for release in blocking(releases).await {
+        let dist = free_port();
+        let name = unique("beamy");
+        let _node = erl_of(&release, &name, port, Some(dist), None);
+        let wanted = name.clone();
+        eventually(
+            &format!("the OTP {release} BEAM to register"),
+            Duration::from_secs(30),
+            || {
+                let wanted = wanted.clone();
+                async move { listed_async(local(port)).await.contains(&wanted) }
+            },
+        )
+        .await;
+        let node = port_please(local(port), &alive(&name), T)
+            .await
+            .unwrap()
+            .expect("the BEAM is registered");
+        assert_eq!(node.port, dist, "OTP {release}");
+        assert_eq!(node.node_type, NodeType::Normal, "OTP {release}");
+        assert_eq!(node.highest_version, 6, "OTP {release}");
+        println!(
+            "OTP {release} registers versions {}..{}",
+            node.lowest_version, node.highest_version
+        );
+    }
 }
 
 #[tokio::test]

@@ -33,46 +33,63 @@ async fn server() -> (EpmdServer, u16) {
     (server, port)
 }
 
+/// For every OTP release in `BEAMLINK_OTP`: a BEAM registers with our EPMD, a second one
+/// finds it through us and pings it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beams_register_with_us_and_ping_each_other() {
     let (server, port) = server().await;
-    let a = unique("a");
-    let _node_a = erl(&a, port, None, None);
-    eventually(
-        "the BEAM to register with us",
-        Duration::from_secs(30),
-        || {
-            let registered = server.registered();
-            let a = a.clone();
-            async move { registered.iter().any(|n| n.name.as_str() == a) }
-        },
-    )
-    .await;
-    let ping = format!("net_adm:ping(list_to_atom(\"{a}@127.0.0.1\"))");
-    let b = unique("b");
-    let answer = blocking(move || erl_eval(&b, port, &ping)).await;
-    assert_eq!(answer, "pong");
+    for release in blocking(releases).await {
+        let a = unique("a");
+        let _node_a = erl_of(&release, &a, port, None, None);
+        let wanted = a.clone();
+        eventually(
+            &format!("the OTP {release} BEAM to register with us"),
+            Duration::from_secs(30),
+            || {
+                let registered = server.registered();
+                let wanted = wanted.clone();
+                async move { registered.iter().any(|n| n.name.as_str() == wanted) }
+            },
+        )
+        .await;
+        let ping = format!("net_adm:ping(list_to_atom(\"{a}@127.0.0.1\"))");
+        let b = unique("b");
+        let rel = release.clone();
+        let answer = blocking(move || erl_eval_of(&rel, &b, port, &ping)).await;
+        assert_eq!(answer, "pong", "OTP {release}");
+    }
     server.shutdown().await;
 }
 
+/// `net_adm:names/0,1` on a BEAM of every release parses our NAMES reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn net_adm_names_on_a_beam_reads_our_reply() {
     let (server, port) = server().await;
     let _held = register(local(port), &request("rustnode", 4242), T)
         .await
         .unwrap();
-    let c = unique("c");
-    let c2 = c.clone();
-    let answer = blocking(move || erl_eval(&c2, port, "net_adm:names()")).await;
-    // The BEAM is registered too; net_adm:names lists in registration order.
-    assert!(
-        answer.starts_with("{ok,[{\"rustnode\",4242},{\""),
-        "{answer}"
-    );
-    assert!(answer.contains(&format!("{{\"{c}\",")), "{answer}");
-    let explicit =
-        blocking(move || erl_eval(&unique("d"), port, "net_adm:names(\"127.0.0.1\")")).await;
-    assert!(explicit.contains("{\"rustnode\",4242}"), "{explicit}");
+    for release in blocking(releases).await {
+        let c = unique("c");
+        let (rel, c2) = (release.clone(), c.clone());
+        let answer = blocking(move || erl_eval_of(&rel, &c2, port, "net_adm:names()")).await;
+        // The BEAM is registered too; net_adm:names lists in registration order.
+        assert!(
+            answer.starts_with("{ok,[{\"rustnode\",4242},{\""),
+            "OTP {release}: {answer}"
+        );
+        assert!(
+            answer.contains(&format!("{{\"{c}\",")),
+            "OTP {release}: {answer}"
+        );
+        let rel = release.clone();
+        let explicit =
+            blocking(move || erl_eval_of(&rel, &unique("d"), port, "net_adm:names(\"127.0.0.1\")"))
+                .await;
+        assert!(
+            explicit.contains("{\"rustnode\",4242}"),
+            "OTP {release}: {explicit}"
+        );
+    }
     server.shutdown().await;
 }
 
@@ -488,4 +505,30 @@ async fn shutdown_closes_registrations_and_serves_ipv6() {
         .await
         .expect("shutdown ends the registration");
     assert!(!answers(local(port)));
+}
+
+/// With the default packet timeout (60 s), a silent connection is closed after 60 s and not
+/// before; paused time makes that exact.
+#[tokio::test(start_paused = true)]
+async fn silent_connections_are_closed_after_the_default_packet_timeout() {
+    let (server, _token) = server_with(ServerConfig::new(0)).await;
+    let port = server.port();
+    let mut silent = TcpStream::connect(local(port)).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut buf = [0u8; 8];
+    let read = silent.read(&mut buf).await;
+    assert!(matches!(read, Ok(0)), "{read:?}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+        "closed after {waited:?} of virtual time"
+    );
+    // A registration is exempt: still registered long after.
+    let held = register(local(port), &request("patient", 1), T)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(server.registered().len(), 1);
+    drop(held);
+    server.shutdown().await;
 }

@@ -229,7 +229,9 @@ impl Registrar {
         }
     }
 
-    /// The current state, updated on every change.
+    /// The current state, updated on every change. Clone what you need out of
+    /// `borrow()` rather than keeping the guard: while a guard is held the registrar cannot
+    /// publish the next state.
     pub fn status(&self) -> watch::Receiver<EpmdStatus> {
         self.status.clone()
     }

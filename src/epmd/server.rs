@@ -4,11 +4,14 @@
 //! What it does, request by request:
 //! * ALIVE2_REQ, only from a local peer (127.0.0.0/8, `::1`, or the address the connection
 //!   arrived on, as `epmd` decides it); from elsewhere the connection is closed without an
-//!   answer. A name gets a creation the way `epmd` computes it (see [`super::registry`]) and
+//!   answer. A name gets a creation the way `epmd` computes it (32 bits from the Unix time of
+//!   its first registration for version-6 requests, bumped by one on each re-registration of a
+//!   name among the last 1000 unregistered ones; 1..3 for older versions) and
 //!   stays registered until its socket closes or sends any further byte. A duplicate name, a
 //!   name `epmd` refuses (not UTF-8, over 255 characters, extra over 1020 bytes) or a full
 //!   table is answered with `Result = 1`; unlike `epmd`, which keeps such a socket open
-//!   until the client closes it, the server then closes it.
+//!   until the client closes it, the server then closes it. Also unlike `epmd`, an empty
+//!   name is refused (`epmd` registers it, and lists it as `name  at port P`).
 //! * PORT_PLEASE2_REQ and NAMES_REQ from anyone, answered byte for byte as `epmd` does.
 //! * DUMP_REQ from local peers (the connection id stands in for `epmd`'s file descriptor).
 //! * KILL_REQ and STOP_REQ are refused: the connection is closed without an answer.
@@ -498,5 +501,32 @@ async fn read_request(stream: &mut TcpStream) -> ReadOutcome {
             Ok(0) | Err(_) => return ReadOutcome::Closed,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_peer;
+    use std::net::SocketAddr;
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn local_peers_as_epmd_decides() {
+        let here = Some(addr("10.0.1.7:4369"));
+        assert!(is_local_peer(addr("127.0.0.1:5000"), here));
+        assert!(is_local_peer(addr("127.8.9.10:5000"), here));
+        assert!(is_local_peer(addr("[::1]:5000"), Some(addr("[::1]:4369"))));
+        assert!(is_local_peer(addr("[::ffff:127.0.0.1]:5000"), None));
+        // A node on this host dialling the host's own address.
+        assert!(is_local_peer(addr("10.0.1.7:5000"), here));
+        assert!(!is_local_peer(addr("10.0.1.8:5000"), here));
+        assert!(!is_local_peer(addr("10.0.1.8:5000"), None));
+        assert!(!is_local_peer(
+            addr("[fd00::2]:5000"),
+            Some(addr("[fd00::1]:4369"))
+        ));
     }
 }

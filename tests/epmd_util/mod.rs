@@ -145,13 +145,54 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// `erl -name NAME@127.0.0.1` using the EPMD on `epmd_port`, never starting an epmd of its
-/// own. With `eval`, the node runs that expression (which should end with `halt()`);
-/// without, it stays up until dropped. `dist_port` pins its distribution port.
-pub fn erl(name: &str, epmd_port: u16, dist_port: Option<u16>, eval: Option<&str>) -> Proc {
+/// The OTP releases to run BEAMs of: `BEAMLINK_OTP` (e.g. `"25 27 29"`, the default), as
+/// the rest of the suite does. Each must be installed (`scripts/otp-run --check`); a missing
+/// one fails the test and says so.
+pub fn releases() -> Vec<String> {
+    let spec = std::env::var("BEAMLINK_OTP").unwrap_or_else(|_| "25 27 29".to_owned());
+    let releases: Vec<String> = spec
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        !releases.is_empty(),
+        "BEAMLINK_OTP={spec:?} names no release"
+    );
+    for release in &releases {
+        let check = Command::new(otp_run())
+            .args(["--check", release])
+            .output()
+            .expect("run scripts/otp-run --check");
+        assert!(
+            check.status.success(),
+            "OTP {release} is not installed (run scripts/setup): {}",
+            String::from_utf8_lossy(&check.stderr).trim()
+        );
+    }
+    releases
+}
+
+fn otp_run() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/otp-run")
+}
+
+/// `erl -name NAME@127.0.0.1` of OTP `release` using the EPMD on `epmd_port`, never
+/// starting an epmd of its own. With `eval`, the node runs that expression (which should
+/// end with `halt()`); without, it stays up until dropped. `dist_port` pins its
+/// distribution port. `scripts/otp-run` execs, so the pid is the BEAM's own.
+pub fn erl_of(
+    release: &str,
+    name: &str,
+    epmd_port: u16,
+    dist_port: Option<u16>,
+    eval: Option<&str>,
+) -> Proc {
     require("erl");
-    let mut cmd = Command::new("erl");
-    cmd.env("ERL_EPMD_PORT", epmd_port.to_string())
+    let mut cmd = Command::new(otp_run());
+    cmd.args([release, "erl"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ERL_EPMD_PORT", epmd_port.to_string())
         .arg("-name")
         .arg(format!("{name}@127.0.0.1"))
         .args(["-setcookie", COOKIE, "-start_epmd", "false", "-noshell"])
@@ -171,17 +212,27 @@ pub fn erl(name: &str, epmd_port: u16, dist_port: Option<u16>, eval: Option<&str
     }
     Proc {
         child: cmd.spawn().expect("start erl"),
-        what: format!("erl -name {name}@127.0.0.1 (ERL_EPMD_PORT={epmd_port})"),
+        what: format!("OTP {release} erl -name {name}@127.0.0.1 (ERL_EPMD_PORT={epmd_port})"),
     }
 }
 
-/// Runs `expr` on a fresh node `name` and returns what it printed with `~p`.
-pub fn erl_eval(name: &str, epmd_port: u16, expr: &str) -> String {
+/// [`erl_of`] with the host's OTP 25.
+pub fn erl(name: &str, epmd_port: u16, dist_port: Option<u16>, eval: Option<&str>) -> Proc {
+    erl_of("25", name, epmd_port, dist_port, eval)
+}
+
+/// Runs `expr` on a fresh OTP `release` node `name` and returns what it printed with `~p`.
+pub fn erl_eval_of(release: &str, name: &str, epmd_port: u16, expr: &str) -> String {
     let script = format!("io:format(\"~p~n\",[{expr}]), halt()");
-    erl(name, epmd_port, None, Some(&script))
+    erl_of(release, name, epmd_port, None, Some(&script))
         .output(Duration::from_secs(60))
         .trim()
         .to_owned()
+}
+
+/// [`erl_eval_of`] with the host's OTP 25.
+pub fn erl_eval(name: &str, epmd_port: u16, expr: &str) -> String {
+    erl_eval_of("25", name, epmd_port, expr)
 }
 
 /// The raw NAMES reply of the EPMD at `addr` (blocking).

@@ -1,4 +1,5 @@
 use super::*;
+use bytes::BytesMut;
 
 macro_rules! fixture {
     ($name:literal) => {
