@@ -295,20 +295,19 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
             assert!(got_down && got_exit, "{otp}");
 
             // The release monitors and links a Rust process that then exits.
+            release.rpc(
+                r#"pid = spawn(fn -> Process.flag(:trap_exit, true); receive do {:watch, p} -> Process.link(p); ref = Process.monitor(p); send(p, :watching); loop = fn loop -> receive do {:DOWN, ^ref, :process, _, r} -> :persistent_term.put(:rust_down, r); loop.(loop); {:EXIT, ^p, r} -> :persistent_term.put(:rust_exit, r); loop.(loop) end end; loop.(loop) end end); Process.register(pid, :watch_rust); :ok"#,
+            );
             let mut target = node.spawn_process();
-            target.register("target").unwrap();
-            let r = node.name().to_string();
-            release.rpc(&format!(
-                r#"pid = spawn(fn -> Process.flag(:trap_exit, true); ref = Process.monitor({{:target, :"{r}"}}); [p] = :erpc.call(:"{r}", :erlang, :nodes, [:this]) |> then(fn _ -> [:ok] end); _ = p; receive do {{:DOWN, ^ref, :process, _, reason}} -> :persistent_term.put(:rust_down, reason) end end); Process.register(pid, :watch_rust); :ok"#
-            ));
-            std::thread::sleep(Duration::from_millis(300));
-            let target_pid = target.pid().clone();
-            release.rpc(&format!(
-                r#"pid = spawn(fn -> Process.flag(:trap_exit, true); Process.link(:erlang.list_to_pid(~c"{}")) ; receive do {{:EXIT, _, reason}} -> :persistent_term.put(:rust_exit, reason) end end); :ok"#,
-                pid_text(&target_pid, &release, &r)
-            ));
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = rt.block_on(target.recv_timeout(Duration::from_millis(10)));
+            rt.block_on(target.send(
+                Dest::name("watch_rust", &peer),
+                Term::tuple([Term::atom("watch"), Term::Pid(target.pid().clone())]),
+            ))
+            .unwrap();
+            match rt.block_on(target.recv_timeout(Duration::from_secs(5))) {
+                Some(Envelope::Message { message, .. }) if message.is_atom("watching") => {}
+                other => panic!("{otp}: expected :watching, got {other:?}"),
+            }
             rt.block_on(target.exit(Term::atom("shutdown_by_rust")));
             let down = wait_rpc(&release, ":persistent_term.get(:rust_down, :none)");
             assert_eq!(
@@ -322,6 +321,7 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
             );
 
             // Node-down: the release monitors a Rust process, the Rust node goes away.
+            let r = node.name().to_string();
             let keeper = node.spawn_process();
             keeper.register("keeper").unwrap();
             release.rpc(&format!(
@@ -337,20 +337,6 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
             drop(keeper);
         });
     }
-}
-
-/// `<0.id.serial>` as the release node sees our pid (pid_to_list on a remote pid prints the
-/// node's index, which only the release knows): ask it.
-fn pid_text(pid: &beamlink::proto::term::Pid, release: &Release, r: &str) -> String {
-    // erpc to ourselves returns a pid term the release then prints.
-    let _ = r;
-    let listed = release.rpc(&format!(
-        r#":erlang.pid_to_list(:erpc.call(:"{}", :erlang, :whereis, [:target]))"#,
-        pid.node
-    ));
-    listed
-        .trim_matches(|c| c == '~' || c == 'c' || c == '\'' || c == '"')
-        .to_string()
 }
 
 fn wait_rpc(release: &Release, expr: &str) -> String {
