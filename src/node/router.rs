@@ -47,7 +47,12 @@ impl LinkHandler for Router {
     }
 
     fn on_bad_message(&self, link: &LinkHandle, error: MessageError, bytes: &Bytes) {
-        let kind = format!("{:?}", std::mem::discriminant(&error));
+        // One log line per kind of problem: the variant, and the inner variant.
+        let kind = match &error {
+            MessageError::Control(e) => format!("control {:?}", std::mem::discriminant(e)),
+            MessageError::Term(e) => format!("term {:?}", std::mem::discriminant(e)),
+            e => format!("{:?}", std::mem::discriminant(e)),
+        };
         let shown = &bytes[..bytes.len().min(64)];
         self.log_once(
             link,
