@@ -51,6 +51,7 @@ impl LinkHandler for Router {
         let kind = match &error {
             MessageError::Control(e) => format!("control {:?}", std::mem::discriminant(e)),
             MessageError::Term(e) => format!("term {:?}", std::mem::discriminant(e)),
+            MessageError::Header(e) => format!("header {:?}", std::mem::discriminant(e)),
             e => format!("{:?}", std::mem::discriminant(e)),
         };
         let shown = &bytes[..bytes.len().min(64)];

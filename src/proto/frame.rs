@@ -84,7 +84,12 @@ pub fn encode_message(
 ) -> Result<(), EncodeError> {
     let start = out.len();
     out.put_u32(0);
-    if let Err(e) = control.encode(flags, out) {
+    let encoded = if super::dist_header::uses_header(flags) {
+        super::dist_header::encode_with_header(control, flags, out)
+    } else {
+        control.encode(flags, out)
+    };
+    if let Err(e) = encoded {
         out.truncate(start);
         return Err(e);
     }
@@ -111,6 +116,8 @@ pub enum MessageError {
     TrailingBytes,
     /// The terms are fine but do not form a valid control message.
     Control(ControlError),
+    /// The distribution header or the fragment sequence is malformed.
+    Header(super::dist_header::HeaderError),
 }
 
 impl fmt::Display for MessageError {
@@ -125,6 +132,7 @@ impl fmt::Display for MessageError {
             MessageError::Term(e) => write!(f, "corrupt term: {e}"),
             MessageError::TrailingBytes => f.write_str("bytes after the payload term"),
             MessageError::Control(e) => write!(f, "invalid control message: {e}"),
+            MessageError::Header(e) => write!(f, "{e}"),
         }
     }
 }

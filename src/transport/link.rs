@@ -17,6 +17,7 @@
 
 use super::LinkDown;
 use crate::proto::control::Control;
+use crate::proto::dist_header::DistDecoder;
 use crate::proto::flags::DistFlags;
 use crate::proto::frame::{self, Frame, MessageError};
 use crate::proto::node_name::NodeName;
@@ -340,6 +341,7 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
     handler: &H,
 ) -> LinkDown {
     let stats = &link.shared.stats;
+    let mut decoder = DistDecoder::new(link.flags(), config.max_frame as usize);
     loop {
         loop {
             let frame = match frame::take_frame(&mut buf, config.max_frame) {
@@ -352,8 +354,9 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
                 continue;
             };
             stats.messages_in.fetch_add(1, Ordering::Relaxed);
-            match frame::decode_message(&bytes) {
-                Ok(message) => handler.on_message(link, message).await,
+            match decoder.decode(&bytes) {
+                Ok(Some(message)) => handler.on_message(link, message).await,
+                Ok(None) => {}
                 Err(e) => handler.on_bad_message(link, e, &bytes),
             }
             if link.shared.cancel.is_cancelled() {

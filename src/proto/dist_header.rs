@@ -1,0 +1,561 @@
+//! Distribution headers (`erl_ext_dist.md`, "Distribution Header" and "Distribution Header
+//! for Fragmented Messages"): the per-connection atom cache a BEAM uses to send atoms as
+//! one-byte references, and messages split into fragments.
+//!
+//! Once `DFLAG_DIST_HDR_ATOM_CACHE` or `DFLAG_FRAGMENTS` is negotiated, a BEAM sends every
+//! message as `131, 68, ...` (or `69`/`70` for fragments) and refuses pass-through messages
+//! (`erts_prepare_dist_ext` in `external.c`), so both directions change:
+//! * [`DistDecoder`] keeps the connection's atom cache (2048 slots) and reassembles fragments;
+//! * [`encode_with_header`] writes `131, 68, 0` (a header that references no atom) before
+//!   the control and payload terms, which then carry no version byte.
+//!
+//! Bounds: a fragmented message may not grow past the connection's frame cap, and at most
+//! [`MAX_PARTIAL_MESSAGES`] fragmented messages may be open at once; beyond either the
+//! message is refused (a typed error) and its fragments are dropped.
+
+use super::control::Control;
+use super::flags::DistFlags;
+use super::frame::{MessageError, PASS_THROUGH};
+use super::term::{Atom, Decoder, EncodeError, VERSION, encode_body};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::HashMap;
+use std::fmt;
+
+/// `131, 68`: a message with an atom cache header.
+pub const DIST_HEADER: u8 = 68;
+/// `131, 69`: the first fragment of a message.
+pub const DIST_FRAG_HEADER: u8 = 69;
+/// `131, 70`: a following fragment.
+pub const DIST_FRAG_CONT: u8 = 70;
+/// Slots in a connection's atom cache (`ERTS_ATOM_CACHE_SIZE`).
+pub const ATOM_CACHE_SIZE: usize = 2048;
+/// Fragmented messages that may be in progress at once on one connection.
+pub const MAX_PARTIAL_MESSAGES: usize = 1024;
+
+/// True if messages on a connection with these flags carry a distribution header.
+pub fn uses_header(flags: DistFlags) -> bool {
+    flags.contains(DistFlags::DIST_HDR_ATOM_CACHE) || flags.contains(DistFlags::FRAGMENTS)
+}
+
+/// A malformed distribution header or fragment sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The header ends early or its fields are inconsistent.
+    Truncated,
+    /// An atom cache reference to a slot that holds no atom.
+    EmptyCacheSlot {
+        /// The slot.
+        slot: usize,
+    },
+    /// A cache index past the 2048 slots.
+    BadCacheIndex {
+        /// The index.
+        index: usize,
+    },
+    /// An atom in the header is not valid UTF-8 or is too long.
+    BadAtom,
+    /// A fragment header on a connection that did not negotiate fragments.
+    FragmentsNotNegotiated,
+    /// A fragment id of 0.
+    BadFragmentId,
+    /// A continuation for a sequence we have no start of.
+    UnknownSequence {
+        /// The sequence id.
+        sequence: u64,
+    },
+    /// A continuation out of order (fragment ids count down by one).
+    OutOfOrder {
+        /// The sequence id.
+        sequence: u64,
+        /// The fragment id expected.
+        expected: u64,
+        /// The one received.
+        got: u64,
+    },
+    /// A new sequence with an id that is already open.
+    DuplicateSequence {
+        /// The sequence id.
+        sequence: u64,
+    },
+    /// Too many fragmented messages open at once.
+    TooManyPartial,
+    /// A fragmented message grew past the size cap.
+    TooLarge {
+        /// Bytes so far.
+        bytes: usize,
+        /// The cap.
+        max: usize,
+    },
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderError::Truncated => f.write_str("truncated distribution header"),
+            HeaderError::EmptyCacheSlot { slot } => {
+                write!(f, "atom cache reference to empty slot {slot}")
+            }
+            HeaderError::BadCacheIndex { index } => {
+                write!(f, "atom cache index {index} out of range")
+            }
+            HeaderError::BadAtom => f.write_str("invalid atom in the distribution header"),
+            HeaderError::FragmentsNotNegotiated => {
+                f.write_str("fragment on a connection that did not negotiate fragments")
+            }
+            HeaderError::BadFragmentId => f.write_str("fragment id 0"),
+            HeaderError::UnknownSequence { sequence } => {
+                write!(f, "continuation fragment of unknown sequence {sequence}")
+            }
+            HeaderError::OutOfOrder {
+                sequence,
+                expected,
+                got,
+            } => write!(
+                f,
+                "fragment {got} of sequence {sequence} arrived where {expected} was due"
+            ),
+            HeaderError::DuplicateSequence { sequence } => {
+                write!(f, "sequence {sequence} started twice")
+            }
+            HeaderError::TooManyPartial => write!(
+                f,
+                "more than {MAX_PARTIAL_MESSAGES} fragmented messages in progress"
+            ),
+            HeaderError::TooLarge { bytes, max } => {
+                write!(
+                    f,
+                    "fragmented message of {bytes} bytes, over the {max}-byte cap"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for HeaderError {}
+
+struct Partial {
+    atoms: Vec<Atom>,
+    data: BytesMut,
+    next_fragment: u64,
+}
+
+/// Decodes the messages of one connection, in order: keeps its atom cache and its
+/// fragmented messages in progress.
+pub struct DistDecoder {
+    flags: DistFlags,
+    cache: Vec<Option<Atom>>,
+    partial: HashMap<u64, Partial>,
+    max_message: usize,
+}
+
+impl fmt::Debug for DistDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DistDecoder")
+            .field("flags", &self.flags)
+            .field("partial", &self.partial.len())
+            .finish()
+    }
+}
+
+impl DistDecoder {
+    /// A decoder for a connection with the negotiated `flags`; fragmented messages may not
+    /// exceed `max_message` bytes.
+    pub fn new(flags: DistFlags, max_message: usize) -> DistDecoder {
+        DistDecoder {
+            flags,
+            cache: Vec::new(),
+            partial: HashMap::new(),
+            max_message,
+        }
+    }
+
+    /// Bytes held by fragmented messages in progress.
+    pub fn partial_bytes(&self) -> usize {
+        self.partial.values().map(|p| p.data.len()).sum()
+    }
+
+    /// Decodes one received message (a frame without its length). `Ok(None)` when it was a
+    /// fragment and the message is not complete yet.
+    pub fn decode(&mut self, data: &Bytes) -> Result<Option<Control>, MessageError> {
+        match (data.first(), data.get(1)) {
+            (Some(&PASS_THROUGH), _) => super::frame::decode_message(data).map(Some),
+            (Some(&VERSION), Some(&kind))
+                if uses_header(self.flags)
+                    && matches!(kind, DIST_HEADER | DIST_FRAG_HEADER | DIST_FRAG_CONT) =>
+            {
+                self.decode_header(data, kind)
+            }
+            (Some(&VERSION), _) => Err(MessageError::HeaderNotNegotiated),
+            (Some(&byte), _) => Err(MessageError::UnknownHeader { byte }),
+            (None, _) => Err(MessageError::UnknownHeader { byte: 0 }),
+        }
+    }
+
+    fn decode_header(&mut self, data: &Bytes, kind: u8) -> Result<Option<Control>, MessageError> {
+        let header = |e: HeaderError| MessageError::Header(e);
+        let mut r = Cursor { data, pos: 2 };
+        match kind {
+            DIST_HEADER => {
+                let atoms = self.read_atoms(&mut r).map_err(header)?;
+                decode_terms(data, r.pos, &atoms).map(Some)
+            }
+            DIST_FRAG_HEADER => {
+                if !self.flags.contains(DistFlags::FRAGMENTS) {
+                    return Err(header(HeaderError::FragmentsNotNegotiated));
+                }
+                let sequence = r.u64().map_err(header)?;
+                let fragment = r.u64().map_err(header)?;
+                let atoms = self.read_atoms(&mut r).map_err(header)?;
+                match fragment {
+                    0 => Err(header(HeaderError::BadFragmentId)),
+                    1 => decode_terms(data, r.pos, &atoms).map(Some),
+                    _ => {
+                        if self.partial.contains_key(&sequence) {
+                            self.partial.remove(&sequence);
+                            return Err(header(HeaderError::DuplicateSequence { sequence }));
+                        }
+                        if self.partial.len() >= MAX_PARTIAL_MESSAGES {
+                            return Err(header(HeaderError::TooManyPartial));
+                        }
+                        let body = &data[r.pos..];
+                        if body.len() > self.max_message {
+                            return Err(header(HeaderError::TooLarge {
+                                bytes: body.len(),
+                                max: self.max_message,
+                            }));
+                        }
+                        self.partial.insert(
+                            sequence,
+                            Partial {
+                                atoms,
+                                data: BytesMut::from(body),
+                                next_fragment: fragment - 1,
+                            },
+                        );
+                        Ok(None)
+                    }
+                }
+            }
+            _ => {
+                if !self.flags.contains(DistFlags::FRAGMENTS) {
+                    return Err(header(HeaderError::FragmentsNotNegotiated));
+                }
+                let sequence = r.u64().map_err(header)?;
+                let fragment = r.u64().map_err(header)?;
+                let Some(p) = self.partial.get_mut(&sequence) else {
+                    return Err(header(HeaderError::UnknownSequence { sequence }));
+                };
+                if fragment != p.next_fragment {
+                    let expected = p.next_fragment;
+                    self.partial.remove(&sequence);
+                    return Err(header(HeaderError::OutOfOrder {
+                        sequence,
+                        expected,
+                        got: fragment,
+                    }));
+                }
+                let body = &data[r.pos..];
+                if p.data.len() + body.len() > self.max_message {
+                    let bytes = p.data.len() + body.len();
+                    self.partial.remove(&sequence);
+                    return Err(header(HeaderError::TooLarge {
+                        bytes,
+                        max: self.max_message,
+                    }));
+                }
+                p.data.extend_from_slice(body);
+                if fragment > 1 {
+                    p.next_fragment -= 1;
+                    return Ok(None);
+                }
+                let Some(p) = self.partial.remove(&sequence) else {
+                    return Err(header(HeaderError::UnknownSequence { sequence }));
+                };
+                let whole = p.data.freeze();
+                decode_terms(&whole, 0, &p.atoms).map(Some)
+            }
+        }
+    }
+
+    /// Reads the atom cache part of a header: the new entries go into the cache, and the
+    /// message's table of atoms comes back.
+    fn read_atoms(&mut self, r: &mut Cursor<'_>) -> Result<Vec<Atom>, HeaderError> {
+        let count = r.u8()? as usize;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let flag_bytes = r.take(count / 2 + 1)?;
+        let nibble = |i: usize| (flag_bytes[i / 2] >> ((i % 2) * 4)) & 0x0f;
+        let long_atoms = nibble(count) & 1 == 1;
+        if self.cache.is_empty() {
+            self.cache = vec![None; ATOM_CACHE_SIZE];
+        }
+        let mut atoms = Vec::with_capacity(count);
+        for i in 0..count {
+            let flags = nibble(i);
+            let segment = (flags & 7) as usize;
+            let index = segment * 256 + r.u8()? as usize;
+            if index >= ATOM_CACHE_SIZE {
+                return Err(HeaderError::BadCacheIndex { index });
+            }
+            if flags & 8 != 0 {
+                let len = if long_atoms {
+                    r.u16()? as usize
+                } else {
+                    r.u8()? as usize
+                };
+                let text = std::str::from_utf8(r.take(len)?).map_err(|_| HeaderError::BadAtom)?;
+                if text.chars().count() > Atom::MAX_CHARS {
+                    return Err(HeaderError::BadAtom);
+                }
+                let atom = Atom::new(text);
+                self.cache[index] = Some(atom.clone());
+                atoms.push(atom);
+            } else {
+                match &self.cache[index] {
+                    Some(atom) => atoms.push(atom.clone()),
+                    None => return Err(HeaderError::EmptyCacheSlot { slot: index }),
+                }
+            }
+        }
+        Ok(atoms)
+    }
+}
+
+fn decode_terms(data: &Bytes, pos: usize, atoms: &[Atom]) -> Result<Control, MessageError> {
+    let mut d = Decoder::new(data, pos).with_atom_cache(atoms);
+    let control = d.term_body()?;
+    let payload = if d.is_at_end() {
+        None
+    } else {
+        Some(d.term_body()?)
+    };
+    if !d.is_at_end() {
+        return Err(MessageError::TrailingBytes);
+    }
+    Control::from_terms(control, payload).map_err(MessageError::Control)
+}
+
+struct Cursor<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], HeaderError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.data.len())
+            .ok_or(HeaderError::Truncated)?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, HeaderError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, HeaderError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, HeaderError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+}
+
+/// Appends `control` as a message body with a distribution header that references no atom
+/// (`131, 68, 0`), for connections that negotiated headers; no length prefix.
+pub fn encode_with_header(
+    control: &Control,
+    flags: DistFlags,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.put_slice(&[VERSION, DIST_HEADER, 0]);
+    let (ctrl, payload) = control.to_terms(flags);
+    let result = encode_body(&ctrl, out).and_then(|()| match payload {
+        Some(p) => encode_body(p, out),
+        None => Ok(()),
+    });
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::term::{Pid, Term, encode};
+
+    fn flags() -> DistFlags {
+        DistFlags::BEAMLINK_DEFAULT | DistFlags::DIST_HDR_ATOM_CACHE | DistFlags::FRAGMENTS
+    }
+
+    fn reg_send() -> Control {
+        Control::RegSend {
+            from: Pid {
+                node: Atom::new("a@h.x"),
+                id: 1,
+                serial: 0,
+                creation: 3,
+            },
+            to: Atom::new("rig_sink"),
+            token: None,
+            message: Term::binary(vec![7u8; 300]),
+        }
+    }
+
+    #[test]
+    fn a_header_without_atoms_round_trips() {
+        let mut out = BytesMut::new();
+        encode_with_header(&reg_send(), flags(), &mut out).unwrap();
+        assert_eq!(&out[..3], &[131, 68, 0]);
+        let mut d = DistDecoder::new(flags(), 1 << 20);
+        assert_eq!(d.decode(&out.freeze()).unwrap(), Some(reg_send()));
+    }
+
+    /// Builds `131, 68` with the given (new?, index, text) atom entries, then the terms.
+    fn with_atoms(entries: &[(bool, usize, &str)], body: &[u8]) -> Bytes {
+        let mut out = vec![131, 68, entries.len() as u8];
+        let mut nibbles: Vec<u8> = entries
+            .iter()
+            .map(|(new, idx, _)| ((*new as u8) << 3) | (idx / 256) as u8)
+            .collect();
+        nibbles.push(0);
+        for pair in nibbles.chunks(2) {
+            out.push(pair[0] | (pair.get(1).copied().unwrap_or(0) << 4));
+        }
+        for (new, idx, text) in entries {
+            out.push((idx % 256) as u8);
+            if *new {
+                out.push(text.len() as u8);
+                out.extend_from_slice(text.as_bytes());
+            }
+        }
+        out.extend_from_slice(body);
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn cached_atoms_are_remembered_between_messages() {
+        // {6, Pid, '', name} with ATOM_CACHE_REF 0 = '', 1 = rig_sink; the pid's node inline.
+        let mut body = BytesMut::new();
+        body.put_slice(&[104, 4, 97, 6]);
+        let pid = Term::Pid(Pid {
+            node: Atom::new("a@h.x"),
+            id: 1,
+            serial: 0,
+            creation: 3,
+        });
+        let mut p = BytesMut::new();
+        encode(&pid, &mut p).unwrap();
+        body.put_slice(&p[1..]);
+        body.put_slice(&[82, 0, 82, 1]);
+        body.put_slice(&[106]);
+        let mut d = DistDecoder::new(flags(), 1 << 20);
+        let first = with_atoms(&[(true, 5, ""), (true, 300, "rig_sink")], &body);
+        match d.decode(&first).unwrap() {
+            Some(Control::RegSend { to, message, .. }) => {
+                assert_eq!(to.as_str(), "rig_sink");
+                assert_eq!(message, Term::NIL);
+            }
+            other => panic!("{other:?}"),
+        }
+        let second = with_atoms(&[(false, 5, ""), (false, 300, "")], &body);
+        assert!(matches!(
+            d.decode(&second),
+            Ok(Some(Control::RegSend { .. }))
+        ));
+        let empty = with_atoms(&[(false, 6, ""), (false, 300, "")], &body);
+        assert_eq!(
+            d.decode(&empty),
+            Err(MessageError::Header(HeaderError::EmptyCacheSlot {
+                slot: 6
+            }))
+        );
+    }
+
+    #[test]
+    fn fragments_are_reassembled_in_order_and_checked() {
+        let mut whole = BytesMut::new();
+        encode_with_header(&reg_send(), flags(), &mut whole).unwrap();
+        let terms = &whole[3..];
+        let (a, rest) = terms.split_at(40);
+        let (b, c) = rest.split_at(100);
+        let first = |seq: u64, frags: u64| {
+            let mut v = vec![131, 69];
+            v.extend_from_slice(&seq.to_be_bytes());
+            v.extend_from_slice(&frags.to_be_bytes());
+            v.push(0);
+            v.extend_from_slice(a);
+            Bytes::from(v)
+        };
+        let cont = |seq: u64, id: u64, part: &[u8]| {
+            let mut v = vec![131, 70];
+            v.extend_from_slice(&seq.to_be_bytes());
+            v.extend_from_slice(&id.to_be_bytes());
+            v.extend_from_slice(part);
+            Bytes::from(v)
+        };
+        let mut d = DistDecoder::new(flags(), 1 << 20);
+        assert_eq!(d.decode(&first(9, 3)), Ok(None));
+        assert_eq!(d.decode(&first(10, 3)), Ok(None));
+        assert_eq!(d.decode(&cont(9, 2, b)), Ok(None));
+        assert_eq!(d.decode(&cont(9, 1, c)).unwrap(), Some(reg_send()));
+        assert_eq!(
+            d.decode(&cont(10, 1, c)),
+            Err(MessageError::Header(HeaderError::OutOfOrder {
+                sequence: 10,
+                expected: 2,
+                got: 1
+            }))
+        );
+        assert_eq!(
+            d.decode(&cont(11, 1, c)),
+            Err(MessageError::Header(HeaderError::UnknownSequence {
+                sequence: 11
+            }))
+        );
+        assert_eq!(d.partial_bytes(), 0);
+        let mut small = DistDecoder::new(flags(), 100);
+        assert_eq!(small.decode(&first(1, 3)), Ok(None));
+        assert!(matches!(
+            small.decode(&cont(1, 2, b)),
+            Err(MessageError::Header(HeaderError::TooLarge { .. }))
+        ));
+        let no_frag = DistFlags(DistFlags::BEAMLINK_DEFAULT.0 & !DistFlags::FRAGMENTS.0);
+        let mut d = DistDecoder::new(no_frag, 1 << 20);
+        assert_eq!(
+            d.decode(&first(1, 3)),
+            Err(MessageError::Header(HeaderError::FragmentsNotNegotiated))
+        );
+    }
+
+    #[test]
+    fn truncated_headers_are_typed_errors() {
+        let mut d = DistDecoder::new(flags(), 1 << 20);
+        for bytes in [
+            &[131u8, 68][..],
+            &[131, 68, 2],
+            &[131, 68, 1, 8, 0],
+            &[131, 69, 0, 0],
+        ] {
+            assert!(d.decode(&Bytes::copy_from_slice(bytes)).is_err());
+        }
+        let no_header = DistFlags(
+            DistFlags::BEAMLINK_DEFAULT.0
+                & !(DistFlags::FRAGMENTS.0 | DistFlags::DIST_HDR_ATOM_CACHE.0),
+        );
+        let plain = DistDecoder::new(no_header, 1 << 20).decode(&Bytes::from_static(&[131, 68, 0]));
+        assert_eq!(plain, Err(MessageError::HeaderNotNegotiated));
+    }
+}
