@@ -298,13 +298,13 @@ impl fmt::Display for ControlError {
 
 impl std::error::Error for ControlError {}
 
-/// Reads the fields of one control tuple.
+/// Reads the fields of one control tuple, moving each out (no copies on the receive path).
 struct Fields<'a> {
     op: u8,
-    elements: &'a [Term],
+    elements: &'a mut [Term],
 }
 
-impl<'a> Fields<'a> {
+impl Fields<'_> {
     fn arity(&self, expected: usize) -> Result<(), ControlError> {
         if self.elements.len() == expected {
             Ok(())
@@ -320,35 +320,42 @@ impl<'a> Fields<'a> {
         ControlError::BadField { op: self.op, field }
     }
 
-    fn get(&self, i: usize) -> &'a Term {
-        &self.elements[i]
+    /// Element `i`, moved out; each element is taken once.
+    fn take(&mut self, i: usize) -> Term {
+        std::mem::replace(&mut self.elements[i], Term::NIL)
     }
 
-    fn pid(&self, i: usize, field: &'static str) -> Result<Pid, ControlError> {
-        self.get(i).as_pid().cloned().ok_or_else(|| self.bad(field))
-    }
-
-    fn atom(&self, i: usize, field: &'static str) -> Result<Atom, ControlError> {
-        self.get(i)
-            .as_atom()
-            .cloned()
-            .ok_or_else(|| self.bad(field))
-    }
-
-    fn reference(&self, i: usize, field: &'static str) -> Result<Reference, ControlError> {
-        self.get(i).as_ref().cloned().ok_or_else(|| self.bad(field))
-    }
-
-    fn process(&self, i: usize, field: &'static str) -> Result<ProcessRef, ControlError> {
-        match self.get(i) {
-            Term::Pid(p) => Ok(ProcessRef::Pid(p.clone())),
-            Term::Atom(a) => Ok(ProcessRef::Name(a.clone())),
+    fn pid(&mut self, i: usize, field: &'static str) -> Result<Pid, ControlError> {
+        match self.take(i) {
+            Term::Pid(p) => Ok(p),
             _ => Err(self.bad(field)),
         }
     }
 
-    fn id(&self, i: usize) -> Result<u64, ControlError> {
-        match self.get(i).as_u64() {
+    fn atom(&mut self, i: usize, field: &'static str) -> Result<Atom, ControlError> {
+        match self.take(i) {
+            Term::Atom(a) => Ok(a),
+            _ => Err(self.bad(field)),
+        }
+    }
+
+    fn reference(&mut self, i: usize, field: &'static str) -> Result<Reference, ControlError> {
+        match self.take(i) {
+            Term::Ref(r) => Ok(*r),
+            _ => Err(self.bad(field)),
+        }
+    }
+
+    fn process(&mut self, i: usize, field: &'static str) -> Result<ProcessRef, ControlError> {
+        match self.take(i) {
+            Term::Pid(p) => Ok(ProcessRef::Pid(p)),
+            Term::Atom(a) => Ok(ProcessRef::Name(a)),
+            _ => Err(self.bad(field)),
+        }
+    }
+
+    fn id(&mut self, i: usize) -> Result<u64, ControlError> {
+        match self.take(i).as_u64() {
             Some(id) if id != 0 => Ok(id),
             _ => Err(self.bad("unlink id")),
         }
@@ -358,7 +365,7 @@ impl<'a> Fields<'a> {
 impl Control {
     /// Builds a control message from its decoded control term and payload.
     pub fn from_terms(control: Term, payload: Option<Term>) -> Result<Control, ControlError> {
-        let Term::Tuple(elements) = control else {
+        let Term::Tuple(mut elements) = control else {
             return Err(ControlError::NotAControlTuple);
         };
         let op = match elements.first() {
@@ -366,9 +373,9 @@ impl Control {
             _ => return Err(ControlError::NotAControlTuple),
         };
         let op = u8::try_from(op).map_err(|_| ControlError::UnknownOperation { op })?;
-        let f = Fields {
+        let mut f = Fields {
             op,
-            elements: &elements,
+            elements: &mut elements,
         };
         let takes_payload = matches!(
             op,
@@ -407,7 +414,7 @@ impl Control {
                 Control::Send {
                     from: None,
                     to: f.pid(2, "to pid")?,
-                    token: (op == op::SEND_TT).then(|| f.get(3).clone()),
+                    token: (op == op::SEND_TT).then(|| f.take(3)),
                     message: payload,
                 }
             }
@@ -416,7 +423,7 @@ impl Control {
                 Control::Send {
                     from: Some(f.pid(1, "from pid")?),
                     to: f.pid(2, "to pid")?,
-                    token: (op == op::SEND_SENDER_TT).then(|| f.get(3).clone()),
+                    token: (op == op::SEND_SENDER_TT).then(|| f.take(3)),
                     message: payload,
                 }
             }
@@ -425,20 +432,20 @@ impl Control {
                 Control::RegSend {
                     from: f.pid(1, "from pid")?,
                     to: f.atom(3, "registered name")?,
-                    token: (op == op::REG_SEND_TT).then(|| f.get(4).clone()),
+                    token: (op == op::REG_SEND_TT).then(|| f.take(4)),
                     message: payload,
                 }
             }
             op::EXIT | op::EXIT2 => {
                 f.arity(4)?;
-                let (from, to, reason) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?, f.get(3));
-                exit(op == op::EXIT, from, to, None, reason.clone())
+                let (from, to, reason) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?, f.take(3));
+                exit(op == op::EXIT, from, to, None, reason)
             }
             op::EXIT_TT | op::EXIT2_TT => {
                 f.arity(5)?;
                 let (from, to) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?);
-                let token = Some(f.get(3).clone());
-                exit(op == op::EXIT_TT, from, to, token, f.get(4).clone())
+                let token = Some(f.take(3));
+                exit(op == op::EXIT_TT, from, to, token, f.take(4))
             }
             op::PAYLOAD_EXIT | op::PAYLOAD_EXIT2 => {
                 f.arity(3)?;
@@ -448,7 +455,7 @@ impl Control {
             op::PAYLOAD_EXIT_TT | op::PAYLOAD_EXIT2_TT => {
                 f.arity(4)?;
                 let (from, to) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?);
-                let token = Some(f.get(3).clone());
+                let token = Some(f.take(3));
                 exit(op == op::PAYLOAD_EXIT_TT, from, to, token, payload)
             }
             op::UNLINK => {
@@ -489,7 +496,7 @@ impl Control {
                     from: f.process(1, "monitored process")?,
                     to: f.pid(2, "to pid")?,
                     reference: f.reference(3, "monitor reference")?,
-                    reason: f.get(4).clone(),
+                    reason: f.take(4),
                 }
             }
             op::PAYLOAD_MONITOR_P_EXIT => {
@@ -503,12 +510,11 @@ impl Control {
             }
             op::SPAWN_REQUEST | op::SPAWN_REQUEST_TT => {
                 f.arity(if op == op::SPAWN_REQUEST { 6 } else { 7 })?;
-                let mfa = f.get(4).as_tuple().ok_or_else(|| f.bad("{M, F, A}"))?;
-                let [module, function, arity] = mfa else {
+                let Term::Tuple(mfa) = f.take(4) else {
                     return Err(f.bad("{M, F, A}"));
                 };
-                let (Some(module), Some(function), Some(arity)) =
-                    (module.as_atom(), function.as_atom(), arity.as_i64())
+                let Ok([Term::Atom(module), Term::Atom(function), Term::Int(arity)]) =
+                    <[Term; 3]>::try_from(mfa)
                 else {
                     return Err(f.bad("{M, F, A}"));
                 };
@@ -522,18 +528,18 @@ impl Control {
                     req_id: f.reference(1, "request id")?,
                     from: f.pid(2, "from pid")?,
                     group_leader: f.pid(3, "group leader")?,
-                    module: module.clone(),
-                    function: function.clone(),
+                    module,
+                    function,
                     arity,
-                    opts: f.get(5).clone(),
-                    token: (op == op::SPAWN_REQUEST_TT).then(|| f.get(6).clone()),
+                    opts: f.take(5),
+                    token: (op == op::SPAWN_REQUEST_TT).then(|| f.take(6)),
                     args: payload,
                 }
             }
             op::SPAWN_REPLY | op::SPAWN_REPLY_TT => {
                 f.arity(if op == op::SPAWN_REPLY { 5 } else { 6 })?;
                 let flags = f
-                    .get(3)
+                    .take(3)
                     .as_i64()
                     .and_then(|v| u8::try_from(v).ok())
                     .ok_or_else(|| f.bad("flags"))?;
@@ -541,8 +547,8 @@ impl Control {
                     req_id: f.reference(1, "request id")?,
                     to: f.pid(2, "to pid")?,
                     flags,
-                    result: f.get(4).clone(),
-                    token: (op == op::SPAWN_REPLY_TT).then(|| f.get(5).clone()),
+                    result: f.take(4),
+                    token: (op == op::SPAWN_REPLY_TT).then(|| f.take(5)),
                 }
             }
             op::ALIAS_SEND | op::ALIAS_SEND_TT => {
@@ -550,7 +556,7 @@ impl Control {
                 Control::AliasSend {
                     from: f.pid(1, "from pid")?,
                     alias: f.reference(2, "alias")?,
-                    token: (op == op::ALIAS_SEND_TT).then(|| f.get(3).clone()),
+                    token: (op == op::ALIAS_SEND_TT).then(|| f.take(3)),
                     message: payload,
                 }
             }
