@@ -225,11 +225,18 @@ impl DistDecoder {
                                 max: self.max_message,
                             }));
                         }
+                        // Every fragment but the last is as large as this one: reserve for
+                        // all of them at once, so reassembly copies each byte once.
+                        let expected = (body.len() as u64)
+                            .saturating_mul(fragment)
+                            .min(self.max_message as u64) as usize;
+                        let mut data = BytesMut::with_capacity(expected);
+                        data.extend_from_slice(body);
                         self.partial.insert(
                             sequence,
                             Partial {
                                 atoms,
-                                data: BytesMut::from(body),
+                                data,
                                 next_fragment: fragment - 1,
                             },
                         );
