@@ -9,9 +9,9 @@
 //! * [`encode_with_header`] writes `131, 68, 0` (a header that references no atom) before
 //!   the control and payload terms, which then carry no version byte.
 //!
-//! Bounds: a fragmented message may not grow past the connection's frame cap, and at most
-//! [`MAX_PARTIAL_MESSAGES`] fragmented messages may be open at once; beyond either the
-//! message is refused (a typed error) and its fragments are dropped.
+//! Bounds: the fragmented messages in progress on a connection may not hold more than the
+//! connection's frame cap in total, and at most [`MAX_PARTIAL_MESSAGES`] may be open at
+//! once; beyond either the message is refused (a typed error) and its fragments dropped.
 
 use super::control::Control;
 use super::flags::DistFlags;
@@ -146,6 +146,7 @@ pub struct DistDecoder {
     flags: DistFlags,
     cache: Vec<Option<Atom>>,
     partial: HashMap<u64, Partial>,
+    partial_total: usize,
     max_message: usize,
 }
 
@@ -166,13 +167,21 @@ impl DistDecoder {
             flags,
             cache: Vec::new(),
             partial: HashMap::new(),
+            partial_total: 0,
             max_message,
         }
     }
 
-    /// Bytes held by fragmented messages in progress.
+    /// Bytes held by fragmented messages in progress (at most the size cap, across all of
+    /// them).
     pub fn partial_bytes(&self) -> usize {
-        self.partial.values().map(|p| p.data.len()).sum()
+        self.partial_total
+    }
+
+    fn drop_partial(&mut self, sequence: u64) {
+        if let Some(p) = self.partial.remove(&sequence) {
+            self.partial_total -= p.data.len();
+        }
     }
 
     /// Decodes one received message (a frame without its length). `Ok(None)` when it was a
@@ -212,24 +221,28 @@ impl DistDecoder {
                     1 => decode_terms(data, r.pos, &atoms).map(Some),
                     _ => {
                         if self.partial.contains_key(&sequence) {
-                            self.partial.remove(&sequence);
+                            self.drop_partial(sequence);
                             return Err(header(HeaderError::DuplicateSequence { sequence }));
                         }
                         if self.partial.len() >= MAX_PARTIAL_MESSAGES {
                             return Err(header(HeaderError::TooManyPartial));
                         }
                         let body = &data[r.pos..];
-                        if body.len() > self.max_message {
+                        if self.partial_total + body.len() > self.max_message {
                             return Err(header(HeaderError::TooLarge {
-                                bytes: body.len(),
+                                bytes: self.partial_total + body.len(),
                                 max: self.max_message,
                             }));
                         }
+                        self.partial_total += body.len();
                         // Every fragment but the last is as large as this one: reserve for
                         // all of them at once, so reassembly copies each byte once.
+                        // The count comes from the peer: reserve at most 1 MiB up front, the
+                        // rest grows as fragments arrive.
                         let expected = (body.len() as u64)
                             .saturating_mul(fragment)
-                            .min(self.max_message as u64) as usize;
+                            .min(self.max_message as u64)
+                            .min(1 << 20) as usize;
                         let mut data = BytesMut::with_capacity(expected);
                         data.extend_from_slice(body);
                         self.partial.insert(
@@ -255,7 +268,7 @@ impl DistDecoder {
                 };
                 if fragment != p.next_fragment {
                     let expected = p.next_fragment;
-                    self.partial.remove(&sequence);
+                    self.drop_partial(sequence);
                     return Err(header(HeaderError::OutOfOrder {
                         sequence,
                         expected,
@@ -263,14 +276,15 @@ impl DistDecoder {
                     }));
                 }
                 let body = &data[r.pos..];
-                if p.data.len() + body.len() > self.max_message {
-                    let bytes = p.data.len() + body.len();
-                    self.partial.remove(&sequence);
+                if self.partial_total + body.len() > self.max_message {
+                    let bytes = self.partial_total + body.len();
+                    self.drop_partial(sequence);
                     return Err(header(HeaderError::TooLarge {
                         bytes,
                         max: self.max_message,
                     }));
                 }
+                self.partial_total += body.len();
                 p.data.extend_from_slice(body);
                 if fragment > 1 {
                     p.next_fragment -= 1;
@@ -279,6 +293,7 @@ impl DistDecoder {
                 let Some(p) = self.partial.remove(&sequence) else {
                     return Err(header(HeaderError::UnknownSequence { sequence }));
                 };
+                self.partial_total -= p.data.len();
                 let whole = p.data.freeze();
                 decode_terms(&whole, 0, &p.atoms).map(Some)
             }
