@@ -1,7 +1,7 @@
 //! `beamlink ping NODE`: handshake, then the `is_auth` call `Node.ping` makes.
 
 use super::{NodeOpts, exit};
-use crate::node::{CallError, Dest, Node, NodeConfig};
+use crate::node::{CallError, Dest, Node};
 use crate::proto::node_name::NodeName;
 use crate::proto::term::Term;
 use clap::Args;
@@ -26,31 +26,11 @@ pub(crate) async fn ping(args: PingArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let cookie = match super::cookie(&args.node) {
-        Ok(c) => c,
-        Err(e) => return super::config_failure(&e),
-    };
-    let name = args
-        .node
-        .name
-        .clone()
-        .unwrap_or_else(|| super::oneshot_alive("ping"));
-    let (name, _) = match crate::config::node_name(&name, target.host_ip()) {
-        Ok(n) => n,
-        Err(e) => return super::config_failure(&e),
-    };
-    let mut config = NodeConfig::new(name, cookie);
-    config.listen = None;
-    config.visible = args.node.visible;
-    config.epmd_port = args.node.epmd_port;
-    config.link.net_ticktime = Duration::from_secs(args.node.net_ticktime.max(1));
-    let node = match Node::start(config).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("beamlink: {e}");
-            return exit::SOFTWARE;
-        }
-    };
+    let (node, _) =
+        match super::oneshot_node(&args.node, "ping", target.host_ip(), args.node.visible).await {
+            Ok(n) => n,
+            Err(code) => return code,
+        };
     let code = match tokio::time::timeout(args.timeout, ping_once(&node, &target)).await {
         Ok(Ok((connect, call))) => {
             println!(
