@@ -22,8 +22,8 @@ use std::net::Ipv4Addr;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 use support::{
-    BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE, beamlink_oneshot,
-    unique_name, wait_for,
+    BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE, beamlink_command,
+    beamlink_oneshot, unique_name, wait_for,
 };
 
 const OTHER_COOKIE: &str = "another_cookie_51c3";
@@ -271,6 +271,37 @@ fn a_healthy_cluster_of_mixed_releases_is_all_green() {
         "{}",
         table.stdout
     );
+
+    // --watch: one JSON document per line per poll, until SIGTERM (exit 0).
+    let mut watch = Beamlink::start_with(
+        beamlink_command(
+            &[
+                &["nodes", "--watch", "--json", "--poll-interval", "200ms"][..],
+                &common,
+            ]
+            .concat(),
+        ),
+        TEST_COOKIE,
+    );
+    let rounds = |watch: &Beamlink| {
+        watch
+            .log()
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<Value>(l).expect("one JSON document per line"))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_for(|| rounds(&watch).len() >= 3, Duration::from_secs(30)),
+        "{}",
+        watch.log()
+    );
+    for round in rounds(&watch) {
+        assert_eq!(round["nodes"].as_array().map(Vec::len), Some(3), "{round}");
+        assert_eq!(round["missing_links"], Value::Array(Vec::new()));
+    }
+    let status = watch.terminate(Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", watch.log());
 }
 
 #[test]
@@ -440,6 +471,16 @@ fn a_peer_without_the_flags_otp_26_requires_is_named_with_the_flags() {
             text.contains("UNLINK_ID") && text.contains("V4_NC") && text.contains("OTP 26"),
             "{text}"
         );
+        if otp == Otp::from_env()[0] {
+            let shown = beamlink(&[
+                "doctor",
+                "--epmd-port",
+                &epmd.port().to_string(),
+                "--connect",
+                name.as_str(),
+            ]);
+            eprintln!("{}", shown.stdout);
+        }
         server.abort();
         drop(registration);
         rt.shutdown_timeout(Duration::from_secs(5));
@@ -496,6 +537,18 @@ fn a_name_already_in_use_is_not_taken_over() {
             "{otp}"
         );
         assert_eq!(running.count("nodedown"), 0, "{}", running.log());
+        if otp == Otp::from_env()[0] {
+            let shown = beamlink(&[
+                "doctor",
+                "--name",
+                &taken,
+                "--epmd-port",
+                &port,
+                "--connect",
+                beam.node_name(),
+            ]);
+            eprintln!("{}", shown.stdout);
+        }
     }
 }
 
@@ -790,6 +843,17 @@ fn in_namespaces_a_guarded_epmd_a_closed_port_and_a_virtual_ip_are_named() {
         "{}",
         fix_of(&at_vip)
     );
+
+    let shown = beamlink(&[
+        "doctor",
+        "--dns-query",
+        "svc",
+        "--dns-server",
+        &server,
+        "--peer-basename",
+        "labyrinth",
+    ]);
+    eprintln!("{}", shown.stdout);
 
     let broken = doctor("broken", "app");
     broken.assert_code(69, "EPMD and port unreachable");

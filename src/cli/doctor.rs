@@ -11,9 +11,13 @@ use std::time::Duration;
 pub(crate) const EXIT_CODES: &str = "\
 Exit codes: 0 when no check failed (warnings do not count). When checks fail, the most \
 fundamental class wins: 78 configuration (a virtual IP, short names, a node named after a \
-host name, a name in use), then 77 refused (cookie mismatch, not_allowed), then 76 protocol \
-(missing distribution flags, a port that does not speak the protocol), then 69 unavailable \
-(DNS, EPMD, distribution port, ping, rpc, an incomplete mesh). 64: no peers given.";
+host name or another address, a name in use), then 77 refused (cookie mismatch, \
+not_allowed), then 76 protocol (missing distribution flags, a port that does not speak the \
+protocol), then 69 unavailable (DNS, EPMD, distribution port, ping, rpc, an incomplete \
+mesh). 64: no peers given. 130: interrupted.";
+
+/// Exit code when SIGINT or SIGTERM ends the checks early (the shell's 128 + SIGINT).
+const INTERRUPTED: u8 = 130;
 
 #[derive(Args, Debug)]
 pub(crate) struct DoctorArgs {
@@ -59,7 +63,7 @@ pub(crate) async fn doctor(args: DoctorArgs) -> u8 {
         r = crate::diagnose::doctor(&node, &targets, &options, &context) => r,
         _ = super::run::wait_for_signal() => {
             node.shutdown().await;
-            return exit::OK;
+            return INTERRUPTED;
         }
     };
     node.shutdown().await;

@@ -109,8 +109,11 @@ pub enum Cause {
     DnsNoRecords,
     /// The DNS query failed.
     DnsFailed,
-    /// The address is a virtual IP (or a proxy), not the node's own.
+    /// The DNS name is a virtual IP: `tasks.<name>` lists the nodes behind it.
     VirtualIp,
+    /// The node reached at an address is named after another address (a virtual IP or
+    /// proxy forwards to it, or it has several addresses).
+    OtherAddress,
     /// A peer's host name does not resolve.
     HostUnresolved,
     /// Nothing listens at the EPMD address.
@@ -157,9 +160,11 @@ impl Cause {
     /// The exit code class when this cause fails a check.
     pub fn exit_class(self) -> ExitClass {
         match self {
-            Cause::VirtualIp | Cause::ShortNames | Cause::NameNotIp | Cause::NameInUse => {
-                ExitClass::Config
-            }
+            Cause::VirtualIp
+            | Cause::OtherAddress
+            | Cause::ShortNames
+            | Cause::NameNotIp
+            | Cause::NameInUse => ExitClass::Config,
             Cause::CookieMismatch | Cause::NotAllowed => ExitClass::NoPerm,
             Cause::EpmdBroken
             | Cause::HandshakeRefused

@@ -8,11 +8,13 @@
 //!   part without a dot that is not an address is a short name (`app@web-1`). Certain: the
 //!   name comes from the node itself. A node reached under its short name is a warning.
 //! * **Named after a host name**: the same, with a long host name (`app@web-1.example`).
-//! * **Virtual IP**: certain when the challenge names a node at another address than the
-//!   one dialled (the address forwards), or when the query gives one address while
-//!   `tasks.<query>` gives others (the Docker Swarm layout). A single address whose EPMD does
-//!   not answer or lists nothing is only *consistent* with a virtual IP (a firewall or a
-//!   stopped node look the same), so it is mentioned in the fix, never claimed.
+//! * **Virtual IP**: certain when the query gives one address while `tasks.<query>` gives
+//!   others (the Docker Swarm layout). A node that answers under another IP than the one
+//!   dialled is reported as such ([`Cause::OtherAddress`]): a virtual IP or proxy forwarding,
+//!   or a node with several addresses named after another one; the two cannot be told apart
+//!   from outside. A single address whose EPMD does not answer or lists nothing is only
+//!   *consistent* with a virtual IP (a firewall or a stopped node look the same), so it is
+//!   mentioned in the fix, never claimed.
 //! * **Cookie**: the peer closes the connection right after our challenge reply. That is how
 //!   a BEAM reacts to a wrong digest and to nothing else at that step.
 //! * **Flags**: the peer's challenge lacks flags OTP 26 requires; named with the release that
@@ -25,7 +27,7 @@
 //! # Exit code
 //! 0 when nothing failed (warnings do not count). Otherwise the class of the most
 //! fundamental failure, in this order: 78 configuration (virtual IP, short names, a node named
-//! after a host name, a name in use) > 77 refused (cookie, `not_allowed`) > 76 protocol
+//! after a host name or another address, a name in use) > 77 refused (cookie, `not_allowed`) > 76 protocol
 //! (missing flags, a port that does not speak the protocol) > 69 unavailable (DNS, EPMD,
 //! ports, ping, rpc, an incomplete mesh). A configuration mistake usually causes the
 //! unavailability seen downstream, so it is the one to report.
@@ -84,15 +86,10 @@ pub async fn doctor(
     let mut options = options.clone();
     options.check_virtual_ip = true;
     let survey = survey(node, targets, &options).await;
-    report(node, &survey, context, checks)
+    report(&survey, context, checks)
 }
 
-fn report(
-    node: &Node,
-    survey: &Survey,
-    context: &DoctorContext,
-    mut checks: Vec<Check>,
-) -> DoctorReport {
+fn report(survey: &Survey, context: &DoctorContext, mut checks: Vec<Check>) -> DoctorReport {
     let ctx = Context::new(survey, context.cookie_source.clone());
     checks.extend(dns_checks(survey, &ctx));
     checks.extend(listing_checks(survey, &ctx));
@@ -134,7 +131,7 @@ fn report(
         }
     }
     DoctorReport {
-        observer: node.name().to_string(),
+        observer: survey.observer.to_string(),
         healthy: worst.is_none(),
         exit_code: worst.map_or(0, ExitClass::code),
         exit_class: worst,
@@ -564,5 +561,122 @@ impl DoctorReport {
             self.exit_code
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::probe::{EpmdProblem, Failure, HandshakeProblem};
+    use crate::proto::handshake::{HandshakeError, Step};
+    use crate::proto::node_name::NodeName;
+
+    fn failed(peer: &str, failure: Failure) -> PeerProbe {
+        PeerProbe {
+            failure: Some(failure),
+            ..PeerProbe::unreached(NodeName::parse(peer).unwrap())
+        }
+    }
+
+    fn survey(probes: Vec<PeerProbe>) -> Survey {
+        Survey {
+            observer: NodeName::parse("beamlink-doctor-0001@127.0.0.1").unwrap(),
+            dns: None,
+            listings: Vec::new(),
+            probes,
+            notes: Vec::new(),
+        }
+    }
+
+    fn cookie(peer: &str) -> PeerProbe {
+        let mut p = failed(
+            peer,
+            Failure::Handshake {
+                addr: "127.0.0.1:9100".parse().unwrap(),
+                problem: HandshakeProblem::Refused(HandshakeError::ClosedByPeer {
+                    step: Step::ChallengeAck,
+                }),
+            },
+        );
+        p.epmd = Some(crate::diagnose::EpmdEntry {
+            epmd: "127.0.0.1:4369".parse().unwrap(),
+            port: 9100,
+            hidden: false,
+            highest_version: 6,
+            lowest_version: 6,
+        });
+        p.tcp = Some("127.0.0.1:9100".parse().unwrap());
+        p
+    }
+
+    fn no_epmd(peer: &str) -> PeerProbe {
+        failed(
+            peer,
+            Failure::Epmd {
+                epmd: "127.0.0.1:4369".parse().unwrap(),
+                problem: EpmdProblem::Unreachable("connection refused".into()),
+            },
+        )
+    }
+
+    fn short(peer: &str) -> PeerProbe {
+        let dialled = NodeName::parse(peer).unwrap();
+        failed(
+            peer,
+            Failure::Handshake {
+                addr: "127.0.0.1:9100".parse().unwrap(),
+                problem: HandshakeProblem::Refused(HandshakeError::NameMismatch {
+                    got: NodeName::parse(&format!("{}@host", dialled.alive())).unwrap(),
+                    expected: dialled,
+                }),
+            },
+        )
+    }
+
+    fn code(probes: Vec<PeerProbe>) -> (u8, Counts) {
+        let r = report(&survey(probes), &DoctorContext::default(), Vec::new());
+        assert_eq!(r.healthy, r.exit_code == 0);
+        (r.exit_code, r.counts)
+    }
+
+    #[test]
+    fn the_most_fundamental_failure_gives_the_exit_code() {
+        assert_eq!(code(vec![no_epmd("a@127.0.0.1")]).0, 69);
+        assert_eq!(
+            code(vec![no_epmd("a@127.0.0.1"), cookie("b@127.0.0.1")]).0,
+            77
+        );
+        assert_eq!(
+            code(vec![
+                no_epmd("a@127.0.0.1"),
+                cookie("b@127.0.0.1"),
+                short("c@127.0.0.1")
+            ])
+            .0,
+            78
+        );
+        let (_, counts) = code(vec![cookie("b@127.0.0.1")]);
+        // epmd, tcp, handshake and flags passed; cookie failed; ping and rpc skipped; the
+        // mesh cannot be checked with no node reached.
+        assert_eq!((counts.ok, counts.fail, counts.skipped), (4, 1, 3));
+    }
+
+    #[test]
+    fn text_marks_each_step_and_folds_skipped_ones() {
+        let r = report(
+            &survey(vec![no_epmd("a@127.0.0.1")]),
+            &DoctorContext::default(),
+            Vec::new(),
+        );
+        let plain = r.to_text(false);
+        assert!(plain.contains("[FAIL] epmd"), "{plain}");
+        assert!(plain.contains("fix: EPMD must listen"), "{plain}");
+        assert!(
+            plain.contains("[skip] tcp, handshake, flags, cookie, ping, rpc: not run"),
+            "{plain}"
+        );
+        assert!(plain.contains("exit 69"), "{plain}");
+        assert!(!plain.contains('\x1b'));
+        assert!(r.to_text(true).contains("\x1b[1;31m[FAIL]\x1b[0m"));
     }
 }

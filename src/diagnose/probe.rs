@@ -221,7 +221,8 @@ pub struct PeerProbe {
 }
 
 impl PeerProbe {
-    fn new(name: NodeName) -> PeerProbe {
+    /// A peer nothing is known about yet.
+    pub fn unreached(name: NodeName) -> PeerProbe {
         PeerProbe {
             ip: name.host_ip(),
             name,
@@ -243,7 +244,7 @@ impl PeerProbe {
 
 /// Walks the chain for `peer` with `timeout` per step.
 pub async fn probe(node: &Node, peer: &NodeName, timeout: Duration) -> PeerProbe {
-    let mut probe = PeerProbe::new(peer.clone());
+    let mut probe = PeerProbe::unreached(peer.clone());
     if let Some(link) = node.link(peer) {
         let info = link.info();
         probe.connected = Some(Connected {
