@@ -395,6 +395,27 @@ fn cookie_short_names_host_names_and_unknown_names_are_told_apart() {
         );
         alone(&nosuch).assert_code(69, &format!("{otp}: not registered"));
         alone(&short_dialled).assert_code(78, &format!("{otp}: short names"));
+
+        // Run where the release runs: its environment says short names before any peer does.
+        let out = beamlink_command(&["doctor", "--json", "--epmd-port", &port, "--connect"])
+            .arg(good.node_name())
+            .env("BEAMLINK_COOKIE", TEST_COOKIE)
+            .env("RELEASE_DISTRIBUTION", "sname")
+            .env("RELEASE_NODE", "myapp")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{otp}: sname in the environment"
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let env = failed_check(&report, "environment", "config", "short_names");
+        assert!(
+            fix_of(&env).contains("RELEASE_NODE=myapp@<the node's IP>"),
+            "{}",
+            fix_of(&env)
+        );
         eprintln!("{otp}:\n{}", c.stdout);
     }
 }

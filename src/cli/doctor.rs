@@ -46,11 +46,11 @@ pub(crate) async fn doctor(args: DoctorArgs) -> u8 {
         eprintln!("beamlink: doctor always joins hidden (--visible ignored)");
     }
     let toward = super::address_toward(&targets, 1, args.peers.poll_interval).await;
-    let (node, cookie_source) = match super::oneshot_node(&args.node, "doctor", toward, false).await
-    {
-        Ok(n) => n,
-        Err(code) => return code,
-    };
+    let (node, cookie_source) =
+        match super::oneshot_node(&args.node, "doctor", toward, false, false).await {
+            Ok(n) => n,
+            Err(code) => return code,
+        };
     let options = SurveyOptions {
         timeout: args.timeout,
         ..SurveyOptions::default()
@@ -58,6 +58,8 @@ pub(crate) async fn doctor(args: DoctorArgs) -> u8 {
     let context = DoctorContext {
         cookie_source: Some(cookie_source),
         name_given: args.node.name.is_some(),
+        release_distribution: std::env::var("RELEASE_DISTRIBUTION").ok(),
+        release_node: std::env::var("RELEASE_NODE").ok(),
     };
     let report = tokio::select! {
         r = crate::diagnose::doctor(&node, &targets, &options, &context) => r,

@@ -173,7 +173,8 @@ pub(crate) fn cookie(opts: &NodeOpts) -> Result<Cookie, ConfigError> {
     cookie_with_source(opts).map(|(cookie, _)| cookie)
 }
 
-/// The cookie and where it came from (a variable name or a path).
+/// The cookie and where it came from (a variable name or a path), after checking that
+/// `RELEASE_DISTRIBUTION` asks for long names.
 pub(crate) fn cookie_with_source(opts: &NodeOpts) -> Result<(Cookie, String), ConfigError> {
     config::check_distribution(std::env::var("RELEASE_DISTRIBUTION").ok().as_deref())?;
     config::load_cookie_with_source(opts.cookie_file.as_deref(), |k| std::env::var(k).ok())
@@ -256,13 +257,22 @@ pub(crate) async fn address_toward(
 /// A node for a one-shot command: named `beamlink-<sub>-<4 hex>@<ip>` unless `--name` says
 /// otherwise, hidden unless `visible`, listening nowhere, not registered in EPMD. Returns the
 /// node and where its cookie came from; on error, prints it and gives the exit code.
+///
+/// `doctor` passes `release_env = false`: it reports `RELEASE_DISTRIBUTION` as a finding
+/// instead of refusing to run.
 pub(crate) async fn oneshot_node(
     opts: &NodeOpts,
     sub: &str,
     toward: Option<IpAddr>,
     visible: bool,
+    release_env: bool,
 ) -> Result<(Node, String), u8> {
-    let (cookie, source) = cookie_with_source(opts).map_err(|e| config_failure(&e))?;
+    let loaded = if release_env {
+        cookie_with_source(opts)
+    } else {
+        config::load_cookie_with_source(opts.cookie_file.as_deref(), |k| std::env::var(k).ok())
+    };
+    let (cookie, source) = loaded.map_err(|e| config_failure(&e))?;
     let name = opts.name.clone().unwrap_or_else(|| oneshot_alive(sub));
     let (name, _) = config::node_name(&name, toward).map_err(|e| config_failure(&e))?;
     let mut config = NodeConfig::new(name, cookie);

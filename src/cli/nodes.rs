@@ -37,7 +37,7 @@ pub(crate) async fn nodes(args: NodesArgs) -> u8 {
         eprintln!("beamlink: nodes always joins hidden (--visible ignored)");
     }
     let toward = super::address_toward(&targets, 1, args.peers.poll_interval).await;
-    let (node, _) = match super::oneshot_node(&args.node, "nodes", toward, false).await {
+    let (node, _) = match super::oneshot_node(&args.node, "nodes", toward, false, true).await {
         Ok(n) => n,
         Err(code) => return code,
     };

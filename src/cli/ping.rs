@@ -26,11 +26,18 @@ pub(crate) async fn ping(args: PingArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let (node, _) =
-        match super::oneshot_node(&args.node, "ping", target.host_ip(), args.node.visible).await {
-            Ok(n) => n,
-            Err(code) => return code,
-        };
+    let (node, _) = match super::oneshot_node(
+        &args.node,
+        "ping",
+        target.host_ip(),
+        args.node.visible,
+        true,
+    )
+    .await
+    {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
     let code = match tokio::time::timeout(args.timeout, ping_once(&node, &target)).await {
         Ok(Ok((connect, call))) => {
             println!(

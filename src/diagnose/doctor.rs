@@ -33,7 +33,9 @@
 //! unavailability seen downstream, so it is the one to report.
 
 use super::checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass, SKIPPED};
-use super::explain::{Context, Diagnosis, diagnose_failure, dns_checks, listing_checks};
+use super::explain::{
+    Context, Diagnosis, diagnose_failure, dns_checks, environment_checks, listing_checks,
+};
 use super::probe::{PeerProbe, Software};
 use super::view::ClusterView;
 use super::{Survey, SurveyOptions, Targets, survey};
@@ -70,7 +72,13 @@ pub struct DoctorContext {
     /// True when the user chose our name (`--name`): then it is checked against the local
     /// EPMD.
     pub name_given: bool,
+    /// `RELEASE_DISTRIBUTION` in the environment the doctor runs in (often the release's
+    /// own container), to check the naming a release started here would get.
+    pub release_distribution: Option<String>,
+    /// `RELEASE_NODE` in that environment.
+    pub release_node: Option<String>,
 }
+
 /// Runs every check.
 pub async fn doctor(
     node: &Node,
@@ -80,6 +88,10 @@ pub async fn doctor(
 ) -> DoctorReport {
     let mut checks = Vec::new();
     checks.push(our_config(node, context));
+    checks.extend(environment_checks(
+        context.release_distribution.as_deref(),
+        context.release_node.as_deref(),
+    ));
     if context.name_given {
         checks.extend(local_name_in_use(node, options).await);
     }
