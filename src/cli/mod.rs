@@ -104,6 +104,7 @@ enum Command {
     Ping(ping::PingArgs),
     /// Connect to every peer, ask each whom it sees, and print the cluster and its missing
     /// links.
+    #[command(after_help = nodes::EXIT_CODES)]
     Nodes(nodes::NodesArgs),
     /// Walk DNS, EPMD, TCP, handshake, flags, cookie, ping and rpc for every peer and say
     /// which step fails and what to change.

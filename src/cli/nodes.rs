@@ -7,6 +7,13 @@ use clap::Args;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+/// The exit code rules, for `--help`.
+pub(crate) const EXIT_CODES: &str = "\
+Exit codes: 0 when every peer answered, missing links or not (the view shows them; `doctor` \
+fails on them). When a peer could not be asked, the code of its failure as `doctor` ranks \
+them: 78 configuration, 77 cookie refused, 76 protocol, 69 unavailable (also when no node \
+was found). 64: no peers given.";
+
 #[derive(Args, Debug)]
 pub(crate) struct NodesArgs {
     #[command(flatten)]

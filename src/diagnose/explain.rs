@@ -177,13 +177,7 @@ pub(crate) fn listing_checks(survey: &Survey, ctx: &Context) -> Vec<Check> {
                 not_registered(None, listing.epmd, Some(&[]), ctx),
             )),
             Err(e) => {
-                let problem = match e {
-                    crate::epmd::EpmdError::Unreachable { .. } => {
-                        EpmdProblem::Unreachable(e.to_string())
-                    }
-                    crate::epmd::EpmdError::Timeout { after, .. } => EpmdProblem::Timeout(*after),
-                    _ => EpmdProblem::Broken(e.to_string()),
-                };
+                let problem = EpmdProblem::of(e);
                 out.push(Check::from_diagnosis(
                     subject,
                     CheckStatus::Fail,

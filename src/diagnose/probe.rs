@@ -108,7 +108,8 @@ pub enum EpmdProblem {
 }
 
 impl EpmdProblem {
-    fn of(e: &EpmdError) -> EpmdProblem {
+    /// The kind of an EPMD client error.
+    pub(crate) fn of(e: &EpmdError) -> EpmdProblem {
         match e {
             EpmdError::Unreachable { .. } => EpmdProblem::Unreachable(e.to_string()),
             EpmdError::Timeout { after, .. } => EpmdProblem::Timeout(*after),
