@@ -1,9 +1,9 @@
 //! `beamlink ping NODE`: handshake, then the `is_auth` call `Node.ping` makes.
 
 use super::{NodeOpts, exit};
-use crate::node::{CallError, Dest, Node};
+use crate::diagnose::PingError;
+use crate::node::{CallError, Node};
 use crate::proto::node_name::NodeName;
-use crate::proto::term::Term;
 use clap::Args;
 use std::time::{Duration, Instant};
 
@@ -66,27 +66,10 @@ async fn ping_once(node: &Node, target: &NodeName) -> Result<(Duration, Duration
         .await
         .map_err(|e| (e.to_string(), super::connect_exit_code(&e)))?;
     let connected = started.elapsed();
-    let mut me = node.spawn_process();
-    let request = Term::tuple([
-        Term::atom("is_auth"),
-        Term::Atom(node.name().as_atom().clone()),
-    ]);
-    let t = Instant::now();
-    let reply = me
-        .call(
-            &Dest::name("net_kernel", target),
-            request,
-            Duration::from_secs(30),
-        )
-        .await;
-    let call = t.elapsed();
-    match reply {
-        Ok(r) if r.is_atom("yes") => Ok((connected, call)),
-        Ok(other) => Err((
-            format!("{target}'s net_kernel answered {other} instead of yes"),
-            exit::PROTOCOL,
-        )),
-        Err(CallError::NodeDown(_)) => Err((
+    match crate::diagnose::ping(node, target, Duration::from_secs(30)).await {
+        Ok(call) => Ok((connected, call)),
+        Err(e @ PingError::Answered(_)) => Err((format!("{target}'s {e}"), exit::PROTOCOL)),
+        Err(PingError::Call(CallError::NodeDown(_))) => Err((
             format!("{target} dropped the connection during the ping"),
             exit::UNAVAILABLE,
         )),

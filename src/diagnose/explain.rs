@@ -344,12 +344,19 @@ pub(crate) fn diagnose_failure(probe: &PeerProbe, failure: &Failure, ctx: &Conte
             ),
         },
         Failure::Handshake { addr, problem } => handshake_failure(probe, *addr, problem, ctx),
-        Failure::Ping { reason } => Diagnosis {
+        Failure::Ping { error } => Diagnosis {
             step: CheckStep::Ping,
             cause: Cause::PingFailed,
             summary: format!("{name} is connected but its net_kernel did not answer is_auth"),
-            evidence: vec![reason.clone()],
+            evidence: vec![error.to_string()],
             fix: "the node may be overloaded or shutting down; look at its log".into(),
+        },
+        Failure::Reconnect { reason } => Diagnosis {
+            step: CheckStep::Ping,
+            cause: Cause::PingFailed,
+            summary: format!("{name}: the connection was replaced and reconnecting failed"),
+            evidence: vec![reason.clone()],
+            fix: "run the doctor again; if it persists, look at the node's log".into(),
         },
         Failure::Rpc { call, error } => {
             let unsupported = matches!(error, RpcCallError::Refused(r) if r.is_atom("notsup"));

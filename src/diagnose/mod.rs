@@ -28,8 +28,8 @@ mod view;
 pub use checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass};
 pub use doctor::{DoctorContext, DoctorReport, doctor};
 pub use probe::{
-    Connected, EpmdEntry, EpmdProblem, Failure, HandshakeProblem, PeerNodes, PeerProbe, Software,
-    ping, probe,
+    Connected, EpmdEntry, EpmdProblem, Failure, HandshakeProblem, PeerNodes, PeerProbe, PingError,
+    Software, ping, probe,
 };
 pub use view::{ClusterView, DnsView, MissingLink, NodeError, NodeView};
 

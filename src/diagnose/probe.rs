@@ -187,6 +187,12 @@ pub enum Failure {
     /// Connected, but `net_kernel` did not answer `is_auth` with `yes`.
     Ping {
         /// What happened instead.
+        error: PingError,
+    },
+    /// The handshake succeeded, but the link was replaced by another connection to the same
+    /// peer, and connecting again failed.
+    Reconnect {
+        /// Why the new connection failed.
         reason: String,
     },
     /// Connected and pinged, but an `erpc` call failed.
@@ -266,7 +272,7 @@ pub async fn probe(node: &Node, peer: &NodeName, timeout: Duration) -> PeerProbe
     }
     match ping(node, peer, timeout).await {
         Ok(rtt) => probe.ping = Some(rtt),
-        Err(reason) => return probe.fail(Failure::Ping { reason }),
+        Err(error) => return probe.fail(Failure::Ping { error }),
     }
     match software(node, peer, timeout).await {
         Ok(s) => probe.software = Some(s),
@@ -386,8 +392,8 @@ async fn dial(
     if node.adopt(done, addr).is_none() {
         // Another handshake with this peer is under way; its link serves as well.
         if let Err(e) = node.connect(&peer).await {
-            return Err(probe.fail(Failure::Ping {
-                reason: format!("the connection was replaced and the new one failed: {e}"),
+            return Err(probe.fail(Failure::Reconnect {
+                reason: e.to_string(),
             }));
         }
     }
@@ -432,8 +438,32 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
+/// Why the `is_auth` ping failed.
+#[derive(Clone, Debug)]
+pub enum PingError {
+    /// `net_kernel` answered something other than `yes`.
+    Answered(Term),
+    /// The call failed (timeout, the connection dropped, no such process).
+    Call(CallError),
+}
+
+impl std::fmt::Display for PingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PingError::Answered(t) => write!(f, "net_kernel answered {t} instead of yes"),
+            PingError::Call(CallError::NodeDown(_)) => {
+                f.write_str("the connection dropped during the call")
+            }
+            PingError::Call(CallError::Timeout) => f.write_str("net_kernel did not answer in time"),
+            PingError::Call(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PingError {}
+
 /// The `is_auth` call `Node.ping` / `net_adm:ping/1` makes; the round trip on success.
-pub async fn ping(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Duration, String> {
+pub async fn ping(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Duration, PingError> {
     let mut me = node.spawn_process();
     let request = Term::tuple([
         Term::atom("is_auth"),
@@ -446,10 +476,8 @@ pub async fn ping(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Dur
     let rtt = started.elapsed();
     match reply {
         Ok(r) if r.is_atom("yes") => Ok(rtt),
-        Ok(other) => Err(format!("net_kernel answered {other} instead of yes")),
-        Err(CallError::NodeDown(_)) => Err("the connection dropped during the call".into()),
-        Err(CallError::Timeout) => Err(format!("net_kernel did not answer within {timeout:?}")),
-        Err(e) => Err(e.to_string()),
+        Ok(other) => Err(PingError::Answered(other)),
+        Err(e) => Err(PingError::Call(e)),
     }
 }
 
