@@ -33,9 +33,8 @@
 //! unavailability seen downstream, so it is the one to report.
 
 use super::checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass, SKIPPED};
-use super::explain::{
-    Context, Diagnosis, diagnose_failure, dns_checks, environment_checks, listing_checks,
-};
+use super::environment::environment_checks;
+use super::explain::{Context, Diagnosis, diagnose_failure, dns_checks, listing_checks};
 use super::probe::{PeerProbe, Software};
 use super::view::ClusterView;
 use super::{Survey, SurveyOptions, Targets, survey};

@@ -21,6 +21,7 @@
 
 mod checks;
 mod doctor;
+mod environment;
 mod explain;
 mod probe;
 mod view;
