@@ -20,7 +20,7 @@ use crate::discovery::{DnsError, DnsQuery};
 use crate::node::Node;
 use crate::proto::node_name::NodeName;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -257,43 +257,8 @@ async fn poll_once(
         Ok(ips) => ips,
         Err(e) => return (Err(e.clone()), Err(e), Vec::new()),
     };
-    let mut notes = Vec::new();
-    let mut peers = HashSet::new();
-    match basename {
-        Some(base) => {
-            for ip in &ips {
-                match NodeName::from_parts(base, &ip.to_string()) {
-                    Ok(n) => {
-                        peers.insert(n);
-                    }
-                    Err(e) => notes.push(format!("{base}@{ip} is not a usable name: {e}")),
-                }
-            }
-        }
-        None => {
-            let port = node.config().epmd_port;
-            let timeout = node.config().setup_timeout;
-            let lookups = ips.iter().map(|ip| async move {
-                (
-                    *ip,
-                    crate::epmd::names(SocketAddr::new(*ip, port), timeout).await,
-                )
-            });
-            for (ip, result) in futures_util::future::join_all(lookups).await {
-                match result {
-                    Ok(reply) => {
-                        for entry in reply.nodes {
-                            if let Ok(n) =
-                                NodeName::from_parts(entry.name.as_str(), &ip.to_string())
-                            {
-                                peers.insert(n);
-                            }
-                        }
-                    }
-                    Err(e) => notes.push(format!("EPMD at {ip}:{port}: {e}")),
-                }
-            }
-        }
-    }
-    (Ok(peers), Ok(ips), notes)
+    let config = node.config();
+    let found =
+        crate::discovery::peers_at(&ips, basename, config.epmd_port, config.setup_timeout).await;
+    (Ok(found.peers.into_iter().collect()), Ok(ips), found.notes)
 }

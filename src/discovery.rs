@@ -7,7 +7,13 @@
 //! `ndots` included; inside `ip netns exec` that is the namespace's
 //! `/etc/netns/<ns>/resolv.conf`), unless a server is given. Answers are never cached: each
 //! poll asks again.
+//!
+//! [`peers_at`] turns an answer into peer names, the way `run`, `nodes` and `doctor` all do:
+//! `basename@<ip>` for each address, or every name the EPMD at each address lists.
 
+use crate::epmd::EpmdError;
+use crate::proto::epmd::NamesResponse;
+use crate::proto::node_name::NodeName;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -57,6 +63,7 @@ impl std::error::Error for DnsError {}
 #[derive(Clone)]
 pub struct DnsQuery {
     query: String,
+    server: Option<SocketAddr>,
     resolver: TokioResolver,
 }
 
@@ -95,6 +102,7 @@ impl DnsQuery {
         let resolver = builder.build().map_err(|e| config_err(&e))?;
         Ok(DnsQuery {
             query: query.to_string(),
+            server,
             resolver,
         })
     }
@@ -102,6 +110,11 @@ impl DnsQuery {
     /// The name polled.
     pub fn query(&self) -> &str {
         &self.query
+    }
+
+    /// The DNS server asked, when not the system's.
+    pub fn server(&self) -> Option<SocketAddr> {
+        self.server
     }
 
     /// The addresses the name has now, sorted, without duplicates.
@@ -161,6 +174,84 @@ pub async fn resolve_host(host: &str) -> Result<IpAddr, String> {
         .iter()
         .next()
         .ok_or_else(|| format!("no address for {host}"))
+}
+
+/// What the EPMD at one address answered to a NAMES request.
+#[derive(Debug)]
+pub struct EpmdListing {
+    /// The address asked.
+    pub ip: IpAddr,
+    /// The EPMD's socket address (`ip` and the EPMD port).
+    pub epmd: SocketAddr,
+    /// Its answer.
+    pub result: Result<NamesResponse, EpmdError>,
+}
+
+/// The peers found at the addresses of a DNS answer.
+#[derive(Debug, Default)]
+pub struct PeersAt {
+    /// The peers, sorted, without duplicates.
+    pub peers: Vec<NodeName>,
+    /// Without a basename: what each address's EPMD listed, in the order of the addresses.
+    pub listings: Vec<EpmdListing>,
+    /// Problems worth a log line (an EPMD that did not answer, a name that is not usable).
+    pub notes: Vec<String>,
+}
+
+/// Asks the EPMD at every address (on `epmd_port`, concurrently) for its names.
+pub async fn list_names(ips: &[IpAddr], epmd_port: u16, timeout: Duration) -> Vec<EpmdListing> {
+    let lookups = ips.iter().map(|ip| async move {
+        let epmd = SocketAddr::new(*ip, epmd_port);
+        EpmdListing {
+            ip: *ip,
+            epmd,
+            result: crate::epmd::names(epmd, timeout).await,
+        }
+    });
+    futures_util::future::join_all(lookups).await
+}
+
+/// The peers at `ips`: `basename@<ip>` for each address, or, without a basename, every node
+/// the EPMD at each address lists (named `<name>@<ip>`).
+pub async fn peers_at(
+    ips: &[IpAddr],
+    basename: Option<&str>,
+    epmd_port: u16,
+    timeout: Duration,
+) -> PeersAt {
+    let mut found = PeersAt::default();
+    match basename {
+        Some(base) => {
+            for ip in ips {
+                match NodeName::from_parts(base, &ip.to_string()) {
+                    Ok(n) => found.peers.push(n),
+                    Err(e) => found
+                        .notes
+                        .push(format!("{base}@{ip} is not a usable name: {e}")),
+                }
+            }
+        }
+        None => {
+            found.listings = list_names(ips, epmd_port, timeout).await;
+            for listing in &found.listings {
+                match &listing.result {
+                    Ok(reply) => {
+                        for entry in &reply.nodes {
+                            if let Ok(n) =
+                                NodeName::from_parts(entry.name.as_str(), &listing.ip.to_string())
+                            {
+                                found.peers.push(n);
+                            }
+                        }
+                    }
+                    Err(e) => found.notes.push(format!("EPMD at {}: {e}", listing.epmd)),
+                }
+            }
+        }
+    }
+    found.peers.sort();
+    found.peers.dedup();
+    found
 }
 
 #[cfg(test)]

@@ -208,6 +208,29 @@ impl Node {
         self.connect_with(peer, Some(addr)).await
     }
 
+    /// Takes over a connection whose handshake the caller ran itself with
+    /// [`crate::transport::handshake::initiate`] (as [`crate::diagnose`] does, to see every
+    /// step), and starts its link. If a link to that peer is already up, the new connection
+    /// is closed and the existing link returned; if another handshake with it is under way,
+    /// the new connection is closed and `None` returned.
+    pub fn adopt(&self, done: Handshaken<TcpStream>, addr: SocketAddr) -> Option<LinkHandle> {
+        let peer = done.established.peer.clone();
+        let mut peers = lock(&self.inner.peers);
+        match peers.map.get(&peer) {
+            Some(PeerState::Up(link)) => return Some(link.clone()),
+            Some(PeerState::Pending { .. }) => return None,
+            None => {}
+        }
+        if self.inner.shutdown.is_cancelled() {
+            return None;
+        }
+        let link = self.start_link(done, addr);
+        peers.map.insert(peer, PeerState::Up(link.clone()));
+        drop(peers);
+        self.node_up(&link);
+        Some(link)
+    }
+
     async fn connect_with(
         &self,
         peer: &NodeName,
