@@ -219,8 +219,8 @@ fn run(opts: &Opts) -> Result<usize, String> {
     log(format!(
         "{} × {}, kernel {}, load {:.2}; state in {}",
         machine["nproc"],
-        machine["cpu_model"],
-        machine["kernel"],
+        machine["cpu_model"].as_str().unwrap_or("?"),
+        machine["kernel"].as_str().unwrap_or("?"),
         procs::load1(),
         env.state.display()
     ));
@@ -433,7 +433,7 @@ impl Bench {
         log(format!(
             "ready in {:.1} s: OTP {} driver, BEAM target {}, beamlink target {} (flags with the driver: {})",
             t0.elapsed().as_secs_f64(),
-            info["driver"]["otp_release"],
+            info["driver"]["otp_release"].as_str().unwrap_or("?"),
             beam_target_name,
             beamlink_target_name,
             info["beamlink_target"]["flags_with_us"]
@@ -820,6 +820,11 @@ impl Bench {
             .sum();
         let mut peers = self.start_peers(&name, self.plan.f_peers, &format!("{short}p"))?;
         let rss1 = procs::settled_rss_kib(pid, self.plan.settle).ok_or("no VmRSS")?;
+        // VmRSS = anonymous memory + mapped files (the executable, libc, ...), which are
+        // shared and can be dropped by the kernel: worth telling apart.
+        let anon = procs::status_kib(pid, "RssAnon:");
+        let file = procs::status_kib(pid, "RssFile:");
+        let shmem = procs::status_kib(pid, "RssShmem:");
         let per_peer = (rss1 - rss0) / self.plan.f_peers as f64;
         peers.send_line("quit")?;
         let _ = peers.next_result(SHORT);
@@ -829,6 +834,7 @@ impl Bench {
             "workload": "f", "round": round, "subject": target_label(t), "node": name,
             "rss_idle_kib": rss0, "rss_with_peers_kib": rss1, "extra_peers": self.plan.f_peers,
             "per_peer_kib": per_peer, "children_rss_kib": children, "load1": procs::load1(),
+            "with_peers_rss_anon_kib": anon, "with_peers_rss_file_kib": file, "with_peers_rss_shmem_kib": shmem,
         }));
         Ok((rss0, per_peer))
     }
@@ -1042,6 +1048,29 @@ impl Bench {
                     r.goal_text()
                 ));
             }
+        }
+        let anon_file = |subject: &str| -> Option<(f64, f64, f64)> {
+            let pick = |key: &str| {
+                let v: Vec<f64> = self
+                    .measurements
+                    .iter()
+                    .filter(|m| m["workload"] == "f" && m["subject"] == subject)
+                    .filter_map(|m| m[key].as_f64())
+                    .collect();
+                report::median(&v)
+            };
+            Some((
+                pick("with_peers_rss_anon_kib")?,
+                pick("with_peers_rss_file_kib")?,
+                pick("with_peers_rss_shmem_kib")?,
+            ))
+        };
+        if let (Some((ba, bf, bs)), Some((ra, rf, rs))) = (anon_file("BEAM"), anon_file("beamlink"))
+        {
+            notes.push(format!(
+                "f. VmRSS = anonymous + file-backed + shared memory (with the extra peers): hidden BEAM {ba:.0} + {bf:.0} + {bs:.0} KiB, beamlink {ra:.0} + {rf:.0} + {rs:.0} KiB (anonymous ratio {:.3})",
+                ra / ba
+            ));
         }
         if let Some(f) = self.info["beamlink_target"]["flags_with_us"].as_u64() {
             notes.push(format!("Flags beamlink negotiated with the BEAM driver: {f:#x} (no atom cache, no fragments)."));
