@@ -1068,7 +1068,7 @@ impl Bench {
         if let (Some((ba, bf, bs)), Some((ra, rf, rs))) = (anon_file("BEAM"), anon_file("beamlink"))
         {
             notes.push(format!(
-                "f. VmRSS = anonymous + file-backed + shared memory (with the extra peers): hidden BEAM {ba:.0} + {bf:.0} + {bs:.0} KiB, beamlink {ra:.0} + {rf:.0} + {rs:.0} KiB (anonymous ratio {:.3})",
+                "f. RSS = anon + file + shmem (with the extra peers): hidden BEAM {ba:.0} + {bf:.0} + {bs:.0} KiB, beamlink {ra:.0} + {rf:.0} + {rs:.0} KiB; anon ratio {:.3}",
                 ra / ba
             ));
         }
