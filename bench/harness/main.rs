@@ -68,6 +68,9 @@ struct Opts {
     /// The repository (default: where this was built from).
     #[arg(long)]
     repo: Option<PathBuf>,
+    /// cargo's target directory (default <repo>/target; scripts/bench asks cargo).
+    #[arg(long)]
+    target_dir: Option<PathBuf>,
 }
 
 /// One message size of the throughput workloads.
@@ -214,7 +217,12 @@ fn run(opts: &Opts) -> Result<usize, String> {
         .unwrap_or_else(|| repo.join("target/bench"));
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let plan = Plan::new(opts);
-    let env = Env::new(repo.clone(), opts.otp.clone())?;
+    let release = opts
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| repo.join("target"))
+        .join("release");
+    let env = Env::new(repo.clone(), release, opts.otp.clone())?;
     let machine = machine(&repo);
     log(format!(
         "{} × {}, kernel {}, load {:.2}; state in {}",
@@ -868,7 +876,7 @@ impl Bench {
         let alive = name.split('@').next().unwrap_or_default().to_owned();
         let epmd_port = self.env.epmd_port.to_string();
         retry(Duration::from_secs(30), || {
-            let out = std::process::Command::new(self.env.repo.join("target/release/beamlink"))
+            let out = std::process::Command::new(self.env.release.join("beamlink"))
                 .args(["names", "127.0.0.1", "--epmd-port", &epmd_port])
                 .output()
                 .map_err(|e| e.to_string())?;

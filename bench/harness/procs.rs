@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub struct Env {
     /// The repository root.
     pub repo: PathBuf,
+    /// cargo's `target/release` (where `beamlink` and the examples are).
+    pub release: PathBuf,
     /// Per-run directory under /tmp (visible inside the OTP chroots).
     pub state: PathBuf,
     /// The OTP release of every BEAM of the run.
@@ -28,7 +30,7 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn new(repo: PathBuf, otp: String) -> Result<Env, String> {
+    pub fn new(repo: PathBuf, release: PathBuf, otp: String) -> Result<Env, String> {
         let tag = format!("{:x}", std::process::id());
         let state = state_dir();
         let home = state.join("home");
@@ -43,6 +45,7 @@ impl Env {
             .map_err(|e| e.to_string())?;
         Ok(Env {
             repo,
+            release,
             state,
             otp,
             epmd_port: free_port()?,
@@ -100,14 +103,14 @@ impl Env {
 
     /// `target/release/beamlink`.
     pub fn beamlink(&self) -> Command {
-        let mut c = Command::new(self.repo.join("target/release/beamlink"));
+        let mut c = Command::new(self.release.join("beamlink"));
         self.common(&mut c);
         c
     }
 
     /// `target/release/examples/bench_client`.
     pub fn bench_client(&self) -> Command {
-        let mut c = Command::new(self.repo.join("target/release/examples/bench_client"));
+        let mut c = Command::new(self.release.join("examples/bench_client"));
         self.common(&mut c);
         c
     }
