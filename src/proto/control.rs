@@ -8,7 +8,7 @@
 //! BEAM does before it acts on a message.
 
 use super::flags::DistFlags;
-use super::term::{Atom, EncodeError, Pid, Reference, Term, encode};
+use super::term::{Atom, Enc, EncodeError, Pid, Reference, Term};
 use bytes::{BufMut, BytesMut};
 use std::fmt;
 
@@ -789,11 +789,279 @@ impl Control {
     /// Appends the pass-through message body (`112`, the control term, the payload term)
     /// without the 4-byte length.
     pub fn encode(&self, flags: DistFlags, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let start = out.len();
         out.put_u8(super::frame::PASS_THROUGH);
-        let (control, payload) = self.to_terms(flags);
-        encode(&control, out)?;
+        self.encode_terms(flags, out, &[], true)
+            .inspect_err(|_| out.truncate(start))
+    }
+
+    /// Appends the control term and the payload term, each with a version byte when
+    /// `versioned` (pass-through) or without (after a distribution header), atoms found in
+    /// `refs` as atom cache references. Writes the tuple directly: no term is built, nothing
+    /// is copied but the bytes.
+    pub fn encode_terms(
+        &self,
+        flags: DistFlags,
+        out: &mut BytesMut,
+        refs: &[Atom],
+        versioned: bool,
+    ) -> Result<(), EncodeError> {
+        let start = out.len();
+        let mut e = Enc { out, refs };
+        let result = self.write_terms(flags, &mut e, versioned);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn write_terms(
+        &self,
+        flags: DistFlags,
+        e: &mut Enc<'_>,
+        versioned: bool,
+    ) -> Result<(), EncodeError> {
+        use super::term::parts::{atom, int, pid, reference, term, tuple_header};
+        let start = |e: &mut Enc<'_>, op: u8, arity: usize, token: &Option<Term>| {
+            if versioned {
+                e.out.put_u8(super::term::VERSION);
+            }
+            tuple_header(e, arity + usize::from(token.is_some()))?;
+            int(e, op as i64);
+            Ok::<(), EncodeError>(())
+        };
+        let token_then = |e: &mut Enc<'_>, token: &Option<Term>| match token {
+            Some(t) => term(e, t),
+            None => Ok(()),
+        };
+        let empty = Atom::default();
+        let payload_exits = flags.contains(DistFlags::EXIT_PAYLOAD);
+        let process = |e: &mut Enc<'_>, p: &ProcessRef| match p {
+            ProcessRef::Pid(p) => pid(e, p),
+            ProcessRef::Name(a) => atom(e, a),
+        };
+        let payload: Option<&Term> = match self {
+            Control::Link { from, to }
+            | Control::Unlink { from, to }
+            | Control::GroupLeader { from, to } => {
+                let op = match self {
+                    Control::Link { .. } => op::LINK,
+                    Control::Unlink { .. } => op::UNLINK,
+                    _ => op::GROUP_LEADER,
+                };
+                start(e, op, 3, &None)?;
+                pid(e, from)?;
+                pid(e, to)?;
+                None
+            }
+            Control::Send {
+                from,
+                to,
+                token,
+                message,
+            } => {
+                match from {
+                    Some(from) if flags.contains(DistFlags::SEND_SENDER) => {
+                        let op = if token.is_some() {
+                            op::SEND_SENDER_TT
+                        } else {
+                            op::SEND_SENDER
+                        };
+                        start(e, op, 3, token)?;
+                        pid(e, from)?;
+                    }
+                    _ => {
+                        let op = if token.is_some() {
+                            op::SEND_TT
+                        } else {
+                            op::SEND
+                        };
+                        start(e, op, 3, token)?;
+                        atom(e, &empty)?;
+                    }
+                }
+                pid(e, to)?;
+                token_then(e, token)?;
+                Some(message)
+            }
+            Control::RegSend {
+                from,
+                to,
+                token,
+                message,
+            } => {
+                let op = if token.is_some() {
+                    op::REG_SEND_TT
+                } else {
+                    op::REG_SEND
+                };
+                start(e, op, 4, token)?;
+                pid(e, from)?;
+                atom(e, &empty)?;
+                atom(e, to)?;
+                token_then(e, token)?;
+                Some(message)
+            }
+            Control::Exit {
+                from,
+                to,
+                token,
+                reason,
+            }
+            | Control::Exit2 {
+                from,
+                to,
+                token,
+                reason,
+            } => {
+                let is_exit = matches!(self, Control::Exit { .. });
+                let op = match (is_exit, payload_exits, token.is_some()) {
+                    (true, true, false) => op::PAYLOAD_EXIT,
+                    (true, true, true) => op::PAYLOAD_EXIT_TT,
+                    (true, false, false) => op::EXIT,
+                    (true, false, true) => op::EXIT_TT,
+                    (false, true, false) => op::PAYLOAD_EXIT2,
+                    (false, true, true) => op::PAYLOAD_EXIT2_TT,
+                    (false, false, false) => op::EXIT2,
+                    (false, false, true) => op::EXIT2_TT,
+                };
+                start(e, op, if payload_exits { 3 } else { 4 }, token)?;
+                pid(e, from)?;
+                pid(e, to)?;
+                token_then(e, token)?;
+                if payload_exits {
+                    Some(reason)
+                } else {
+                    term(e, reason)?;
+                    None
+                }
+            }
+            Control::MonitorP {
+                from,
+                to,
+                reference: r,
+            }
+            | Control::DemonitorP {
+                from,
+                to,
+                reference: r,
+            } => {
+                let op = if matches!(self, Control::MonitorP { .. }) {
+                    op::MONITOR_P
+                } else {
+                    op::DEMONITOR_P
+                };
+                start(e, op, 4, &None)?;
+                pid(e, from)?;
+                process(e, to)?;
+                reference(e, r)?;
+                None
+            }
+            Control::MonitorPExit {
+                from,
+                to,
+                reference: r,
+                reason,
+            } => {
+                let op = if payload_exits {
+                    op::PAYLOAD_MONITOR_P_EXIT
+                } else {
+                    op::MONITOR_P_EXIT
+                };
+                start(e, op, if payload_exits { 4 } else { 5 }, &None)?;
+                process(e, from)?;
+                pid(e, to)?;
+                reference(e, r)?;
+                if payload_exits {
+                    Some(reason)
+                } else {
+                    term(e, reason)?;
+                    None
+                }
+            }
+            Control::SpawnRequest {
+                req_id,
+                from,
+                group_leader,
+                module,
+                function,
+                arity,
+                opts,
+                token,
+                args,
+            } => {
+                let op = if token.is_some() {
+                    op::SPAWN_REQUEST_TT
+                } else {
+                    op::SPAWN_REQUEST
+                };
+                start(e, op, 6, token)?;
+                reference(e, req_id)?;
+                pid(e, from)?;
+                pid(e, group_leader)?;
+                tuple_header(e, 3)?;
+                atom(e, module)?;
+                atom(e, function)?;
+                int(e, *arity as i64);
+                term(e, opts)?;
+                token_then(e, token)?;
+                Some(args)
+            }
+            Control::SpawnReply {
+                req_id,
+                to,
+                flags: reply_flags,
+                result,
+                token,
+            } => {
+                let op = if token.is_some() {
+                    op::SPAWN_REPLY_TT
+                } else {
+                    op::SPAWN_REPLY
+                };
+                start(e, op, 5, token)?;
+                reference(e, req_id)?;
+                pid(e, to)?;
+                int(e, *reply_flags as i64);
+                term(e, result)?;
+                token_then(e, token)?;
+                None
+            }
+            Control::AliasSend {
+                from,
+                alias,
+                token,
+                message,
+            } => {
+                let op = if token.is_some() {
+                    op::ALIAS_SEND_TT
+                } else {
+                    op::ALIAS_SEND
+                };
+                start(e, op, 3, token)?;
+                pid(e, from)?;
+                reference(e, alias)?;
+                token_then(e, token)?;
+                Some(message)
+            }
+            Control::UnlinkId { id, from, to } | Control::UnlinkIdAck { id, from, to } => {
+                let op = if matches!(self, Control::UnlinkId { .. }) {
+                    op::UNLINK_ID
+                } else {
+                    op::UNLINK_ID_ACK
+                };
+                start(e, op, 4, &None)?;
+                term(e, &Term::from_u64(*id))?;
+                pid(e, from)?;
+                pid(e, to)?;
+                None
+            }
+        };
         if let Some(p) = payload {
-            encode(p, out)?;
+            if versioned {
+                e.out.put_u8(super::term::VERSION);
+            }
+            term(e, p)?;
         }
         Ok(())
     }
@@ -940,6 +1208,112 @@ mod tests {
         for m in msgs {
             let (c, p) = m.to_terms(DistFlags::BEAMLINK_DEFAULT);
             assert_eq!(Control::from_terms(c, p.cloned()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn direct_encoding_matches_the_term_tree() {
+        let msgs = [
+            Control::Link {
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+            },
+            Control::Send {
+                from: Some(pid("a@h.x", 1)),
+                to: pid("b@h.x", 2),
+                token: None,
+                message: Term::atom("m"),
+            },
+            Control::Send {
+                from: None,
+                to: pid("b@h.x", 2),
+                token: Some(Term::atom("t")),
+                message: Term::Int(1),
+            },
+            Control::RegSend {
+                from: pid("a@h.x", 1),
+                to: Atom::new("rex"),
+                token: Some(Term::Int(3)),
+                message: Term::NIL,
+            },
+            Control::Exit {
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+                token: Some(Term::Int(9)),
+                reason: Term::atom("x"),
+            },
+            Control::Exit2 {
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+                token: None,
+                reason: Term::atom("kill"),
+            },
+            Control::MonitorP {
+                from: pid("a@h.x", 1),
+                to: ProcessRef::Name(Atom::new("rex")),
+                reference: r(),
+            },
+            Control::DemonitorP {
+                from: pid("a@h.x", 1),
+                to: ProcessRef::Pid(pid("b@h.x", 3)),
+                reference: r(),
+            },
+            Control::MonitorPExit {
+                from: ProcessRef::Name(Atom::new("x")),
+                to: pid("b@h.x", 2),
+                reference: r(),
+                reason: Term::atom("noproc"),
+            },
+            Control::SpawnRequest {
+                req_id: r(),
+                from: pid("a@h.x", 1),
+                group_leader: pid("a@h.x", 1),
+                module: Atom::new("erpc"),
+                function: Atom::new("execute_call"),
+                arity: 1,
+                opts: Term::list([Term::atom("monitor")]),
+                token: None,
+                args: Term::list([Term::Int(1)]),
+            },
+            Control::SpawnReply {
+                req_id: r(),
+                to: pid("a@h.x", 1),
+                flags: 2,
+                result: Term::atom("notsup"),
+                token: Some(Term::Int(1)),
+            },
+            Control::AliasSend {
+                from: pid("a@h.x", 1),
+                alias: r(),
+                token: None,
+                message: Term::Int(5),
+            },
+            Control::UnlinkId {
+                id: u64::MAX,
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+            },
+            Control::UnlinkIdAck {
+                id: 7,
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+            },
+        ];
+        for m in msgs {
+            for flags in [
+                DistFlags::EMPTY,
+                DistFlags::SEND_SENDER | DistFlags::EXIT_PAYLOAD,
+            ] {
+                let (c, p) = m.to_terms(flags);
+                let mut tree = BytesMut::from(&[super::super::frame::PASS_THROUGH][..]);
+                super::super::term::encode(&c, &mut tree).unwrap();
+                if let Some(p) = p {
+                    super::super::term::encode(p, &mut tree).unwrap();
+                }
+                let mut direct = BytesMut::new();
+                m.encode(flags, &mut direct).unwrap();
+                assert_eq!(direct, tree, "{m:?} with {flags:?}");
+            }
         }
     }
 

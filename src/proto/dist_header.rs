@@ -16,7 +16,7 @@
 use super::control::Control;
 use super::flags::DistFlags;
 use super::frame::{MessageError, PASS_THROUGH};
-use super::term::{Atom, Decoder, EncodeError, VERSION, encode_body};
+use super::term::{Atom, Decoder, EncodeError, VERSION};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::fmt;
@@ -402,15 +402,9 @@ pub fn encode_with_header(
 ) -> Result<(), EncodeError> {
     let start = out.len();
     out.put_slice(&[VERSION, DIST_HEADER, 0]);
-    let (ctrl, payload) = control.to_terms(flags);
-    let result = encode_body(&ctrl, out).and_then(|()| match payload {
-        Some(p) => encode_body(p, out),
-        None => Ok(()),
-    });
-    if result.is_err() {
-        out.truncate(start);
-    }
-    result
+    control
+        .encode_terms(flags, out, &[], false)
+        .inspect_err(|_| out.truncate(start))
 }
 
 #[cfg(test)]
