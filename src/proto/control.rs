@@ -46,6 +46,9 @@ pub mod op {
     pub const UNLINK_ID_ACK: u8 = 36;
 }
 
+/// `''`, as a place `visit_atoms` can lend out.
+static EMPTY_ATOM: Atom = Atom::EMPTY;
+
 /// A process named in a monitor: by pid or by registered name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ProcessRef {
@@ -786,6 +789,114 @@ impl Control {
         }
     }
 
+    /// Calls `f` with the atoms of the control tuple, then with those of the payload
+    /// (at most `payload_budget` payload subterms are visited).
+    pub fn visit_atoms<'a>(&'a self, f: &mut dyn FnMut(&'a Atom), payload_budget: usize) {
+        let process = |p: &'a ProcessRef, f: &mut dyn FnMut(&'a Atom)| match p {
+            ProcessRef::Pid(p) => f(&p.node),
+            ProcessRef::Name(a) => f(a),
+        };
+        let payload = match self {
+            Control::Link { from, to }
+            | Control::Unlink { from, to }
+            | Control::GroupLeader { from, to }
+            | Control::UnlinkId { from, to, .. }
+            | Control::UnlinkIdAck { from, to, .. } => {
+                f(&from.node);
+                f(&to.node);
+                None
+            }
+            Control::Send {
+                from, to, message, ..
+            } => {
+                match from {
+                    Some(from) => f(&from.node),
+                    None => f(&EMPTY_ATOM),
+                }
+                f(&to.node);
+                Some(message)
+            }
+            Control::RegSend {
+                from, to, message, ..
+            } => {
+                f(&from.node);
+                f(&EMPTY_ATOM);
+                f(to);
+                Some(message)
+            }
+            Control::Exit {
+                from, to, reason, ..
+            }
+            | Control::Exit2 {
+                from, to, reason, ..
+            } => {
+                f(&from.node);
+                f(&to.node);
+                Some(reason)
+            }
+            Control::MonitorP {
+                from,
+                to,
+                reference,
+            }
+            | Control::DemonitorP {
+                from,
+                to,
+                reference,
+            } => {
+                f(&from.node);
+                process(to, f);
+                f(&reference.node);
+                None
+            }
+            Control::MonitorPExit {
+                from,
+                to,
+                reference,
+                reason,
+            } => {
+                process(from, f);
+                f(&to.node);
+                f(&reference.node);
+                Some(reason)
+            }
+            Control::SpawnRequest {
+                req_id,
+                from,
+                module,
+                function,
+                args,
+                ..
+            } => {
+                f(&req_id.node);
+                f(&from.node);
+                f(module);
+                f(function);
+                Some(args)
+            }
+            Control::SpawnReply {
+                req_id, to, result, ..
+            } => {
+                f(&req_id.node);
+                f(&to.node);
+                Some(result)
+            }
+            Control::AliasSend {
+                from,
+                alias,
+                message,
+                ..
+            } => {
+                f(&from.node);
+                f(&alias.node);
+                Some(message)
+            }
+        };
+        if let Some(p) = payload {
+            p.visit_atoms(f, payload_budget);
+        }
+    }
+
     /// Appends the pass-through message body (`112`, the control term, the payload term)
     /// without the 4-byte length.
     pub fn encode(&self, flags: DistFlags, out: &mut BytesMut) -> Result<(), EncodeError> {
@@ -834,7 +945,7 @@ impl Control {
             Some(t) => term(e, t),
             None => Ok(()),
         };
-        let empty = Atom::default();
+        let empty = Atom::EMPTY;
         let payload_exits = flags.contains(DistFlags::EXIT_PAYLOAD);
         let process = |e: &mut Enc<'_>, p: &ProcessRef| match p {
             ProcessRef::Pid(p) => pid(e, p),

@@ -575,3 +575,221 @@ mod tests {
         assert_eq!(plain, Err(MessageError::HeaderNotNegotiated));
     }
 }
+
+/// Our half of a connection's atom cache: which atom each of the 2048 slots holds at the
+/// peer. Messages encoded through it send their atoms as one-byte references once the peer
+/// has them, as a BEAM does. Use one per connection, and encode messages in the order they
+/// go on the wire (the peer applies the new entries in that order).
+pub struct AtomCacheOut {
+    slots: Vec<Option<Atom>>,
+}
+
+impl fmt::Debug for AtomCacheOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let used = self.slots.iter().filter(|s| s.is_some()).count();
+        write!(f, "AtomCacheOut({used} atoms)")
+    }
+}
+
+impl Default for AtomCacheOut {
+    fn default() -> AtomCacheOut {
+        AtomCacheOut::new()
+    }
+}
+
+/// Most atoms one header may carry (`ERTS_MAX_INTERNAL_ATOM_CACHE_ENTRIES`).
+const MAX_HEADER_ATOMS: usize = 255;
+/// Payload terms visited when looking for atoms to cache; atoms past it go inline.
+const MAX_ATOM_SCAN: usize = 256;
+
+impl AtomCacheOut {
+    /// An empty cache (the state of a new connection).
+    pub fn new() -> AtomCacheOut {
+        AtomCacheOut {
+            slots: vec![None; ATOM_CACHE_SIZE],
+        }
+    }
+
+    fn slot_of(atom: &Atom) -> usize {
+        // FNV-1a: any fixed function works, the slot is sent with the atom.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in atom.as_str().bytes() {
+            h ^= b as u32;
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        h as usize % ATOM_CACHE_SIZE
+    }
+
+    /// Appends `control` as a message body (no length prefix) with a distribution header
+    /// whose atoms go through the cache. On error nothing is appended and the cache is as
+    /// it was.
+    pub fn encode(
+        &mut self,
+        control: &Control,
+        flags: DistFlags,
+        out: &mut BytesMut,
+    ) -> Result<(), EncodeError> {
+        let mut atoms: Vec<&Atom> = Vec::new();
+        control.visit_atoms(
+            &mut |a| {
+                if atoms.len() < MAX_HEADER_ATOMS && !atoms.contains(&a) {
+                    atoms.push(a);
+                }
+            },
+            MAX_ATOM_SCAN,
+        );
+        let start = out.len();
+        out.put_slice(&[VERSION, DIST_HEADER, atoms.len() as u8]);
+        // Entries that replace what a slot holds, applied only once the message is written.
+        let mut updates: Vec<(usize, Atom)> = Vec::new();
+        if !atoms.is_empty() {
+            let entries: Vec<(usize, bool)> = atoms
+                .iter()
+                .map(|a| {
+                    let slot = Self::slot_of(a);
+                    // An earlier entry of this message may already have claimed the slot.
+                    let cached = self.slots[slot].as_ref() == Some(*a)
+                        && !updates.iter().any(|(s, _)| *s == slot);
+                    if !cached {
+                        updates.push((slot, (*a).clone()));
+                    }
+                    (slot, !cached)
+                })
+                .collect();
+            let long_atoms = atoms
+                .iter()
+                .zip(&entries)
+                .any(|(a, (_, new))| *new && a.as_str().len() > 255);
+            let mut nibbles: Vec<u8> = entries
+                .iter()
+                .map(|(slot, new)| ((*new as u8) << 3) | (slot >> 8) as u8)
+                .collect();
+            nibbles.push(long_atoms as u8);
+            for pair in nibbles.chunks(2) {
+                out.put_u8(pair[0] | (pair.get(1).copied().unwrap_or(0) << 4));
+            }
+            for (a, (slot, new)) in atoms.iter().zip(&entries) {
+                out.put_u8((*slot & 0xff) as u8);
+                if *new {
+                    let text = a.as_str().as_bytes();
+                    if long_atoms {
+                        out.put_u16(text.len() as u16);
+                    } else {
+                        out.put_u8(text.len() as u8);
+                    }
+                    out.put_slice(text);
+                }
+            }
+        }
+        let refs: Vec<Atom> = atoms.into_iter().cloned().collect();
+        match control.encode_terms(flags, out, &refs, false) {
+            Ok(()) => {
+                for (slot, atom) in updates {
+                    self.slots[slot] = Some(atom);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod cache_out_tests {
+    use super::*;
+    use crate::proto::term::{Pid, Reference, Term};
+
+    fn flags() -> DistFlags {
+        DistFlags::BEAMLINK_DEFAULT
+    }
+
+    fn msg(i: i64) -> Control {
+        Control::RegSend {
+            from: Pid {
+                node: Atom::new("a@h.x"),
+                id: 1,
+                serial: 0,
+                creation: 3,
+            },
+            to: Atom::new("rig_sink"),
+            token: None,
+            message: Term::tuple([
+                Term::atom("seq"),
+                Term::Int(i),
+                Term::reference(Reference::new(Atom::new("a@h.x"), 3, &[1, 2, 3]).unwrap()),
+            ]),
+        }
+    }
+
+    #[test]
+    fn our_encoder_and_our_decoder_agree_message_after_message() {
+        let mut out_cache = AtomCacheOut::new();
+        let mut decoder = DistDecoder::new(flags(), 1 << 20);
+        let mut sizes = Vec::new();
+        for i in 0..5 {
+            let mut out = BytesMut::new();
+            out_cache.encode(&msg(i), flags(), &mut out).unwrap();
+            sizes.push(out.len());
+            assert_eq!(decoder.decode(&out.freeze()).unwrap(), Some(msg(i)));
+        }
+        // The first message carries the atom texts, the next ones only references.
+        assert!(sizes[1] < sizes[0], "{sizes:?}");
+        assert_eq!(sizes[1], sizes[4]);
+    }
+
+    #[test]
+    fn a_failed_encode_leaves_the_cache_alone() {
+        let mut out_cache = AtomCacheOut::new();
+        let bad = Control::RegSend {
+            from: Pid {
+                node: Atom::new("a@h.x"),
+                id: 1,
+                serial: 0,
+                creation: 3,
+            },
+            to: Atom::new("x"),
+            token: None,
+            message: Term::Float(f64::NAN),
+        };
+        let mut out = BytesMut::new();
+        assert!(out_cache.encode(&bad, flags(), &mut out).is_err());
+        assert!(out.is_empty());
+        // The decoder never saw the atoms: the next message must carry them again.
+        let mut decoder = DistDecoder::new(flags(), 1 << 20);
+        let mut out = BytesMut::new();
+        out_cache.encode(&msg(1), flags(), &mut out).unwrap();
+        assert_eq!(decoder.decode(&out.freeze()).unwrap(), Some(msg(1)));
+    }
+
+    #[test]
+    fn colliding_atoms_in_one_message_stay_right() {
+        // Find two atoms that share a slot.
+        let first = Atom::new("a0");
+        let slot = AtomCacheOut::slot_of(&first);
+        let second = (1..100_000)
+            .map(|i| Atom::new(&format!("a{i}")))
+            .find(|a| AtomCacheOut::slot_of(a) == slot)
+            .unwrap();
+        let m = Control::RegSend {
+            from: Pid {
+                node: Atom::new("a@h.x"),
+                id: 1,
+                serial: 0,
+                creation: 3,
+            },
+            to: first.clone(),
+            token: None,
+            message: Term::tuple([Term::Atom(second.clone()), Term::Atom(first.clone())]),
+        };
+        let mut out_cache = AtomCacheOut::new();
+        let mut decoder = DistDecoder::new(flags(), 1 << 20);
+        for _ in 0..3 {
+            let mut out = BytesMut::new();
+            out_cache.encode(&m, flags(), &mut out).unwrap();
+            assert_eq!(decoder.decode(&out.freeze()).unwrap(), Some(m.clone()));
+        }
+    }
+}

@@ -82,12 +82,27 @@ pub fn encode_message(
     flags: DistFlags,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    encode_message_cached(control, flags, None, out)
+}
+
+/// Appends `control` as one packet (length included), its atoms through the connection's
+/// atom cache when there is one (`DFLAG_DIST_HDR_ATOM_CACHE` negotiated).
+pub fn encode_message_cached(
+    control: &Control,
+    flags: DistFlags,
+    cache: Option<&mut super::dist_header::AtomCacheOut>,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.put_u32(0);
-    let encoded = if super::dist_header::uses_header(flags) {
-        super::dist_header::encode_with_header(control, flags, out)
-    } else {
-        control.encode(flags, out)
+    let encoded = match cache {
+        Some(cache) if flags.contains(DistFlags::DIST_HDR_ATOM_CACHE) => {
+            cache.encode(control, flags, out)
+        }
+        _ if super::dist_header::uses_header(flags) => {
+            super::dist_header::encode_with_header(control, flags, out)
+        }
+        _ => control.encode(flags, out),
     };
     if let Err(e) = encoded {
         out.truncate(start);

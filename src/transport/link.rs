@@ -19,7 +19,7 @@
 
 use super::LinkDown;
 use crate::proto::control::Control;
-use crate::proto::dist_header::DistDecoder;
+use crate::proto::dist_header::{AtomCacheOut, DistDecoder};
 use crate::proto::flags::DistFlags;
 use crate::proto::frame::{self, Frame, MessageError};
 use crate::proto::node_name::NodeName;
@@ -125,11 +125,17 @@ pub struct LinkStats {
     pub bytes_out: AtomicU64,
 }
 
+/// Appends one message to the outbox: the buffer, the connection's flags, its atom cache.
+type Appender<'a> =
+    dyn FnMut(&mut BytesMut, DistFlags, Option<&mut AtomCacheOut>) -> Result<(), SendError> + 'a;
+
 /// The bytes waiting to be written, in wire order.
 struct Outbox {
     buf: BytesMut,
     messages: u64,
     closed: bool,
+    /// Our half of the atom cache, when the connection negotiated it.
+    atoms: Option<AtomCacheOut>,
 }
 
 struct Shared {
@@ -215,16 +221,16 @@ impl LinkHandle {
 
     /// Queues `message`, waiting while the output buffer is full.
     pub async fn send(&self, message: &Control) -> Result<(), SendError> {
-        self.queue_with(|out, flags| {
-            frame::encode_message(message, flags, out).map_err(SendError::Encode)
+        self.queue_with(|out, flags, atoms| {
+            frame::encode_message_cached(message, flags, atoms, out).map_err(SendError::Encode)
         })
         .await
     }
 
     /// Queues `message`, or fails at once if the output buffer is full.
     pub fn try_send(&self, message: &Control) -> Result<(), SendError> {
-        match self.try_queue(&mut |out, flags| {
-            frame::encode_message(message, flags, out).map_err(SendError::Encode)
+        match self.try_queue(&mut |out, flags, atoms| {
+            frame::encode_message_cached(message, flags, atoms, out).map_err(SendError::Encode)
         }) {
             Some(result) => result,
             None => Err(SendError::QueueFull),
@@ -233,7 +239,7 @@ impl LinkHandle {
 
     /// Queues an already encoded packet (length prefix included), waiting for room.
     pub async fn send_packet(&self, packet: Bytes) -> Result<(), SendError> {
-        self.queue_with(|out, _| {
+        self.queue_with(|out, _, _| {
             out.extend_from_slice(&packet);
             Ok(())
         })
@@ -243,7 +249,11 @@ impl LinkHandle {
     /// Appends with `write` when there is room; waits for room otherwise.
     async fn queue_with(
         &self,
-        mut write: impl FnMut(&mut BytesMut, DistFlags) -> Result<(), SendError>,
+        mut write: impl FnMut(
+            &mut BytesMut,
+            DistFlags,
+            Option<&mut AtomCacheOut>,
+        ) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
         loop {
             // Register for a wake-up before looking, so a drain in between is not missed.
@@ -262,10 +272,7 @@ impl LinkHandle {
 
     /// Appends with `write` if the outbox has room: `None` when it is full. A message is
     /// always accepted into an empty outbox, so one larger than the capacity still goes.
-    fn try_queue(
-        &self,
-        write: &mut dyn FnMut(&mut BytesMut, DistFlags) -> Result<(), SendError>,
-    ) -> Option<Result<(), SendError>> {
+    fn try_queue(&self, write: &mut Appender<'_>) -> Option<Result<(), SendError>> {
         let mut outbox = self.shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
         if outbox.closed {
             return Some(Err(SendError::LinkClosed));
@@ -274,9 +281,10 @@ impl LinkHandle {
             return None;
         }
         let was_empty = outbox.buf.is_empty();
-        let result = write(&mut outbox.buf, self.shared.info.flags);
+        let state = &mut *outbox;
+        let result = write(&mut state.buf, self.shared.info.flags, state.atoms.as_mut());
         if result.is_ok() {
-            outbox.messages += 1;
+            state.messages += 1;
         }
         drop(outbox);
         if was_empty {
@@ -306,6 +314,10 @@ where
     H: LinkHandler,
 {
     let span = info_span!("link", peer = %info.peer, addr = %info.addr, id = info.id);
+    let atom_cache = info
+        .flags
+        .contains(DistFlags::DIST_HDR_ATOM_CACHE)
+        .then(AtomCacheOut::new);
     let shared = Arc::new(Shared {
         info,
         connected_at: SystemTime::now(),
@@ -313,6 +325,7 @@ where
             buf: BytesMut::new(),
             messages: 0,
             closed: false,
+            atoms: atom_cache,
         }),
         capacity: config.send_queue_bytes.max(1),
         data_ready: Notify::new(),
@@ -681,7 +694,7 @@ mod tests {
         let packet = Bytes::from(vec![0u8; 8 * 1024]);
         let mut queued = 0;
         loop {
-            let mut write = |out: &mut BytesMut, _: DistFlags| {
+            let mut write = |out: &mut BytesMut, _: DistFlags, _: Option<&mut AtomCacheOut>| {
                 out.extend_from_slice(&packet);
                 Ok(())
             };
