@@ -72,13 +72,15 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             }
         }
     };
+    let mut cluster = ClusterConfig::statics(statics, args.peers.poll_interval);
+    cluster.basename = args.peers.peer_basename.clone();
     let name = args.node.name.clone().unwrap_or_else(|| "beamlink".into());
-    let mut toward = statics.iter().find_map(|n| n.host_ip());
+    let mut toward = cluster.statics.iter().find_map(|n| n.host_ip());
     if toward.is_none()
         && !name.contains('@')
         && let Some(dns) = &dns
     {
-        toward = first_answer(dns, args.peers.poll_interval).await;
+        toward = first_answer(dns, &cluster).await;
     }
     let (name, why) = match crate::config::node_name(&name, toward) {
         Ok(n) => n,
@@ -145,9 +147,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     if args.bench_services {
         node.start_bench_services();
     }
-    let mut cluster = ClusterConfig::statics(statics, args.peers.poll_interval);
     cluster.dns = dns;
-    cluster.basename = args.peers.peer_basename.clone();
     let manager = tokio::spawn(crate::cluster::run(node.clone(), cluster));
     wait_for_signal().await;
     info!("shutting down");
@@ -158,9 +158,10 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
 }
 
 /// The first address DNS gives, to pick our own address from; waits up to three polls.
-async fn first_answer(dns: &DnsQuery, poll: Duration) -> Option<std::net::IpAddr> {
+async fn first_answer(dns: &DnsQuery, cluster: &ClusterConfig) -> Option<std::net::IpAddr> {
+    let poll = cluster.poll_interval;
     for attempt in 0..3 {
-        match dns.lookup().await {
+        match dns.lookup_within(cluster.dns_deadline()).await {
             Ok(ips) => return ips.first().copied(),
             Err(e) => {
                 warn!("{e} (attempt {} of 3 to pick our address)", attempt + 1);
