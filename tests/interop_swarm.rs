@@ -509,9 +509,11 @@ fn beamlink_follows_a_swarm_service_through_dns() {
 }
 
 /// A BEAM reachable only over IPv6 (`-proto_dist inet6_tcp`, an AAAA record, no IPv4 address)
-/// is discovered and connected, next to an IPv4 one, in both modes.
+/// is discovered and connected, next to an IPv4 one, in both modes; then the service scales
+/// up by one node (connected within two poll intervals of its DNS record) and back down (its
+/// record goes, then it stops: the link drops and the node is not dialled again).
 #[test]
-fn an_ipv6_only_beam_is_discovered_through_its_aaaa_record() {
+fn an_ipv6_only_beam_is_discovered_and_the_service_scales() {
     let mut swarm = Swarm::builder().nodes(1).ipv6_nodes(1).start();
     let records = swarm.records();
     assert!(
@@ -564,6 +566,53 @@ fn an_ipv6_only_beam_is_discovered_through_its_aaaa_record() {
             probe.mode,
             v6.otp(),
             probe.name
+        );
+    }
+
+    // Scale up: a new task gets its record once it answers.
+    let added = swarm.add_node();
+    let published = SystemTime::now();
+    for probe in &probes {
+        probe.wait_nodeup(&added, PATIENCE);
+    }
+    let new_only = [added.clone()];
+    let worst = check_all_nodes_list_probes(
+        &swarm,
+        &probes,
+        |_| published,
+        Some(&new_only),
+        2 * POLL,
+        "scale up",
+    );
+    for (probe, ms) in probes.iter().zip(&worst) {
+        eprintln!(
+            "[swarm ipv6] {}: scaled up: {added} saw beamlink {ms} ms after its DNS record appeared",
+            probe.mode
+        );
+    }
+    // Scale down: record dropped, node stopped; the link drops and it is never dialled again.
+    let offsets: Vec<usize> = probes.iter().map(|p| p.beamlink.log().len()).collect();
+    swarm.remove_node(&added);
+    for probe in &probes {
+        let needle = format!("nodedown peer={added} ");
+        assert!(
+            wait_for(|| probe.beamlink.log().contains(&needle), PATIENCE),
+            "{}: no nodedown for the removed {added}; log:\n{}",
+            probe.mode,
+            probe.beamlink.log()
+        );
+    }
+    std::thread::sleep(3 * POLL);
+    for (probe, &from) in probes.iter().zip(&offsets) {
+        let after = probe.log_since(from);
+        let redials: Vec<&str> = after
+            .lines()
+            .filter(|l| l.contains(&added) && !l.contains("nodedown"))
+            .collect();
+        assert!(
+            redials.is_empty(),
+            "{}: {added} was dialled again after it left DNS and stopped: {redials:#?}",
+            probe.mode
         );
     }
 }
