@@ -10,13 +10,18 @@
 //!
 //! [`peers_at`] turns an answer into peer names, the way `run`, `nodes` and `doctor` all do:
 //! `basename@<ip>` for each address, or every name the EPMD at each address lists.
+//! Names are parsed leniently: Swarm's `tasks.<stack>_<service>` has an underscore, which
+//! the strict IDNA parsing hickory applies to `&str` names refuses.
 
 use crate::epmd::EpmdError;
 use crate::proto::epmd::NamesResponse;
 use crate::proto::node_name::NodeName;
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::Name;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
@@ -29,6 +34,13 @@ pub enum DnsError {
     /// The resolver configuration could not be read.
     Config {
         /// What the resolver said.
+        reason: String,
+    },
+    /// The query is not a DNS name.
+    BadName {
+        /// The text given.
+        query: String,
+        /// Why it is not a name.
         reason: String,
     },
     /// The name exists but has no A or AAAA record (or does not exist: NXDOMAIN).
@@ -49,6 +61,9 @@ impl fmt::Display for DnsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DnsError::Config { reason } => write!(f, "cannot set up the DNS resolver: {reason}"),
+            DnsError::BadName { query, reason } => {
+                write!(f, "{query:?} is not a DNS name: {reason}")
+            }
             DnsError::NoRecords { query } => write!(f, "{query} has no A or AAAA records"),
             DnsError::Failed { query, reason } => {
                 write!(f, "DNS lookup of {query} failed: {reason}")
@@ -64,6 +79,7 @@ impl std::error::Error for DnsError {}
 pub struct DnsQuery {
     query: String,
     server: Option<SocketAddr>,
+    name: Name,
     resolver: TokioResolver,
 }
 
@@ -78,6 +94,7 @@ impl fmt::Debug for DnsQuery {
 impl DnsQuery {
     /// Polls `query` through the system's resolver, or through `server` if given.
     pub fn new(query: &str, server: Option<SocketAddr>) -> Result<DnsQuery, DnsError> {
+        let name = parse_name(query)?;
         let config_err = |e: &dyn fmt::Display| DnsError::Config {
             reason: e.to_string(),
         };
@@ -97,12 +114,19 @@ impl DnsQuery {
         };
         let opts = builder.options_mut();
         opts.cache_size = 0;
-        opts.timeout = Duration::from_secs(2);
-        opts.attempts = 2;
+        if server.is_some() {
+            // resolv.conf's `options timeout: attempts:` apply otherwise, as for the BEAM.
+            opts.timeout = Duration::from_secs(2);
+            opts.attempts = 2;
+        }
+        // Both record types, in parallel, whatever the library's default of the day (an
+        // "A, then AAAA only if no A" strategy would hide IPv6-only peers in mixed answers).
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         let resolver = builder.build().map_err(|e| config_err(&e))?;
         Ok(DnsQuery {
             query: query.to_string(),
             server,
+            name,
             resolver,
         })
     }
@@ -117,9 +141,21 @@ impl DnsQuery {
         self.server
     }
 
+    /// [`lookup`](Self::lookup), given up after `deadline` (a dead server otherwise costs
+    /// the resolver's timeout × attempts for every search-list candidate and record type).
+    pub async fn lookup_within(&self, deadline: Duration) -> Result<Vec<IpAddr>, DnsError> {
+        match tokio::time::timeout(deadline, self.lookup()).await {
+            Ok(result) => result,
+            Err(_) => Err(DnsError::Failed {
+                query: self.query.clone(),
+                reason: format!("no answer within {:.1}s", deadline.as_secs_f64()),
+            }),
+        }
+    }
+
     /// The addresses the name has now, sorted, without duplicates.
     pub async fn lookup(&self) -> Result<Vec<IpAddr>, DnsError> {
-        match self.resolver.lookup_ip(self.query.as_str()).await {
+        match self.resolver.lookup_ip(self.name.clone()).await {
             Ok(answer) => {
                 let mut ips: Vec<IpAddr> = answer.iter().collect();
                 ips.sort();
@@ -141,6 +177,15 @@ impl DnsQuery {
             }),
         }
     }
+}
+
+/// A DNS name from text: IDNA for international names, plain ASCII (underscores allowed)
+/// otherwise.
+fn parse_name(text: &str) -> Result<Name, DnsError> {
+    Name::from_str_relaxed(text).map_err(|e| DnsError::BadName {
+        query: text.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Parses `IP` or `IP:PORT` (port 53 by default; `[v6]:port` for IPv6 with a port).
@@ -169,7 +214,8 @@ fn system_resolver() -> Result<&'static TokioResolver, String> {
 /// node names that are not IP addresses).
 pub async fn resolve_host(host: &str) -> Result<IpAddr, String> {
     let resolver = system_resolver()?;
-    let answer = resolver.lookup_ip(host).await.map_err(|e| e.to_string())?;
+    let name = parse_name(host).map_err(|e| e.to_string())?;
+    let answer = resolver.lookup_ip(name).await.map_err(|e| e.to_string())?;
     answer
         .iter()
         .next()
@@ -277,5 +323,28 @@ mod tests {
             Some("[fd00::1]:53".parse().unwrap())
         );
         assert_eq!(parse_server("nonsense"), None);
+    }
+
+    #[test]
+    fn swarm_names_with_underscores_are_names() {
+        // Docker Swarm: tasks.<stack>_<service>.
+        for query in [
+            "tasks.shop_web",
+            "tasks.maze_labyrinth",
+            "web_1",
+            "myapp-headless",
+        ] {
+            let name = parse_name(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+            assert_eq!(name.to_string(), query);
+            assert!(!name.is_fqdn(), "{query}: the search list must still apply");
+        }
+        assert!(parse_name("tasks.maze_labyrinth.").unwrap().is_fqdn());
+        let long = "a".repeat(64);
+        assert!(matches!(parse_name(&long), Err(DnsError::BadName { .. })));
+        let server = Some("127.0.0.1:53".parse().unwrap());
+        assert_eq!(
+            DnsQuery::new("tasks.shop_web", server).unwrap().query(),
+            "tasks.shop_web"
+        );
     }
 }

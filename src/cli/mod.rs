@@ -238,8 +238,10 @@ pub(crate) async fn address_toward(
         return Some(ip);
     }
     let dns = targets.dns.as_ref()?;
+    // A dead server must not hold up start-up longer than a poll (see ClusterConfig).
+    let deadline = poll.max(crate::cluster::MIN_DNS_DEADLINE);
     for attempt in 0..attempts {
-        match dns.lookup().await {
+        match dns.lookup_within(deadline).await {
             Ok(ips) => return ips.first().copied(),
             Err(e) => {
                 tracing::warn!(
