@@ -146,6 +146,46 @@ enum PeerState {
 pub(super) struct Peers {
     map: HashMap<NodeName, PeerState>,
     next_attempt: u64,
+    refusals: RefusalLog,
+}
+
+/// Refused incoming handshakes logged at warn level per [`REFUSAL_WINDOW`]; the rest go to
+/// debug and are counted in the next warn line. A peer retrying a wrong cookie in a loop, or
+/// a port scanner, must not flood the log (ecosystem.md C 6: "logs peer+address
+/// (rate-limited)").
+const REFUSALS_PER_WINDOW: u32 = 10;
+/// See [`REFUSALS_PER_WINDOW`].
+const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+
+/// The rate limit of [`REFUSALS_PER_WINDOW`].
+#[derive(Default)]
+struct RefusalLog {
+    window_start: Option<std::time::Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl RefusalLog {
+    /// `Some(n)` if this refusal is logged at warn level, `n` being how many were not since
+    /// the last one that was; `None` if it is not.
+    fn admit(&mut self, now: std::time::Instant) -> Option<u64> {
+        match self.window_start {
+            Some(start) if now.duration_since(start) < REFUSAL_WINDOW => {
+                if self.logged < REFUSALS_PER_WINDOW {
+                    self.logged += 1;
+                    Some(std::mem::take(&mut self.suppressed))
+                } else {
+                    self.suppressed += 1;
+                    None
+                }
+            }
+            _ => {
+                self.window_start = Some(now);
+                self.logged = 1;
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
 }
 
 impl Node {
@@ -159,6 +199,15 @@ impl Node {
                 PeerState::Pending { .. } => None,
             })
             .collect()
+    }
+
+    /// Connection attempts, ours or a peer's, whose handshake is under way.
+    pub fn pending_connections(&self) -> usize {
+        lock(&self.inner.peers)
+            .map
+            .values()
+            .filter(|s| matches!(s, PeerState::Pending { .. }))
+            .count()
     }
 
     /// The link to `peer`, if it is up.
@@ -637,7 +686,7 @@ impl Node {
         }
         let Some(peer) = policy.peer.clone() else {
             if let Err(e) = result {
-                log_refused(&e);
+                self.log_refused(&e);
             }
             return;
         };
@@ -659,7 +708,7 @@ impl Node {
             Err(e) => {
                 peers.map.remove(&peer);
                 drop(peers);
-                log_refused(&e);
+                self.log_refused(&e);
                 let e = Arc::new(ConnectError::Handshake(e));
                 for w in waiters {
                     let _ = w.send(Err(e.clone()));
@@ -669,9 +718,42 @@ impl Node {
     }
 }
 
-fn log_refused(e: &HandshakeFailure) {
-    match &e.kind {
-        HandshakeFailureKind::Superseded | HandshakeFailureKind::Declined => debug!(%e),
-        _ => warn!("incoming connection failed: {e}"),
+impl Node {
+    fn log_refused(&self, e: &HandshakeFailure) {
+        if matches!(
+            e.kind,
+            HandshakeFailureKind::Superseded | HandshakeFailureKind::Declined
+        ) {
+            debug!(%e);
+            return;
+        }
+        let admitted = lock(&self.inner.peers)
+            .refusals
+            .admit(std::time::Instant::now());
+        match admitted {
+            Some(0) => warn!("incoming connection failed: {e}"),
+            Some(n) => warn!("incoming connection failed: {e} ({n} more not logged)"),
+            None => debug!("incoming connection failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_ten_a_minute_and_the_rest_counted() {
+        let mut log = RefusalLog::default();
+        let t0 = std::time::Instant::now();
+        for _ in 0..REFUSALS_PER_WINDOW {
+            assert_eq!(log.admit(t0), Some(0));
+        }
+        for _ in 0..5 {
+            assert_eq!(log.admit(t0 + Duration::from_secs(30)), None);
+        }
+        // The next window's first line says how many were not logged.
+        assert_eq!(log.admit(t0 + REFUSAL_WINDOW), Some(5));
+        assert_eq!(log.admit(t0 + REFUSAL_WINDOW), Some(0));
     }
 }

@@ -1,6 +1,7 @@
 //! Built-in processes and functions that answer what a BEAM asks every node (`contract.md`,
 //! "What a BEAM node sees"): `net_kernel` (the `is_auth` call behind `Node.ping`), `rex`,
-//! the `beamlink` GenServer (`:nodes`, `:info`), and `erlang:node/0`, `erlang:nodes/0,1`.
+//! the `beamlink` GenServer (`:nodes`, `:info`, `:stats`), and `erlang:node/0`,
+//! `erlang:nodes/0,1`.
 
 use super::Node;
 use super::process::{Inbox, Reply, ReplyTo, Service, ServiceContext};
@@ -74,7 +75,8 @@ pub(crate) fn register_service(node: &Node, name: &str, service: Arc<dyn Service
     pid
 }
 
-/// The `beamlink` GenServer: `:nodes` gives `nodes(connected)`, `:info` a map about us.
+/// The `beamlink` GenServer: `:nodes` gives `nodes(connected)`, `:info` a map about us,
+/// `:stats` the resource counters an operator (or a soak test) watches for leaks.
 struct Beamlink;
 
 impl Service for Beamlink {
@@ -86,6 +88,8 @@ impl Service for Beamlink {
             nodes_term(ctx.node, &[NodeKind::Connected])
         } else if call.request.is_atom("info") {
             info_term(ctx.node)
+        } else if call.request.is_atom("stats") {
+            stats_term(ctx.node)
         } else {
             Term::tuple([Term::atom("error"), Term::atom("unknown_call")])
         };
@@ -161,6 +165,22 @@ fn info_term(node: &Node) -> Term {
         ),
         atom_key("uptime_ms", Term::Int(node.uptime().as_millis() as i64)),
         atom_key("peers", Term::List(peers)),
+    ])
+}
+
+/// `%{tasks:, links:, pending:, processes:}`: the tokio tasks alive in the runtime the node
+/// runs on, live links, connection attempts whose handshake is under way, local processes.
+/// Each returns to its resting value when peers come and go; growth is a leak.
+fn stats_term(node: &Node) -> Term {
+    let tasks = tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_alive_tasks())
+        .unwrap_or(0);
+    let count = |n: usize| Term::from_u64(n as u64);
+    Term::Map(vec![
+        (Term::atom("tasks"), count(tasks)),
+        (Term::atom("links"), count(node.links().len())),
+        (Term::atom("pending"), count(node.pending_connections())),
+        (Term::atom("processes"), count(node.process_count())),
     ])
 }
 

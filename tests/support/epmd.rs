@@ -33,43 +33,65 @@ impl Epmd {
     pub fn start_with(otp: Otp) -> Epmd {
         let mut failures = Vec::new();
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
-            let output = OutputLog::default();
-            let mut child = otp
-                .command("epmd")
-                .args(["-port", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|err| panic!("{otp}: cannot start epmd: {err}"));
-            for source in [
-                Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn Read + Send>,
-                Box::new(child.stderr.take().expect("piped stderr")),
-            ] {
-                let log = output.clone();
-                spawn_line_reader("epmd-output", source, move |line| log.push(line));
+            match Epmd::try_start(otp, free_port()) {
+                Ok(epmd) => return epmd,
+                Err(failure) => failures.push(failure),
             }
-            let listening = wait_for(
-                || {
-                    matches!(child.try_wait(), Ok(None))
-                        && TcpStream::connect((LOOPBACK, port)).is_ok()
-                },
-                Duration::from_secs(10),
-            );
-            if listening {
-                return Epmd {
-                    child,
-                    port,
-                    otp,
-                    output,
-                };
-            }
-            let _ = child.kill();
-            let status = child.wait();
-            failures.push(format!("port {port}: {status:?}: {}", output.text()));
         }
         panic!("{otp}: epmd did not start: {}", failures.join("; "));
+    }
+
+    /// Starts `otp`'s epmd on `port` (e.g. the port of one that was killed, to restart it),
+    /// retrying for a few seconds while the port is still held. Panics if it cannot start.
+    pub fn start_on(otp: Otp, port: u16) -> Epmd {
+        let mut last = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            match Epmd::try_start(otp, port) {
+                Ok(epmd) => return epmd,
+                Err(failure) => last = failure,
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("{otp}: epmd did not start on port {port}: {last}");
+    }
+
+    fn try_start(otp: Otp, port: u16) -> Result<Epmd, String> {
+        let output = OutputLog::default();
+        let mut child = otp
+            .command("epmd")
+            .args(["-port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("{otp}: cannot start epmd: {err}"));
+        for source in [
+            Box::new(child.stdout.take().expect("piped stdout")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("piped stderr")),
+        ] {
+            let log = output.clone();
+            spawn_line_reader("epmd-output", source, move |line| log.push(line));
+        }
+        // An epmd that cannot bind the port exits: stop waiting then.
+        let mut exited = false;
+        let answered = wait_for(
+            || {
+                exited = !matches!(child.try_wait(), Ok(None));
+                exited || TcpStream::connect((LOOPBACK, port)).is_ok()
+            },
+            Duration::from_secs(10),
+        );
+        if answered && !exited {
+            return Ok(Epmd {
+                child,
+                port,
+                otp,
+                output,
+            });
+        }
+        let _ = child.kill();
+        let status = child.wait();
+        Err(format!("port {port}: {status:?}: {}", output.text()))
     }
 
     /// The port epmd listens on (all interfaces, as epmd does by default).

@@ -16,6 +16,8 @@
 //! * [`Swarm`]: a simulated Docker Swarm service (network namespaces on a private bridge,
 //!   an epmd and a release node per container, dnsmasq answering `tasks.<stack>_<service>`)
 //!   for DNS-discovery tests; needs root.
+//! * Fault injection for the reliability tests ([`fault`]): `/proc` counters, a beamlink's
+//!   `:stats`, raw distribution peers that stall or reset at any step, a scriptable DNS server.
 //! * [`free_port`], [`unique_name`], [`wait_for`].
 //!
 //! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
@@ -31,6 +33,7 @@
 mod beam_node;
 mod beamlink;
 mod epmd;
+mod fault;
 mod process;
 mod release;
 mod swarm;
@@ -49,6 +52,7 @@ pub use beamlink::{
     Beamlink, beamlink_bin, beamlink_command, beamlink_command_in_netns, beamlink_oneshot,
 };
 pub use epmd::Epmd;
+pub use fault::*;
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
     BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,
