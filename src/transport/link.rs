@@ -517,16 +517,25 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     reason
 }
 
+/// Writes all of `bytes`; `SendStalled` only if the peer takes nothing at all for a whole
+/// `deadline`. The deadline applies to each write's progress, not to the whole buffer: a
+/// reader that is slow but keeps reading (a 16 MiB buffer over a 200 KB/s path takes longer
+/// than a net_ticktime) is not a stalled one, and the BEAM does not drop it either.
 async fn write_with_deadline<W: AsyncWrite + Unpin>(
     writer: &mut W,
     bytes: &[u8],
     deadline: Duration,
 ) -> Result<(), LinkDown> {
-    match tokio::time::timeout(deadline, writer.write_all(bytes)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(io_down(e)),
-        Err(_) => Err(LinkDown::SendStalled),
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match tokio::time::timeout(deadline, writer.write(rest)).await {
+            Ok(Ok(0)) => return Err(io_down(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => rest = &rest[n..],
+            Ok(Err(e)) => return Err(io_down(e)),
+            Err(_) => return Err(LinkDown::SendStalled),
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]
