@@ -2,11 +2,13 @@
 //! one link per peer; a second dial while one is pending waits for it; simultaneous
 //! connects resolved by comparing names (the greater name's attempt wins: the acceptor
 //! answers `nok` when its own name is greater, else it drops its own attempt and answers
-//! `ok_simultaneous`); an incoming name that already has a live link gets `alive`.
+//! `ok_simultaneous`; a dial answered `nok` waits for the peer's winning attempt, as
+//! `dist_util` does, so its callers get that link); an incoming name that already has a live
+//! link gets `alive`.
 
 use super::{Node, lock, random_u32};
 use crate::proto::flags::DistFlags;
-use crate::proto::handshake::{Acceptor, Initiator, LocalNode, Status};
+use crate::proto::handshake::{Acceptor, HandshakeError, Initiator, LocalNode, Status};
 use crate::proto::node_name::NodeName;
 use crate::transport::handshake::{self, AcceptPolicy, Handshaken};
 use crate::transport::link::{self, LinkHandle, LinkInfo};
@@ -126,6 +128,12 @@ enum Outcome {
     Failed(Arc<ConnectError>),
     /// Another handshake with the same peer decides: wait for it.
     Wait(oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>),
+    /// The peer answered `nok`: its own attempt towards us wins and is on its way. Wait for
+    /// it; the error stands if it does not come.
+    AwaitPeer(
+        oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>,
+        Arc<ConnectError>,
+    ),
 }
 
 enum PeerState {
@@ -337,7 +345,55 @@ impl Node {
             Err(Outcome::Wait(rx)) => rx
                 .await
                 .unwrap_or(Err(Arc::new(ConnectError::ShuttingDown))),
+            Err(Outcome::AwaitPeer(rx, e)) => self.await_peer_attempt(peer, rx, e).await,
         }
+    }
+
+    /// Our dial got `nok` in a simultaneous connect: the peer's attempt towards us wins. As
+    /// `dist_util` does (the losing initiator waits to be replaced, it does not fail), wait
+    /// up to the setup time for that attempt to reach us, and give its outcome to every
+    /// caller. Without this, a caller dialling at the very moment the peer dials us got an
+    /// error although a link came up a millisecond later.
+    async fn await_peer_attempt(
+        &self,
+        peer: &NodeName,
+        rx: oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>,
+        e: Arc<ConnectError>,
+    ) -> Result<LinkHandle, Arc<ConnectError>> {
+        let closed = || Err(Arc::new(ConnectError::ShuttingDown));
+        if let Ok(result) = tokio::time::timeout(self.inner.config.setup_timeout, rx).await {
+            return result.unwrap_or_else(|_| closed());
+        }
+        let rx = {
+            let mut peers = lock(&self.inner.peers);
+            match peers.map.get_mut(peer) {
+                Some(PeerState::Up(link)) => return Ok(link.clone()),
+                // Its handshake is under way; it has a setup time of its own.
+                Some(PeerState::Pending {
+                    incoming: true,
+                    waiters,
+                    ..
+                }) => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    rx
+                }
+                Some(PeerState::Pending {
+                    outgoing: None,
+                    waiters,
+                    ..
+                }) => {
+                    // It never came: everyone waiting gets the peer's answer.
+                    for w in std::mem::take(waiters) {
+                        let _ = w.send(Err(e.clone()));
+                    }
+                    peers.map.remove(peer);
+                    return Err(e);
+                }
+                _ => return Err(e),
+            }
+        };
+        rx.await.unwrap_or_else(|_| closed())
     }
 
     async fn dial(
@@ -475,7 +531,25 @@ impl Node {
                 Ok(link)
             }
             Err(e) => {
+                let lost = matches!(
+                    &e,
+                    ConnectError::Handshake(HandshakeFailure {
+                        kind: HandshakeFailureKind::Protocol(HandshakeError::SimultaneousLost),
+                        ..
+                    })
+                );
                 let e = Arc::new(e);
+                if lost
+                    && let Some(PeerState::Pending {
+                        outgoing, waiters, ..
+                    }) = peers.map.get_mut(peer)
+                {
+                    // Our attempt is over; the entry now waits for the peer's.
+                    *outgoing = None;
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    return Err(Outcome::AwaitPeer(rx, e));
+                }
                 if let Some(PeerState::Pending {
                     incoming, waiters, ..
                 }) = peers.map.get_mut(peer)
@@ -591,9 +665,11 @@ impl AcceptPolicy for Policy<'_> {
                     // A second incoming attempt while one runs: keep the first.
                     return Status::Nok;
                 }
-                if self.node.name() > peer {
+                if outgoing.is_some() && self.node.name() > peer {
                     Status::Nok
                 } else {
+                    // Our attempt lost (the greater name's wins), or already got `nok` and
+                    // we are waiting for exactly this one.
                     *outgoing = None;
                     *incoming = true;
                     Status::OkSimultaneous
