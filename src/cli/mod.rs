@@ -12,7 +12,7 @@ use crate::diagnose::Targets;
 use crate::discovery::DnsQuery;
 use crate::node::{ConnectError, Node, NodeConfig};
 use crate::proto::digest::Cookie;
-use crate::proto::node_name::NodeName;
+use crate::proto::node_name::{NodeName, NodeNameError};
 use clap::{Args, Parser, Subcommand};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -309,6 +309,28 @@ pub(crate) fn connect_exit_code(e: &ConnectError) -> u8 {
         ConnectError::Ourselves => exit::USAGE,
         _ => exit::UNAVAILABLE,
     }
+}
+
+/// Parses a node we are told to dial (`--connect`, `ping`'s target) with the rules a
+/// long-names BEAM applies before it dials (`net_kernel:connect_node/1` answers `false` for
+/// each): one `@`, non-empty parts, at most 255 characters, and a host that is an IP address
+/// or a fully qualified ASCII name. The part before `@` is left to the peer. Without the host
+/// checks, `--connect app@myhost` or a non-ASCII host was accepted and then retried forever.
+pub(crate) fn dial_target(text: &str) -> Result<NodeName, NodeNameError> {
+    let name = NodeName::parse(text)?;
+    if let Some(ch) = name
+        .host()
+        .chars()
+        .find(|c| !c.is_ascii() || c.is_ascii_whitespace() || c.is_ascii_control())
+    {
+        return Err(NodeNameError::BadHostChar { ch });
+    }
+    if !name.is_long() {
+        return Err(NodeNameError::ShortHost {
+            host: name.host().to_string(),
+        });
+    }
+    Ok(name)
 }
 
 /// A one-shot command's default name: `beamlink-<sub>-<4 hex>`.

@@ -19,7 +19,7 @@ pub(crate) struct PingArgs {
 }
 
 pub(crate) async fn ping(args: PingArgs) -> u8 {
-    let target = match NodeName::parse(&args.target) {
+    let target = match super::dial_target(&args.target) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("beamlink: {:?} is not a node name: {e}", args.target);

@@ -39,6 +39,12 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         Ok(t) => t,
         Err(code) => return code,
     };
+    for peer in &targets.statics {
+        if let Err(e) = super::dial_target(peer.as_str()) {
+            eprintln!("beamlink: --connect {:?}: {e}", peer.as_str());
+            return exit::USAGE;
+        }
+    }
     let name = args.node.name.clone().unwrap_or_else(|| "beamlink".into());
     let toward = if name.contains('@') {
         None
