@@ -292,7 +292,10 @@ fn term_bombs_are_refused_and_the_link_goes_on() {
             // nesting is refused at the depth limit, after reading that far: a bound in
             // proportion to the bytes received (sent twice, kept once in the read buffer).
             let bound = 1024 + 8 * bomb.len() as u64 / 1024;
-            assert!(grown < bound, "{what}: RSS grew by {grown} KiB (bound {bound})");
+            assert!(
+                grown < bound,
+                "{what}: RSS grew by {grown} KiB (bound {bound})"
+            );
         }
     });
     assert!(bl.log().contains("corrupt term"), "{}", bl.log());
@@ -709,6 +712,80 @@ fn messages_through_a_slow_consumer_all_arrive_in_order() {
         "out of order: {:?}",
         got.iter().zip(1..).find(|(a, b)| **a != *b)
     );
+    rt.block_on(node.shutdown());
+}
+
+/// A Rust process that stops reading its (16-message) mailbox for three net_ticktimes
+/// while a BEAM keeps sending to it: the full mailbox holds up the link's reader, so the
+/// BEAM's ticks wait unread in the socket too. That is our own back-pressure, not a silent
+/// peer: the link must stay up (the BEAM sees no nodedown), and once the process reads
+/// again, every message arrives, in order.
+///
+/// Fails when tick supervision counts the intervals in which the reader waited for a full
+/// mailbox as silence (`LinkDown::TickTimeout` after a net_ticktime).
+#[test]
+fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link() {
+    let otp = Otp::from_env()[0];
+    let epmd = Epmd::start();
+    let beam = BeamNode::builder(otp, epmd.port())
+        .arg("-kernel")
+        .arg("net_ticktime")
+        .arg("2")
+        .start();
+    beam.eval("net_kernel:monitor_nodes(true, [{node_type, all}]), ok")
+        .unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    let node = rust_node(
+        &rt,
+        &epmd,
+        &unique_name("rspause"),
+        Duration::from_secs(2),
+        16,
+    );
+    let mut events = node.events();
+    let mut consumer = node.spawn_process();
+    consumer.register("pausing").unwrap();
+    let beam_name = NodeName::parse(beam.node_name()).unwrap();
+    rt.block_on(node.connect(&beam_name)).unwrap();
+    const N: i64 = 2_000;
+    let target = node.name().to_string();
+    beam.eval(&format!(
+        "spawn(fun() -> [begin {{pausing, '{target}'}} ! I, timer:sleep(2) end \
+         || I <- lists:seq(1, {N})] end), ok"
+    ))
+    .unwrap();
+    // Three net_ticktimes without reading.
+    std::thread::sleep(Duration::from_secs(6));
+    let got = rt.block_on(async {
+        let mut got = Vec::new();
+        while got.len() < N as usize {
+            match consumer.recv_timeout(Duration::from_secs(10)).await {
+                Some(Envelope::Message { message, .. }) => got.push(message.as_i64().unwrap()),
+                other => panic!("after {} messages: {other:?}", got.len()),
+            }
+        }
+        got
+    });
+    assert!(
+        got.iter().zip(1..).all(|(a, b)| *a == b),
+        "out of order or lost"
+    );
+    let downs = rt.block_on(async {
+        let mut downs = Vec::new();
+        while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(100), events.recv()).await
+        {
+            if let beamlink::node::NodeEvent::NodeDown { reason, .. } = e {
+                downs.push(reason.to_string());
+            }
+        }
+        downs
+    });
+    assert!(downs.is_empty(), "the link dropped: {downs:?}");
+    let beam_saw = beam
+        .eval("receive {nodedown, _, _} = D -> D after 0 -> none end")
+        .unwrap();
+    assert_eq!(beam_saw, "none");
     rt.block_on(node.shutdown());
 }
 
