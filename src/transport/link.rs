@@ -255,8 +255,12 @@ impl LinkHandle {
             Option<&mut AtomCacheOut>,
         ) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
+        if let Some(result) = self.try_queue(&mut write) {
+            return result;
+        }
         loop {
-            // Register for a wake-up before looking, so a drain in between is not missed.
+            // Full: register for a wake-up, then look again, so a drain in between is not
+            // missed.
             let space = self.shared.space_ready.notified();
             tokio::pin!(space);
             space.as_mut().enable();
