@@ -16,7 +16,7 @@
 use super::control::Control;
 use super::flags::DistFlags;
 use super::frame::{MessageError, PASS_THROUGH};
-use super::term::{Atom, Decoder, EncodeError, VERSION};
+use super::term::{Atom, Decoder, EncodeError, Holes, VERSION};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::fmt;
@@ -400,10 +400,21 @@ pub fn encode_with_header(
     flags: DistFlags,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    encode_with_header_and_holes(control, flags, out, None)
+}
+
+/// [`encode_with_header`], leaving large binaries out of `out` and listing them in `holes`
+/// when given.
+pub fn encode_with_header_and_holes(
+    control: &Control,
+    flags: DistFlags,
+    out: &mut BytesMut,
+    holes: Option<&mut Holes>,
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.put_slice(&[VERSION, DIST_HEADER, 0]);
     control
-        .encode_terms(flags, out, &[], false)
+        .encode_terms_with_holes(flags, out, &[], false, holes)
         .inspect_err(|_| out.truncate(start))
 }
 
@@ -635,6 +646,18 @@ impl AtomCacheOut {
         flags: DistFlags,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
+        self.encode_with_holes(control, flags, out, None)
+    }
+
+    /// [`encode`](Self::encode), leaving large binaries out of `out` and listing them in
+    /// `holes` when given.
+    pub fn encode_with_holes(
+        &mut self,
+        control: &Control,
+        flags: DistFlags,
+        out: &mut BytesMut,
+        holes: Option<&mut Holes>,
+    ) -> Result<(), EncodeError> {
         let AtomCacheOut {
             slots,
             atoms,
@@ -686,7 +709,7 @@ impl AtomCacheOut {
                 }
             }
         }
-        match control.encode_terms(flags, out, atoms, false) {
+        match control.encode_terms_with_holes(flags, out, atoms, false, holes) {
             Ok(()) => {
                 for (a, (slot, new)) in atoms.iter().zip(entries.iter()) {
                     if *new {
