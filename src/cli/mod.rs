@@ -91,8 +91,13 @@ pub(crate) struct PeerOpts {
     /// Ask this DNS server instead of the system's resolv.conf.
     #[arg(long, value_name = "IP[:PORT]")]
     pub dns_server: Option<String>,
-    /// Time between DNS polls.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Time between DNS polls (e.g. 5s, 500ms, 1m); also the cap of the reconnect backoff.
+    #[arg(
+        long,
+        default_value = "5s",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
     pub poll_interval: Duration,
 }
 

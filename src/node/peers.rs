@@ -13,7 +13,7 @@ use crate::proto::node_name::NodeName;
 use crate::transport::handshake::{self, AcceptPolicy, Handshaken};
 use crate::transport::link::{self, LinkHandle, LinkInfo};
 use crate::transport::{HandshakeFailure, HandshakeFailureKind, LinkDown};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,7 +152,7 @@ enum PeerState {
 
 #[derive(Default)]
 pub(super) struct Peers {
-    map: HashMap<NodeName, PeerState>,
+    map: FxHashMap<NodeName, PeerState>,
     next_attempt: u64,
     refusals: RefusalLog,
 }
@@ -220,7 +220,12 @@ impl Node {
 
     /// The link to `peer`, if it is up.
     pub fn link(&self, peer: &NodeName) -> Option<LinkHandle> {
-        match lock(&self.inner.peers).map.get(peer) {
+        self.link_by_atom(peer.as_atom())
+    }
+
+    /// The link to the node whose name is `node` (the atom in a pid), if it is up.
+    pub fn link_by_atom(&self, node: &crate::proto::term::Atom) -> Option<LinkHandle> {
+        match lock(&self.inner.peers).map.get(node) {
             Some(PeerState::Up(l)) => Some(l.clone()),
             _ => None,
         }

@@ -149,8 +149,7 @@ impl Node {
     }
 
     fn link_for_node(&self, node: &Atom) -> Option<LinkHandle> {
-        let name = crate::proto::node_name::NodeName::parse(node.as_str()).ok()?;
-        self.link(&name)
+        self.link_by_atom(node)
     }
 
     async fn dispatch(&self, link: &LinkHandle, message: Control, router: &Router) {

@@ -8,7 +8,7 @@
 //! BEAM does before it acts on a message.
 
 use super::flags::DistFlags;
-use super::term::{Atom, Enc, EncodeError, Pid, Reference, Term};
+use super::term::{Atom, Enc, EncodeError, Holes, Pid, Reference, Term};
 use bytes::{BufMut, BytesMut};
 use std::fmt;
 
@@ -917,10 +917,27 @@ impl Control {
         refs: &[Atom],
         versioned: bool,
     ) -> Result<(), EncodeError> {
+        self.encode_terms_with_holes(flags, out, refs, versioned, None)
+    }
+
+    /// [`encode_terms`](Self::encode_terms), leaving large binaries out of `out` and listing
+    /// them in `holes` when given.
+    pub fn encode_terms_with_holes(
+        &self,
+        flags: DistFlags,
+        out: &mut BytesMut,
+        refs: &[Atom],
+        versioned: bool,
+        holes: Option<&mut Holes>,
+    ) -> Result<(), EncodeError> {
         let start = out.len();
-        let mut e = Enc { out, refs };
+        let held = holes.as_ref().map_or(0, |h| h.len());
+        let mut e = Enc { out, refs, holes };
         let result = self.write_terms(flags, &mut e, versioned);
         if result.is_err() {
+            if let Some(h) = e.holes {
+                h.truncate(held);
+            }
             out.truncate(start);
         }
         result

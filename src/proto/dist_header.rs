@@ -16,7 +16,7 @@
 use super::control::Control;
 use super::flags::DistFlags;
 use super::frame::{MessageError, PASS_THROUGH};
-use super::term::{Atom, Decoder, EncodeError, VERSION};
+use super::term::{Atom, Decoder, EncodeError, Holes, VERSION};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::fmt;
@@ -400,10 +400,21 @@ pub fn encode_with_header(
     flags: DistFlags,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    encode_with_header_and_holes(control, flags, out, None)
+}
+
+/// [`encode_with_header`], leaving large binaries out of `out` and listing them in `holes`
+/// when given.
+pub fn encode_with_header_and_holes(
+    control: &Control,
+    flags: DistFlags,
+    out: &mut BytesMut,
+    holes: Option<&mut Holes>,
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.put_slice(&[VERSION, DIST_HEADER, 0]);
     control
-        .encode_terms(flags, out, &[], false)
+        .encode_terms_with_holes(flags, out, &[], false, holes)
         .inspect_err(|_| out.truncate(start))
 }
 
@@ -582,6 +593,10 @@ mod tests {
 /// go on the wire (the peer applies the new entries in that order).
 pub struct AtomCacheOut {
     slots: Vec<Option<Atom>>,
+    /// Per-message scratch, kept to avoid allocating for every message: the message's
+    /// atoms, and for each its slot and whether the peer must be sent its text.
+    atoms: Vec<Atom>,
+    entries: Vec<(usize, bool)>,
 }
 
 impl fmt::Debug for AtomCacheOut {
@@ -607,6 +622,8 @@ impl AtomCacheOut {
     pub fn new() -> AtomCacheOut {
         AtomCacheOut {
             slots: vec![None; ATOM_CACHE_SIZE],
+            atoms: Vec::new(),
+            entries: Vec::new(),
         }
     }
 
@@ -629,46 +646,57 @@ impl AtomCacheOut {
         flags: DistFlags,
         out: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let mut atoms: Vec<&Atom> = Vec::new();
+        self.encode_with_holes(control, flags, out, None)
+    }
+
+    /// [`encode`](Self::encode), leaving large binaries out of `out` and listing them in
+    /// `holes` when given.
+    pub fn encode_with_holes(
+        &mut self,
+        control: &Control,
+        flags: DistFlags,
+        out: &mut BytesMut,
+        holes: Option<&mut Holes>,
+    ) -> Result<(), EncodeError> {
+        let AtomCacheOut {
+            slots,
+            atoms,
+            entries,
+        } = self;
+        atoms.clear();
+        entries.clear();
         control.visit_atoms(
             &mut |a| {
-                if atoms.len() < MAX_HEADER_ATOMS && !atoms.contains(&a) {
-                    atoms.push(a);
+                if atoms.len() < MAX_HEADER_ATOMS && !atoms.contains(a) {
+                    atoms.push(a.clone());
                 }
             },
             MAX_ATOM_SCAN,
         );
         let start = out.len();
         out.put_slice(&[VERSION, DIST_HEADER, atoms.len() as u8]);
-        // Entries that replace what a slot holds, applied only once the message is written.
-        let mut updates: Vec<(usize, Atom)> = Vec::new();
         if !atoms.is_empty() {
-            let entries: Vec<(usize, bool)> = atoms
-                .iter()
-                .map(|a| {
-                    let slot = Self::slot_of(a);
-                    // An earlier entry of this message may already have claimed the slot.
-                    let cached = self.slots[slot].as_ref() == Some(*a)
-                        && !updates.iter().any(|(s, _)| *s == slot);
-                    if !cached {
-                        updates.push((slot, (*a).clone()));
-                    }
-                    (slot, !cached)
-                })
-                .collect();
-            let long_atoms = atoms
-                .iter()
-                .zip(&entries)
-                .any(|(a, (_, new))| *new && a.as_str().len() > 255);
-            let mut nibbles: Vec<u8> = entries
-                .iter()
-                .map(|(slot, new)| ((*new as u8) << 3) | (slot >> 8) as u8)
-                .collect();
-            nibbles.push(long_atoms as u8);
-            for pair in nibbles.chunks(2) {
-                out.put_u8(pair[0] | (pair.get(1).copied().unwrap_or(0) << 4));
+            let mut long_atoms = false;
+            for (i, a) in atoms.iter().enumerate() {
+                let slot = Self::slot_of(a);
+                // Sent as text unless the peer holds it, and no earlier entry of this
+                // message took the slot (the peer applies entries in order).
+                let new = slots[slot].as_ref() != Some(a)
+                    || entries[..i].iter().any(|(s, n)| *n && *s == slot);
+                long_atoms |= new && a.as_str().len() > 255;
+                entries.push((slot, new));
             }
-            for (a, (slot, new)) in atoms.iter().zip(&entries) {
+            let nibble = |i: usize| -> u8 {
+                match entries.get(i) {
+                    Some((slot, new)) => ((*new as u8) << 3) | (slot >> 8) as u8,
+                    None => long_atoms as u8,
+                }
+            };
+            for i in (0..=entries.len()).step_by(2) {
+                let high = if i < entries.len() { nibble(i + 1) } else { 0 };
+                out.put_u8(nibble(i) | (high << 4));
+            }
+            for (a, (slot, new)) in atoms.iter().zip(entries.iter()) {
                 out.put_u8((*slot & 0xff) as u8);
                 if *new {
                     let text = a.as_str().as_bytes();
@@ -681,11 +709,12 @@ impl AtomCacheOut {
                 }
             }
         }
-        let refs: Vec<Atom> = atoms.into_iter().cloned().collect();
-        match control.encode_terms(flags, out, &refs, false) {
+        match control.encode_terms_with_holes(flags, out, atoms, false, holes) {
             Ok(()) => {
-                for (slot, atom) in updates {
-                    self.slots[slot] = Some(atom);
+                for (a, (slot, new)) in atoms.iter().zip(entries.iter()) {
+                    if *new {
+                        slots[*slot] = Some(a.clone());
+                    }
                 }
                 Ok(())
             }

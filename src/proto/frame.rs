@@ -5,7 +5,7 @@
 
 use super::control::{Control, ControlError};
 use super::flags::DistFlags;
-use super::term::{DecodeError, Decoder, EncodeError};
+use super::term::{DecodeError, Decoder, EncodeError, Holes};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
@@ -93,22 +93,45 @@ pub fn encode_message_cached(
     cache: Option<&mut super::dist_header::AtomCacheOut>,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    encode_message_with_holes(control, flags, cache, out, None)
+}
+
+/// [`encode_message_cached`], leaving binaries of at least
+/// [`ZERO_COPY_MIN`](super::term::ZERO_COPY_MIN) bytes out of `out` and listing them in
+/// `holes` (the length prefix counts them): the caller sends them from their own buffers.
+pub fn encode_message_with_holes(
+    control: &Control,
+    flags: DistFlags,
+    cache: Option<&mut super::dist_header::AtomCacheOut>,
+    out: &mut BytesMut,
+    mut holes: Option<&mut Holes>,
+) -> Result<(), EncodeError> {
     let start = out.len();
+    let held = holes.as_ref().map_or(0, |h| h.len());
     out.put_u32(0);
     let encoded = match cache {
         Some(cache) if flags.contains(DistFlags::DIST_HDR_ATOM_CACHE) => {
-            cache.encode(control, flags, out)
+            cache.encode_with_holes(control, flags, out, holes.as_deref_mut())
         }
         _ if super::dist_header::uses_header(flags) => {
-            super::dist_header::encode_with_header(control, flags, out)
+            super::dist_header::encode_with_header_and_holes(
+                control,
+                flags,
+                out,
+                holes.as_deref_mut(),
+            )
         }
-        _ => control.encode(flags, out),
+        _ => {
+            out.put_u8(PASS_THROUGH);
+            control.encode_terms_with_holes(flags, out, &[], true, holes.as_deref_mut())
+        }
     };
     if let Err(e) = encoded {
         out.truncate(start);
         return Err(e);
     }
-    let len = (out.len() - start - 4) as u32;
+    let left_out: usize = holes.map_or(0, |h| h[held..].iter().map(|(_, b)| b.len()).sum());
+    let len = (out.len() - start - 4 + left_out) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
 }

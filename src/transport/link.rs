@@ -24,6 +24,7 @@ use crate::proto::flags::DistFlags;
 use crate::proto::frame::{self, Frame, MessageError};
 use crate::proto::node_name::NodeName;
 use crate::proto::term::EncodeError;
+use crate::proto::term::Holes;
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 use std::future::Future;
@@ -126,16 +127,44 @@ pub struct LinkStats {
 }
 
 /// Appends one message to the outbox: the buffer, the connection's flags, its atom cache.
-type Appender<'a> =
-    dyn FnMut(&mut BytesMut, DistFlags, Option<&mut AtomCacheOut>) -> Result<(), SendError> + 'a;
+type Appender<'a> = dyn FnMut(&mut BytesMut, DistFlags, Option<&mut AtomCacheOut>, &mut Holes) -> Result<(), SendError>
+    + 'a;
 
 /// The bytes waiting to be written, in wire order.
 struct Outbox {
+    /// Written in order: `chunks`, then `buf`. Chunks are finished pieces of `buf` and large
+    /// binaries sent from their own buffers, never copied.
+    chunks: Vec<Bytes>,
+    /// Bytes in `chunks`.
+    chunked: usize,
     buf: BytesMut,
+    /// Scratch: the large binaries the message being encoded leaves out.
+    holes: Holes,
     messages: u64,
     closed: bool,
     /// Our half of the atom cache, when the connection negotiated it.
     atoms: Option<AtomCacheOut>,
+}
+
+impl Outbox {
+    fn queued(&self) -> usize {
+        self.chunked + self.buf.len()
+    }
+
+    /// Moves the bytes before each hole of the last message into `chunks`, each hole's
+    /// binary after them.
+    fn splice_holes(&mut self) {
+        let mut consumed = 0;
+        for (pos, binary) in self.holes.drain(..) {
+            let head = self.buf.split_to(pos - consumed).freeze();
+            consumed = pos;
+            self.chunked += head.len() + binary.len();
+            if !head.is_empty() {
+                self.chunks.push(head);
+            }
+            self.chunks.push(binary);
+        }
+    }
 }
 
 struct Shared {
@@ -221,16 +250,18 @@ impl LinkHandle {
 
     /// Queues `message`, waiting while the output buffer is full.
     pub async fn send(&self, message: &Control) -> Result<(), SendError> {
-        self.queue_with(|out, flags, atoms| {
-            frame::encode_message_cached(message, flags, atoms, out).map_err(SendError::Encode)
+        self.queue_with(|out, flags, atoms, holes| {
+            frame::encode_message_with_holes(message, flags, atoms, out, Some(holes))
+                .map_err(SendError::Encode)
         })
         .await
     }
 
     /// Queues `message`, or fails at once if the output buffer is full.
     pub fn try_send(&self, message: &Control) -> Result<(), SendError> {
-        match self.try_queue(&mut |out, flags, atoms| {
-            frame::encode_message_cached(message, flags, atoms, out).map_err(SendError::Encode)
+        match self.try_queue(&mut |out, flags, atoms, holes| {
+            frame::encode_message_with_holes(message, flags, atoms, out, Some(holes))
+                .map_err(SendError::Encode)
         }) {
             Some(result) => result,
             None => Err(SendError::QueueFull),
@@ -239,7 +270,7 @@ impl LinkHandle {
 
     /// Queues an already encoded packet (length prefix included), waiting for room.
     pub async fn send_packet(&self, packet: Bytes) -> Result<(), SendError> {
-        self.queue_with(|out, _, _| {
+        self.queue_with(|out, _, _, _| {
             out.extend_from_slice(&packet);
             Ok(())
         })
@@ -253,10 +284,15 @@ impl LinkHandle {
             &mut BytesMut,
             DistFlags,
             Option<&mut AtomCacheOut>,
+            &mut Holes,
         ) -> Result<(), SendError>,
     ) -> Result<(), SendError> {
+        if let Some(result) = self.try_queue(&mut write) {
+            return result;
+        }
         loop {
-            // Register for a wake-up before looking, so a drain in between is not missed.
+            // Full: register for a wake-up, then look again, so a drain in between is not
+            // missed.
             let space = self.shared.space_ready.notified();
             tokio::pin!(space);
             space.as_mut().enable();
@@ -277,16 +313,24 @@ impl LinkHandle {
         if outbox.closed {
             return Some(Err(SendError::LinkClosed));
         }
-        if !outbox.buf.is_empty() && outbox.buf.len() >= self.shared.capacity {
+        let queued = outbox.queued();
+        if queued > 0 && queued >= self.shared.capacity {
             return None;
         }
-        let was_empty = outbox.buf.is_empty();
         let state = &mut *outbox;
-        let result = write(&mut state.buf, self.shared.info.flags, state.atoms.as_mut());
+        state.holes.clear();
+        let result = write(
+            &mut state.buf,
+            self.shared.info.flags,
+            state.atoms.as_mut(),
+            &mut state.holes,
+        );
         if result.is_ok() {
             state.messages += 1;
+            state.splice_holes();
         }
         drop(outbox);
+        let was_empty = queued == 0;
         if was_empty {
             self.shared.data_ready.notify_one();
         }
@@ -322,7 +366,10 @@ where
         info,
         connected_at: SystemTime::now(),
         outbox: Mutex::new(Outbox {
+            chunks: Vec::new(),
+            chunked: 0,
             buf: BytesMut::new(),
+            holes: Holes::new(),
             messages: 0,
             closed: false,
             atoms: atom_cache,
@@ -366,6 +413,8 @@ fn finish<H: LinkHandler>(link: &LinkHandle, reason: LinkDown, handler: &H) {
         let mut outbox = link.shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
         outbox.closed = true;
         outbox.buf = BytesMut::new();
+        outbox.chunks = Vec::new();
+        outbox.chunked = 0;
     }
     link.shared.space_ready.notify_waiters();
     if link.shared.halves_left.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -455,6 +504,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut silent_intervals = 0u32;
     // Double buffering: senders fill one buffer while the other is written.
     let mut spare = BytesMut::new();
+    let mut spare_chunks: Vec<Bytes> = Vec::new();
     let reason = loop {
         if shared.cancel.is_cancelled() {
             break LinkDown::Local;
@@ -464,12 +514,20 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         data.as_mut().enable();
         let (pending, messages) = {
             let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            let pending = outbox.queued();
             std::mem::swap(&mut outbox.buf, &mut spare);
-            (spare.len(), std::mem::take(&mut outbox.messages))
+            std::mem::swap(&mut outbox.chunks, &mut spare_chunks);
+            outbox.chunked = 0;
+            (pending, std::mem::take(&mut outbox.messages))
         };
         if pending > 0 {
-            if let Err(reason) = write_with_deadline(&mut writer, &spare, config.net_ticktime).await
-            {
+            let written = if spare_chunks.is_empty() {
+                write_with_deadline(&mut writer, &spare, config.net_ticktime).await
+            } else {
+                write_parts(&mut writer, &spare_chunks, &spare, config.net_ticktime).await
+            };
+            spare_chunks.clear();
+            if let Err(reason) = written {
                 break reason;
             }
             shared
@@ -515,6 +573,49 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     };
     let _ = writer.shutdown().await;
     reason
+}
+
+/// Writes `chunks` then `tail` with vectored writes; each write must make progress within
+/// `deadline`.
+async fn write_parts<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    chunks: &[Bytes],
+    tail: &[u8],
+    deadline: Duration,
+) -> Result<(), LinkDown> {
+    let parts: Vec<&[u8]> = chunks
+        .iter()
+        .map(|c| &c[..])
+        .chain(std::iter::once(tail))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (mut index, mut offset) = (0, 0);
+    while index < parts.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = parts[index..]
+            .iter()
+            .take(64)
+            .enumerate()
+            .map(|(i, p)| std::io::IoSlice::new(if i == 0 { &p[offset..] } else { p }))
+            .collect();
+        let mut n = match tokio::time::timeout(deadline, writer.write_vectored(&slices)).await {
+            Ok(Ok(0)) => return Err(io_down(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(io_down(e)),
+            Err(_) => return Err(LinkDown::SendStalled),
+        };
+        while n > 0 {
+            let left = parts[index].len() - offset;
+            if n >= left {
+                n -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes all of `bytes`; `SendStalled` only if the peer takes nothing at all for a whole
@@ -703,10 +804,11 @@ mod tests {
         let packet = Bytes::from(vec![0u8; 8 * 1024]);
         let mut queued = 0;
         loop {
-            let mut write = |out: &mut BytesMut, _: DistFlags, _: Option<&mut AtomCacheOut>| {
-                out.extend_from_slice(&packet);
-                Ok(())
-            };
+            let mut write =
+                |out: &mut BytesMut, _: DistFlags, _: Option<&mut AtomCacheOut>, _: &mut Holes| {
+                    out.extend_from_slice(&packet);
+                    Ok(())
+                };
             match link.try_queue(&mut write) {
                 Some(Ok(())) => queued += 1,
                 Some(Err(e)) => panic!("{e}"),

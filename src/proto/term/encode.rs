@@ -40,14 +40,29 @@ pub fn encode_body_with_refs(
     refs: &[Atom],
 ) -> Result<(), EncodeError> {
     let start = out.len();
-    let mut e = Enc { out, refs };
+    let mut e = Enc {
+        out,
+        refs,
+        holes: None,
+    };
     value(term, &mut e, 0).inspect_err(|_| e.out.truncate(start))
 }
 
-/// Where the bytes go, and which atoms are written as references.
+/// Binaries at least this long may be left out of the encoded bytes and sent from their own
+/// buffer (see [`Holes`]).
+pub const ZERO_COPY_MIN: usize = 4096;
+
+/// Large binaries left out of an encoding: each is `(offset, bytes)`, the bytes belonging at
+/// that offset of the output. The caller sends them from their own buffers (vectored
+/// writes), so a large binary is never copied by the encoder.
+pub type Holes = Vec<(usize, bytes::Bytes)>;
+
+/// Where the bytes go, which atoms are written as references, and where large binaries are
+/// left out.
 pub(crate) struct Enc<'a> {
     pub(crate) out: &'a mut BytesMut,
     pub(crate) refs: &'a [Atom],
+    pub(crate) holes: Option<&'a mut Holes>,
 }
 
 /// Encoders for the parts of a term, for writing control tuples without building them.
@@ -128,7 +143,10 @@ fn leaf(term: &Term, e: &mut Enc<'_>) -> Result<(), EncodeError> {
         Term::Binary(b) => {
             e.out.put_u8(BINARY_EXT);
             e.out.put_u32(wire_len(BINARY_EXT, b.len())?);
-            e.out.put_slice(b);
+            match &mut e.holes {
+                Some(holes) if b.len() >= ZERO_COPY_MIN => holes.push((e.out.len(), b.clone())),
+                _ => e.out.put_slice(b),
+            }
             Ok(())
         }
         Term::Bits { data, last_bits } => bits(data, *last_bits, e),

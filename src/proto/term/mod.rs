@@ -25,7 +25,7 @@ pub mod tag;
 
 pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
 pub(crate) use encode::{Enc, parts};
-pub use encode::{encode, encode_body, encode_body_with_refs};
+pub use encode::{Holes, ZERO_COPY_MIN, encode, encode_body, encode_body_with_refs};
 pub use error::{DecodeError, EncodeError};
 
 use bytes::Bytes;
