@@ -15,7 +15,9 @@
 //! * Ticks: every `net_ticktime / intensity` we write a tick if we wrote nothing since the
 //!   last interval, and we count intervals in which nothing arrived; after `intensity` such
 //!   intervals in a row the peer is declared down ([`LinkDown::TickTimeout`]), the BEAM's
-//!   rule, so detection takes between (I-1)/I and (I+1)/I of net_ticktime.
+//!   rule, so detection takes between (I-1)/I and (I+1)/I of net_ticktime. An interval in
+//!   which the reader was held up by a full mailbox is not silence: the peer's ticks wait
+//!   unread in the socket, and counting starts again once the reader waits on it.
 
 use super::LinkDown;
 use crate::proto::control::Control;
@@ -179,6 +181,10 @@ struct Shared {
     space_ready: Notify,
     cancel: CancellationToken,
     read_something: AtomicBool,
+    /// True while the reader waits on the socket; false while it decodes or waits for a
+    /// full mailbox to make room. Only the first is the peer's silence: a reader held up by
+    /// our own back-pressure has unread ticks in the socket, and the peer is not to blame.
+    awaiting_socket: AtomicBool,
     down: OnceLock<LinkDown>,
     halves_left: AtomicU8,
     stats: LinkStats,
@@ -379,6 +385,7 @@ where
         space_ready: Notify::new(),
         cancel: shutdown.child_token(),
         read_something: AtomicBool::new(true),
+        awaiting_socket: AtomicBool::new(false),
         down: OnceLock::new(),
         halves_left: AtomicU8::new(2),
         stats: LinkStats::default(),
@@ -475,10 +482,12 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
         } else if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        link.shared.awaiting_socket.store(true, Ordering::Relaxed);
         let read = tokio::select! {
             read = reader.read_buf(&mut buf) => read,
             _ = link.shared.cancel.cancelled() => return LinkDown::Local,
         };
+        link.shared.awaiting_socket.store(false, Ordering::Relaxed);
         match read {
             Ok(0) => return LinkDown::ClosedByPeer,
             Ok(n) => {
@@ -551,7 +560,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             _ = shared.cancel.cancelled() => break LinkDown::Local,
             _ = data => {}
             _ = ticker.tick() => {
-                if shared.read_something.swap(false, Ordering::Relaxed) {
+                let heard = shared.read_something.swap(false, Ordering::Relaxed);
+                if heard || !shared.awaiting_socket.load(Ordering::Relaxed) {
                     silent_intervals = 0;
                 } else {
                     silent_intervals += 1;
