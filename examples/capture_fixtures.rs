@@ -125,8 +125,12 @@ async fn main() {
         .collect();
     let otp = opt("--otp", "25");
     let out = PathBuf::from(opt("--out", "fixtures"));
+    // With the distribution header (the default, as between BEAMs) frames go to
+    // dist-header/; with --no-header, plain pass-through frames go to dist/.
+    let header = !args.iter().any(|a| a == "--no-header");
+    let dist_dir = if header { "dist-header" } else { "dist" };
     std::fs::create_dir_all(out.join("handshake")).unwrap();
-    std::fs::create_dir_all(out.join("dist")).unwrap();
+    std::fs::create_dir_all(out.join(dist_dir)).unwrap();
 
     let epmd_port = free_port();
     let _epmd = Killed(
@@ -185,6 +189,7 @@ async fn main() {
     );
     config.listen = None;
     config.epmd_port = epmd_port;
+    config.dist_header = header;
     let node = Node::start(config).await.unwrap();
     node.connect_addr(&peer, proxy).await.unwrap();
 
@@ -234,6 +239,16 @@ async fn main() {
                 Term::Int(1000),
             ],
         ),
+        (
+            // The BEAM sends 200 kB back to us: more than its 64 KiB fragment size.
+            "big_send",
+            "erlang",
+            "send",
+            vec![
+                Term::tuple([Term::atom("beamlink"), me.clone()]),
+                Term::binary(vec![0x5au8; 200_000]),
+            ],
+        ),
     ];
     let mut marks = Vec::new();
     for (what, m, f, a) in steps {
@@ -247,6 +262,7 @@ async fn main() {
     // The handshake: 2-byte packets until the ack, then 4-byte frames.
     let chunks = rec.lock().unwrap().chunks.clone();
     let (mut ours, mut theirs) = (BytesMut::new(), BytesMut::new());
+    let mut decoder = None;
     let mut lines = vec![
         "# beamlink handshake transcript".to_string(),
         format!("# otp: {otp}"),
@@ -283,11 +299,16 @@ async fn main() {
                 .unwrap_or("other");
             let mut framed = (m.len() as u32).to_be_bytes().to_vec();
             framed.extend_from_slice(&m);
-            let op = beamlink::proto::frame::decode_message(&m)
-                .map(|c| op_name(&c))
-                .unwrap_or("undecodable");
+            let decoder = decoder.get_or_insert_with(|| {
+                beamlink::proto::dist_header::DistDecoder::new(node.flags(), usize::MAX)
+            });
+            let op = match decoder.decode(&m) {
+                Ok(Some(c)) => op_name(&c),
+                Ok(None) => "fragment",
+                Err(_) => "undecodable",
+            };
             let name = format!("otp{otp}-{what}-{dist_index:02}-{op}.bin");
-            std::fs::write(out.join("dist").join(&name), framed).unwrap();
+            std::fs::write(out.join(dist_dir).join(&name), framed).unwrap();
             dist_index += 1;
         }
     }

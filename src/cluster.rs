@@ -11,16 +11,22 @@
 //! * a DNS error or an empty answer never drops anything (libcluster#190); a peer that
 //!   leaves DNS keeps its link until the link fails, then is forgotten;
 //! * every change (DNS answer, DNS failure, a peer failing or recovering) is logged once,
-//!   not at every poll (dns_cluster#13).
+//!   not at every poll (dns_cluster#13). Failures are compared by kind, not wording: a
+//!   vanished host answers "no route to host" one attempt and times out the next, a dead DNS
+//!   server times out in several ways; that is not news. While DNS keeps failing, each kind
+//!   (no answer, no records) is logged once and the recovery once, with the outage's length;
+//!   a peer's failure is logged again only when its class changes (unreachable, not
+//!   registered, cookie refused, protocol); an EPMD that cannot be asked for its names is
+//!   logged once until it answers again.
 //!
 //! One task owns the peer table; dial results come back to it over a channel, so nothing is
 //! locked.
 
 use crate::discovery::{DnsError, DnsQuery};
-use crate::node::Node;
+use crate::node::{ConnectError, Node};
 use crate::proto::node_name::NodeName;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -44,6 +50,9 @@ pub struct ClusterConfig {
     pub max_peers: usize,
 }
 
+/// The shortest time a DNS lookup is given, however short the poll interval.
+pub const MIN_DNS_DEADLINE: Duration = Duration::from_secs(2);
+
 impl ClusterConfig {
     /// Static peers only.
     pub fn statics(statics: Vec<NodeName>, poll_interval: Duration) -> ClusterConfig {
@@ -56,6 +65,12 @@ impl ClusterConfig {
             max_peers: 10_000,
         }
     }
+
+    /// How long one DNS lookup may take: the poll interval, at least 2 s. A poll that waits
+    /// longer for a dead server only delays noticing (and logging) the failure.
+    pub fn dns_deadline(&self) -> Duration {
+        self.poll_interval.max(MIN_DNS_DEADLINE)
+    }
 }
 
 struct Target {
@@ -65,20 +80,19 @@ struct Target {
     dialing: bool,
     backoff: Duration,
     next_attempt: Instant,
-    /// The last failure we logged, to log only changes.
-    last_error: Option<String>,
+    /// The class of the last failure we logged, to log only changes.
+    last_error: Option<FailureClass>,
 }
 
 enum Event {
     Dialed {
         peer: NodeName,
-        result: Result<(), String>,
+        result: Result<(), (FailureClass, String)>,
     },
-    Down(NodeName),
     Polled {
         peers: Result<HashSet<NodeName>, DnsError>,
         ips: Result<Vec<IpAddr>, DnsError>,
-        notes: Vec<String>,
+        notes: Vec<Note>,
     },
 }
 
@@ -97,7 +111,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut events = node.events();
     let mut polling = false;
-    let mut last_ips: Option<Result<Vec<IpAddr>, DnsError>> = None;
+    let mut dns_report = DnsReport::default();
     let mut last_notes: HashSet<String> = HashSet::new();
     let cap = config.poll_interval.max(Duration::from_secs(1));
     loop {
@@ -107,25 +121,29 @@ pub async fn run(node: Node, config: ClusterConfig) {
                 polling = true;
                 let dns = config.dns.clone().expect("checked");
                 let basename = config.basename.clone();
+                let deadline = config.dns_deadline();
                 let tx = tx.clone();
                 let node = node.clone();
                 tokio::spawn(async move {
-                    let (peers, ips, notes) = poll_once(&node, &dns, basename.as_deref()).await;
+                    let (peers, ips, notes) =
+                        poll_once(&node, &dns, deadline, basename.as_deref()).await;
                     let _ = tx.send(Event::Polled { peers, ips, notes }).await;
                 });
             }
             Some(event) = rx.recv() => match event {
                 Event::Polled { peers: result, ips, notes } => {
                     polling = false;
-                    if let Some(dns) = &config.dns {
-                        log_dns_change(dns, last_ips.as_ref(), &ips, targets.len());
+                    if let Some(dns) = &config.dns
+                        && let Some(note) = dns_report.observe(&ips, Instant::now())
+                    {
+                        log_dns_note(dns, &note, targets.len());
                     }
-                    last_ips = Some(ips);
-                    let notes: HashSet<String> = notes.into_iter().collect();
-                    for note in notes.difference(&last_notes) {
-                        warn!("{note}");
+                    for note in &notes {
+                        if !last_notes.contains(&note.key) {
+                            warn!("{}", note.text);
+                        }
                     }
-                    last_notes = notes;
+                    last_notes = notes.into_iter().map(|n| n.key).collect();
                     if let Ok(found) = &result {
                         let now = Instant::now();
                         for t in targets.values_mut() {
@@ -155,30 +173,38 @@ pub async fn run(node: Node, config: ClusterConfig) {
                             }
                             t.backoff = Duration::from_secs(1);
                         }
-                        Err(e) => {
-                            if t.last_error.as_deref() != Some(e.as_str()) {
+                        Err((_, e)) if !t.is_static && !t.in_dns => {
+                            // It left DNS while we dialled: forget it.
+                            debug!(%peer, "cannot connect ({e}); no longer in DNS, forgotten");
+                            targets.remove(&peer);
+                        }
+                        Err((class, e)) => {
+                            if t.last_error != Some(class) {
                                 warn!(%peer, "cannot connect: {e} (retrying, backoff up to {cap:?})");
-                                t.last_error = Some(e);
+                                t.last_error = Some(class);
                             } else {
-                                debug!(%peer, "still cannot connect");
+                                debug!(%peer, "still cannot connect: {e}");
                             }
                             t.next_attempt = Instant::now() + t.backoff;
                             t.backoff = (t.backoff * 2).min(cap);
                         }
                     }
                 }
-                Event::Down(peer) => {
-                    if let Some(t) = targets.get_mut(&peer) {
-                        t.next_attempt = Instant::now() + Duration::from_secs(1);
-                    }
-                    if targets.get(&peer).is_some_and(|t| !t.is_static && !t.in_dns) {
-                        targets.remove(&peer);
-                    }
-                }
             },
+            // Handled here, before the dial loop below runs: a peer whose link just dropped
+            // is redialled after a second (or forgotten if it left DNS), not at once.
             ev = events.recv() => {
                 if let Ok(crate::node::NodeEvent::NodeDown { peer, .. }) = ev {
-                    let _ = tx.send(Event::Down(peer)).await;
+                    match targets.get_mut(&peer) {
+                        Some(t) if t.is_static || t.in_dns => {
+                            t.next_attempt = Instant::now() + Duration::from_secs(1);
+                        }
+                        Some(_) => {
+                            debug!(%peer, "link down and no longer in DNS: forgotten");
+                            targets.remove(&peer);
+                        }
+                        None => {}
+                    }
                 }
             }
             _ = retry.tick() => {}
@@ -201,7 +227,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
                     .connect(&peer)
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string());
+                    .map_err(|e| (FailureClass::of(&e), e.to_string()));
                 let _ = tx.send(Event::Dialed { peer, result }).await;
             });
         }
@@ -219,26 +245,172 @@ fn new_target(is_static: bool, now: Instant) -> Target {
     }
 }
 
-/// Logs a DNS answer only when it differs from the previous one.
-fn log_dns_change(
-    dns: &DnsQuery,
-    previous: Option<&Result<Vec<IpAddr>, DnsError>>,
-    now: &Result<Vec<IpAddr>, DnsError>,
-    tracked: usize,
-) {
-    let query = dns.query();
-    match (previous, now) {
-        (Some(Ok(old)), Ok(new)) if old == new => {}
-        (Some(Err(old)), Err(new)) if old == new => {}
-        (Some(Ok(old)), Ok(new)) => {
-            let added: Vec<&IpAddr> = new.iter().filter(|ip| !old.contains(ip)).collect();
-            let removed: Vec<&IpAddr> = old.iter().filter(|ip| !new.contains(ip)).collect();
-            info!(%query, count = new.len(), ?added, ?removed, "DNS answer changed");
+/// Classes of dial failure, each logged once per streak (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureClass {
+    /// The host, its EPMD or its distribution port does not answer.
+    Unreachable,
+    /// The host part of the name does not resolve.
+    Unresolved,
+    /// Its EPMD answers but the name is not registered.
+    NotRegistered,
+    /// The cookie was refused.
+    Cookie,
+    /// The peer or its EPMD broke the protocol or refused us.
+    Protocol,
+    /// Anything else (a simultaneous connect won, shutting down).
+    Other,
+}
+
+impl FailureClass {
+    fn of(e: &ConnectError) -> FailureClass {
+        use crate::transport::HandshakeFailureKind as H;
+        match e {
+            ConnectError::Epmd {
+                source: crate::epmd::EpmdError::Malformed { .. },
+                ..
+            } => FailureClass::Protocol,
+            ConnectError::Epmd { .. } => FailureClass::Unreachable,
+            ConnectError::Resolve { .. } => FailureClass::Unresolved,
+            ConnectError::NotRegistered { .. } => FailureClass::NotRegistered,
+            ConnectError::Handshake(h) if h.is_cookie_mismatch() => FailureClass::Cookie,
+            ConnectError::Handshake(h) => match h.kind {
+                H::Connect(_) | H::Io { .. } | H::Timeout { .. } => FailureClass::Unreachable,
+                H::Protocol(_) => FailureClass::Protocol,
+                _ => FailureClass::Other,
+            },
+            _ => FailureClass::Other,
         }
-        (_, Ok(new)) => info!(%query, count = new.len(), addresses = ?new, "DNS answer"),
-        (_, Err(e)) => warn!(
+    }
+}
+
+/// A warning from a poll, logged when its key was not among the previous poll's.
+#[derive(Debug)]
+struct Note {
+    key: String,
+    text: String,
+}
+
+/// What a poll's DNS result changed, worth one log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DnsNote {
+    /// The first answer.
+    First(Vec<IpAddr>),
+    /// The answer differs from the previous one.
+    Changed {
+        now: Vec<IpAddr>,
+        added: Vec<IpAddr>,
+        removed: Vec<IpAddr>,
+    },
+    /// A failure of a kind not yet logged during this outage.
+    Failing(DnsError),
+    /// Answers again after failing.
+    Recovered {
+        now: Vec<IpAddr>,
+        after: Duration,
+        failed_polls: u32,
+    },
+}
+
+/// The kinds of DNS failure told apart in the log (a resolver's wording varies from one
+/// attempt to the next; the kind does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    Config,
+    BadName,
+    NoRecords,
+    Failed,
+}
+
+fn failure_kind(e: &DnsError) -> FailureKind {
+    match e {
+        DnsError::Config { .. } => FailureKind::Config,
+        DnsError::BadName { .. } => FailureKind::BadName,
+        DnsError::NoRecords { .. } => FailureKind::NoRecords,
+        _ => FailureKind::Failed,
+    }
+}
+
+/// The DNS outage under way.
+#[derive(Debug)]
+struct Outage {
+    since: Instant,
+    polls: u32,
+    logged: Vec<FailureKind>,
+}
+
+/// Decides which poll results are worth a log line: answers when they change, each kind of
+/// failure once per outage, and the end of an outage.
+#[derive(Debug, Default)]
+struct DnsReport {
+    last_answer: Option<Vec<IpAddr>>,
+    outage: Option<Outage>,
+}
+
+impl DnsReport {
+    fn observe(&mut self, result: &Result<Vec<IpAddr>, DnsError>, now: Instant) -> Option<DnsNote> {
+        match result {
+            Err(e) => {
+                let outage = self.outage.get_or_insert(Outage {
+                    since: now,
+                    polls: 0,
+                    logged: Vec::new(),
+                });
+                outage.polls += 1;
+                let kind = failure_kind(e);
+                if outage.logged.contains(&kind) {
+                    None
+                } else {
+                    outage.logged.push(kind);
+                    Some(DnsNote::Failing(e.clone()))
+                }
+            }
+            Ok(ips) => {
+                let previous = self.last_answer.replace(ips.clone());
+                if let Some(outage) = self.outage.take() {
+                    return Some(DnsNote::Recovered {
+                        now: ips.clone(),
+                        after: now.saturating_duration_since(outage.since),
+                        failed_polls: outage.polls,
+                    });
+                }
+                match previous {
+                    None => Some(DnsNote::First(ips.clone())),
+                    Some(old) if old == *ips => None,
+                    Some(old) => Some(DnsNote::Changed {
+                        now: ips.clone(),
+                        added: ips.iter().filter(|ip| !old.contains(ip)).copied().collect(),
+                        removed: old.iter().filter(|ip| !ips.contains(ip)).copied().collect(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+fn log_dns_note(dns: &DnsQuery, note: &DnsNote, tracked: usize) {
+    let query = dns.query();
+    match note {
+        DnsNote::First(ips) => info!(%query, count = ips.len(), addresses = ?ips, "DNS answer"),
+        DnsNote::Changed {
+            now,
+            added,
+            removed,
+        } => info!(%query, count = now.len(), ?added, ?removed, "DNS answer changed"),
+        DnsNote::Failing(e) => warn!(
             %query,
             "{e}; keeping the {tracked} peers we know and their links"
+        ),
+        DnsNote::Recovered {
+            now,
+            after,
+            failed_polls,
+        } => info!(
+            %query,
+            count = now.len(),
+            addresses = ?now,
+            "DNS answers again after {:.1}s ({failed_polls} failed polls)",
+            after.as_secs_f64()
         ),
     }
 }
@@ -247,53 +419,147 @@ fn log_dns_change(
 async fn poll_once(
     node: &Node,
     dns: &DnsQuery,
+    deadline: Duration,
     basename: Option<&str>,
 ) -> (
     Result<HashSet<NodeName>, DnsError>,
     Result<Vec<IpAddr>, DnsError>,
-    Vec<String>,
+    Vec<Note>,
 ) {
-    let ips = match dns.lookup().await {
+    let ips = match dns.lookup_within(deadline).await {
         Ok(ips) => ips,
         Err(e) => return (Err(e.clone()), Err(e), Vec::new()),
     };
-    let mut notes = Vec::new();
-    let mut peers = HashSet::new();
-    match basename {
-        Some(base) => {
-            for ip in &ips {
-                match NodeName::from_parts(base, &ip.to_string()) {
-                    Ok(n) => {
-                        peers.insert(n);
-                    }
-                    Err(e) => notes.push(format!("{base}@{ip} is not a usable name: {e}")),
-                }
-            }
-        }
-        None => {
-            let port = node.config().epmd_port;
-            let timeout = node.config().setup_timeout;
-            let lookups = ips.iter().map(|ip| async move {
-                (
-                    *ip,
-                    crate::epmd::names(SocketAddr::new(*ip, port), timeout).await,
-                )
-            });
-            for (ip, result) in futures_util::future::join_all(lookups).await {
-                match result {
-                    Ok(reply) => {
-                        for entry in reply.nodes {
-                            if let Ok(n) =
-                                NodeName::from_parts(entry.name.as_str(), &ip.to_string())
-                            {
-                                peers.insert(n);
-                            }
-                        }
-                    }
-                    Err(e) => notes.push(format!("EPMD at {ip}:{port}: {e}")),
-                }
-            }
-        }
+    let config = node.config();
+    let found =
+        crate::discovery::peers_at(&ips, basename, config.epmd_port, config.setup_timeout).await;
+    // One note per address that failed, keyed so a failure is logged once, not every poll.
+    let mut notes: Vec<Note> = found
+        .listings
+        .iter()
+        .filter_map(|listing| {
+            listing.result.as_ref().err().map(|e| Note {
+                key: format!("epmd {}", listing.ip),
+                text: format!(
+                    "cannot list the nodes at {}: {e} (asking every poll)",
+                    listing.ip
+                ),
+            })
+        })
+        .collect();
+    if basename.is_some() {
+        notes.extend(found.notes.iter().map(|n| Note {
+            key: n.clone(),
+            text: n.clone(),
+        }));
     }
-    (Ok(peers), Ok(ips), notes)
+    (Ok(found.peers.into_iter().collect()), Ok(ips), notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    fn failed(reason: &str) -> Result<Vec<IpAddr>, DnsError> {
+        Err(DnsError::Failed {
+            query: "tasks.s_web".into(),
+            reason: reason.into(),
+        })
+    }
+
+    #[test]
+    fn a_dead_host_is_one_failure_class_however_it_fails() {
+        use crate::epmd::{EpmdError, EpmdStep};
+        use crate::transport::{HandshakeFailure, HandshakeFailureKind};
+        let peer = NodeName::parse("web@10.0.0.9").unwrap();
+        let epmd: std::net::SocketAddr = "10.0.0.9:4369".parse().unwrap();
+        let no_route = ConnectError::Epmd {
+            peer: peer.clone(),
+            source: EpmdError::Unreachable {
+                epmd,
+                source: std::io::Error::from(std::io::ErrorKind::HostUnreachable),
+            },
+        };
+        let timed_out = ConnectError::Epmd {
+            peer: peer.clone(),
+            source: EpmdError::Timeout {
+                epmd,
+                step: EpmdStep::SendNames,
+                after: Duration::from_secs(7),
+            },
+        };
+        let port_closed = ConnectError::Handshake(HandshakeFailure {
+            peer: Some(peer.clone()),
+            addr: "10.0.0.9:40000".parse().unwrap(),
+            kind: HandshakeFailureKind::Connect(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )),
+        });
+        assert_ne!(no_route.to_string(), timed_out.to_string());
+        for e in [&no_route, &timed_out, &port_closed] {
+            assert_eq!(FailureClass::of(e), FailureClass::Unreachable, "{e}");
+        }
+        let gone = ConnectError::NotRegistered { peer, epmd };
+        assert_eq!(FailureClass::of(&gone), FailureClass::NotRegistered);
+    }
+
+    #[test]
+    fn dns_changes_are_reported_once() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut r = DnsReport::default();
+        let a = ips(&["10.0.0.2", "10.0.0.3"]);
+        assert_eq!(
+            r.observe(&Ok(a.clone()), t0),
+            Some(DnsNote::First(a.clone()))
+        );
+        assert_eq!(r.observe(&Ok(a.clone()), t0 + s), None);
+        let b = ips(&["10.0.0.3", "10.0.0.4"]);
+        assert_eq!(
+            r.observe(&Ok(b.clone()), t0 + 2 * s),
+            Some(DnsNote::Changed {
+                now: b.clone(),
+                added: ips(&["10.0.0.4"]),
+                removed: ips(&["10.0.0.2"]),
+            })
+        );
+        // An outage: the wording of a timeout varies, it is still logged once; another kind
+        // of failure is logged once too.
+        assert!(matches!(
+            r.observe(&failed("request timed out"), t0 + 3 * s),
+            Some(DnsNote::Failing(DnsError::Failed { .. }))
+        ));
+        assert_eq!(
+            r.observe(&failed("no connections available"), t0 + 4 * s),
+            None
+        );
+        assert_eq!(r.observe(&failed("request timed out"), t0 + 5 * s), None);
+        let empty = Err(DnsError::NoRecords {
+            query: "tasks.s_web".into(),
+        });
+        assert!(matches!(
+            r.observe(&empty, t0 + 6 * s),
+            Some(DnsNote::Failing(DnsError::NoRecords { .. }))
+        ));
+        assert_eq!(r.observe(&empty, t0 + 7 * s), None);
+        assert_eq!(r.observe(&failed("request timed out"), t0 + 8 * s), None);
+        assert_eq!(
+            r.observe(&Ok(b.clone()), t0 + 9 * s),
+            Some(DnsNote::Recovered {
+                now: b.clone(),
+                after: 6 * s,
+                failed_polls: 6,
+            })
+        );
+        assert_eq!(r.observe(&Ok(b.clone()), t0 + 10 * s), None);
+        // The next outage is logged again.
+        assert!(
+            r.observe(&failed("request timed out"), t0 + 11 * s)
+                .is_some()
+        );
+    }
 }

@@ -162,12 +162,21 @@ pub fn load_cookie(
     cookie_file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Cookie, ConfigError> {
+    load_cookie_with_source(cookie_file, env).map(|(cookie, _)| cookie)
+}
+
+/// [`load_cookie`], also saying where the cookie came from (a variable name or a path, never
+/// the value), for messages such as the doctor's cookie advice.
+pub fn load_cookie_with_source(
+    cookie_file: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Cookie, String), ConfigError> {
     if let Some(path) = cookie_file {
-        return read_cookie_file(path);
+        return read_cookie_file(path).map(|c| (c, path.display().to_string()));
     }
     for var in ["BEAMLINK_COOKIE", "RELEASE_COOKIE"] {
         if let Some(value) = env(var) {
-            return clean_cookie(value.as_bytes(), var);
+            return clean_cookie(value.as_bytes(), var).map(|c| (c, var.to_string()));
         }
     }
     let home = env("HOME").map(PathBuf::from);
@@ -183,7 +192,7 @@ pub fn load_cookie(
     }
     for path in candidates {
         if path.exists() {
-            return read_cookie_file(&path);
+            return read_cookie_file(&path).map(|c| (c, path.display().to_string()));
         }
     }
     Err(ConfigError::NoCookie)

@@ -9,12 +9,15 @@
 //! * [`transport`]: tokio; owns sockets and buffers, runs handshakes and links.
 //! * [`epmd`]: EPMD client and the embedded EPMD server.
 //! * [`node`]: the runtime; sees node names and control messages, never bytes.
+//! * [`discovery`] and [`cluster`]: DNS discovery and the connection manager of `run`.
+//! * [`diagnose`]: the operator tools `nodes` and `doctor`, built on a node that only dials.
 
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod diagnose;
 pub mod discovery;
 pub mod epmd;
 pub mod node;

@@ -135,9 +135,14 @@ fn initiator_transcripts_replay_byte_for_byte() {
 
 #[test]
 fn captured_frames_decode_and_reencode_identically() {
-    // The flags of the captured connections: what beamlink offers and every OTP 25+ node
+    // The flags of the captured connections: what beamlink offered (without the
+    // distribution header: these are the pass-through captures) and every OTP 25+ node
     // offers too.
-    let flags = DistFlags::negotiate(DistFlags::BEAMLINK_DEFAULT, DistFlags(0x0D_07DF_7FBD));
+    let no_header = DistFlags(
+        DistFlags::BEAMLINK_DEFAULT.0
+            & !(DistFlags::DIST_HDR_ATOM_CACHE.0 | DistFlags::FRAGMENTS.0),
+    );
+    let flags = DistFlags::negotiate(no_header, DistFlags(0x0D_07DF_7FBD));
     for path in fixtures("dist", "bin") {
         let raw = std::fs::read(&path).unwrap();
         let mut buf = BytesMut::from(&raw[..]);
@@ -170,8 +175,113 @@ fn captured_frames_decode_and_reencode_identically() {
     }
 }
 
+/// Frames with distribution headers (atom cache references, fragments), decoded in the order
+/// the BEAM sent them, since the atom cache carries over from message to message.
+#[test]
+fn header_frames_decode_in_order_and_reencode() {
+    use beamlink::proto::dist_header::DistDecoder;
+    let flags = DistFlags::negotiate(DistFlags::BEAMLINK_DEFAULT, DistFlags(0x0D_07DF_7FBD));
+    let files = fixtures("dist-header", "bin");
+    let mut releases: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .split('-')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    releases.dedup();
+    for release in releases {
+        let mut ordered: Vec<&PathBuf> = files
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("{release}-"))
+            })
+            .collect();
+        // Capture order is the frame index, the third dash-separated field.
+        ordered.sort_by_key(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .split('-')
+                .nth(2)
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        });
+        let mut decoder = DistDecoder::new(flags, 64 << 20);
+        let (mut complete, mut fragments, mut cached_refs) = (0, 0, 0);
+        for path in ordered {
+            let raw = std::fs::read(path).unwrap();
+            let mut buf = BytesMut::from(&raw[..]);
+            let Some(Frame::Message(bytes)) = frame::take_frame(&mut buf, u32::MAX).unwrap() else {
+                panic!("{}: not a message frame", path.display())
+            };
+            assert_eq!(bytes[0], 131, "{}: no distribution header", path.display());
+            if bytes[1] == 68 && bytes[2] > 0 {
+                cached_refs += 1;
+            }
+            match decoder
+                .decode(&bytes)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            {
+                None => fragments += 1,
+                Some(control) => {
+                    complete += 1;
+                    let mut ours = BytesMut::new();
+                    frame::encode_message(&control, flags, &mut ours).unwrap();
+                    let Some(Frame::Message(again)) =
+                        frame::take_frame(&mut ours, u32::MAX).unwrap()
+                    else {
+                        unreachable!()
+                    };
+                    let back = DistDecoder::new(flags, 64 << 20).decode(&again).unwrap();
+                    assert_eq!(back, Some(control), "{}", path.display());
+                }
+            }
+        }
+        assert_eq!(
+            decoder.partial_bytes(),
+            0,
+            "{release}: a fragmented message never completed"
+        );
+        assert!(
+            fragments >= 4,
+            "{release}: the 200 kB message should come in fragments"
+        );
+        assert!(
+            cached_refs > 0,
+            "{release}: no atom cache references captured"
+        );
+        assert!(complete >= 20, "{release}: {complete} messages");
+    }
+}
+
 #[test]
 fn truncated_and_corrupted_frames_give_typed_errors() {
+    use beamlink::proto::dist_header::DistDecoder;
+    let flags = DistFlags::negotiate(DistFlags::BEAMLINK_DEFAULT, DistFlags(0x0D_07DF_7FBD));
+    for path in fixtures("dist-header", "bin") {
+        let raw = std::fs::read(&path).unwrap();
+        let body = Bytes::from(raw[4..].to_vec());
+        for cut in 0..body.len().min(300) {
+            let _ = DistDecoder::new(flags, 1 << 20).decode(&body.slice(..cut));
+        }
+        for i in 0..body.len().min(300) {
+            for v in [0u8, 0x7f, 0xff] {
+                let mut b = body.to_vec();
+                b[i] = v;
+                let _ = DistDecoder::new(flags, 1 << 20).decode(&Bytes::from(b));
+            }
+        }
+    }
     for path in fixtures("dist", "bin") {
         let raw = std::fs::read(&path).unwrap();
         let body = Bytes::from(raw[4..].to_vec());

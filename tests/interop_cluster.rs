@@ -424,3 +424,53 @@ fn a_rust_program_calls_a_genserver_in_the_release() {
         assert!(stdout.contains("{echo,"), "{otp}: {stdout}");
     }
 }
+
+#[test]
+fn large_binaries_cross_both_ways_intact() {
+    use md5::{Digest, Md5};
+    for otp in Otp::from_env() {
+        with_runtime(|rt| {
+            let _guard = rt.enter();
+            let epmd = Epmd::start();
+            let node = rust_node(&epmd, "rustbig");
+            let beam = BeamNode::start(otp, epmd.port());
+            let peer = NodeName::parse(beam.node_name()).unwrap();
+            let t = Duration::from_secs(10);
+            for size in [100usize, 4096, 70_000, 1 << 20, 3 << 20] {
+                let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+                let theirs = rt
+                    .block_on(node.rpc_call(
+                        &peer,
+                        "erlang",
+                        "md5",
+                        vec![Term::binary(data.clone())],
+                        t,
+                    ))
+                    .unwrap();
+                let ours = Md5::digest(&data);
+                assert_eq!(
+                    theirs.as_binary().unwrap()[..],
+                    ours[..],
+                    "{otp}: {size} bytes to the BEAM"
+                );
+                let back = rt
+                    .block_on(node.rpc_call(
+                        &peer,
+                        "binary",
+                        "copy",
+                        vec![Term::binary(vec![7u8, 8, 9]), Term::Int(size as i64 / 3)],
+                        t,
+                    ))
+                    .unwrap();
+                let back = back.as_binary().unwrap();
+                assert_eq!(
+                    back.len(),
+                    size / 3 * 3,
+                    "{otp}: {size} bytes from the BEAM"
+                );
+                assert!(back.chunks(3).all(|c| c == [7, 8, 9]), "{otp}");
+            }
+            rt.block_on(node.shutdown());
+        });
+    }
+}

@@ -68,6 +68,7 @@ async fn malformed_control_messages_close_nothing_and_are_logged_once() {
         .await
         .unwrap();
     let mut stream = done.stream;
+    let established = done.established;
     let our_pid = Pid {
         node: Atom::new("fake@127.0.0.1"),
         id: 1,
@@ -131,12 +132,15 @@ async fn malformed_control_messages_close_nothing_and_are_logged_once() {
         .await
         .unwrap();
     let mut buf = BytesMut::new();
+    let mut decoder = beamlink::proto::dist_header::DistDecoder::new(established.flags, 1 << 20);
     let reply = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
             stream.read_buf(&mut buf).await.unwrap();
             while let Ok(Some(f)) = beamlink::proto::frame::take_frame(&mut buf, 1 << 20) {
-                if let beamlink::proto::frame::Frame::Message(m) = f {
-                    return beamlink::proto::frame::decode_message(&m).unwrap();
+                if let beamlink::proto::frame::Frame::Message(m) = f
+                    && let Some(c) = decoder.decode(&m).unwrap()
+                {
+                    return c;
                 }
             }
         }

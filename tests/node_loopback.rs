@@ -205,3 +205,47 @@ async fn a_rust_genserver_answers_and_survives_a_panicking_call() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn large_binaries_arrive_whole_and_in_order() {
+    let a = node("a@127.0.0.1", "c").await;
+    let b = node("b@127.0.0.1", "c").await;
+    let mut receiver = b.spawn_process();
+    receiver.register("sink").unwrap();
+    a.connect_addr(b.name(), addr(&b)).await.unwrap();
+    let sender = a.spawn_process();
+    let to = Dest::name("sink", b.name());
+    // Sizes around the zero-copy threshold, small ones between them, a 1 MiB one.
+    let sizes = [10usize, 4095, 4096, 4097, 70_000, 5, 1 << 20, 3, 65_536];
+    for (i, size) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*size).map(|j| (i * 31 + j) as u8).collect();
+        let msg = Term::tuple([
+            Term::Int(i as i64),
+            Term::binary(data.clone()),
+            Term::binary(data),
+        ]);
+        sender.send(to.clone(), msg).await.unwrap();
+    }
+    for (i, size) in sizes.iter().enumerate() {
+        let Some(Envelope::Message { message, .. }) =
+            receiver.recv_timeout(Duration::from_secs(5)).await
+        else {
+            panic!("message {i} missing");
+        };
+        let parts = message.as_tuple().unwrap();
+        assert_eq!(parts[0], Term::Int(i as i64));
+        let expected: Vec<u8> = (0..*size).map(|j| (i * 31 + j) as u8).collect();
+        assert_eq!(
+            parts[1].as_binary().unwrap()[..],
+            expected[..],
+            "message {i}"
+        );
+        assert_eq!(
+            parts[2].as_binary().unwrap()[..],
+            expected[..],
+            "message {i}"
+        );
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -28,6 +28,13 @@ bl_net_ip() { echo "$BL_NET_PREFIX.$1"; }
 
 _bl_net_record() { echo "$*" >>"$BL_NET_STATE"; }
 
+# A locally administered MAC for the bridge, from the prefix: 02:42:<a>:<b>:<c>:01 in hex.
+_bl_net_mac() {
+  local a b c
+  IFS=. read -r a b c <<<"$BL_NET_PREFIX"
+  printf '02:42:%02x:%02x:%02x:01' "$a" "$b" "$c"
+}
+
 bl_net_up() {
   if ip link show "$BL_NET_BRIDGE" >/dev/null 2>&1; then
     echo "netns.sh: bridge $BL_NET_BRIDGE already exists (run bl_net_down, or pick another BL_NET_BRIDGE)" >&2
@@ -35,7 +42,10 @@ bl_net_up() {
   fi
   ip link add "$BL_NET_BRIDGE" type bridge || return 1
   _bl_net_record link "$BL_NET_BRIDGE"
-  ip addr add "$(bl_net_gateway)/24" dev "$BL_NET_BRIDGE" &&
+  # Without an explicit MAC a bridge takes the lowest MAC of its ports, so deleting a
+  # namespace can change the gateway's MAC and leave stale ARP entries (lost DNS packets).
+  ip link set "$BL_NET_BRIDGE" address "$(_bl_net_mac)" &&
+    ip addr add "$(bl_net_gateway)/24" dev "$BL_NET_BRIDGE" &&
     ip link set "$BL_NET_BRIDGE" up
 }
 

@@ -1,14 +1,20 @@
 //! The `beamlink` command line (`contract.md`): argument parsing, logging set-up, and the
 //! mapping of failures to sysexits codes.
 
+mod doctor;
 mod epmd;
+mod nodes;
 mod ping;
 mod run;
 
 use crate::config::{self, ConfigError};
-use crate::node::ConnectError;
+use crate::diagnose::Targets;
+use crate::discovery::DnsQuery;
+use crate::node::{ConnectError, Node, NodeConfig};
 use crate::proto::digest::Cookie;
+use crate::proto::node_name::NodeName;
 use clap::{Args, Parser, Subcommand};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -85,8 +91,13 @@ pub(crate) struct PeerOpts {
     /// Ask this DNS server instead of the system's resolv.conf.
     #[arg(long, value_name = "IP[:PORT]")]
     pub dns_server: Option<String>,
-    /// Time between DNS polls.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Time between DNS polls (e.g. 5s, 500ms, 1m); also the cap of the reconnect backoff.
+    #[arg(
+        long,
+        default_value = "5s",
+        value_parser = humantime::parse_duration,
+        value_name = "DURATION"
+    )]
     pub poll_interval: Duration,
 }
 
@@ -96,6 +107,14 @@ enum Command {
     Run(run::RunArgs),
     /// Handshake with NODE and ask its net_kernel, as Node.ping does.
     Ping(ping::PingArgs),
+    /// Connect to every peer, ask each whom it sees, and print the cluster and its missing
+    /// links.
+    #[command(after_help = nodes::EXIT_CODES)]
+    Nodes(nodes::NodesArgs),
+    /// Walk DNS, EPMD, TCP, handshake, flags, cookie, ping and rpc for every peer and say
+    /// which step fails and what to change.
+    #[command(after_help = doctor::EXIT_CODES)]
+    Doctor(doctor::DoctorArgs),
     /// The names registered with the EPMD at HOST, as `epmd -names` lists them.
     Names(epmd::NamesArgs),
     /// Run only the embedded EPMD server.
@@ -135,6 +154,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Ping(args) => ping::ping(args).await,
+            Command::Nodes(args) => nodes::nodes(args).await,
+            Command::Doctor(args) => doctor::doctor(args).await,
             Command::Names(args) => epmd::names(args).await,
             Command::Epmd(args) => epmd::serve(args).await,
         }
@@ -155,8 +176,125 @@ fn init_tracing(default_level: &str) {
 
 /// The cookie per the options and the environment.
 pub(crate) fn cookie(opts: &NodeOpts) -> Result<Cookie, ConfigError> {
+    cookie_with_source(opts).map(|(cookie, _)| cookie)
+}
+
+/// The cookie and where it came from (a variable name or a path), after checking that
+/// `RELEASE_DISTRIBUTION` asks for long names.
+pub(crate) fn cookie_with_source(opts: &NodeOpts) -> Result<(Cookie, String), ConfigError> {
     config::check_distribution(std::env::var("RELEASE_DISTRIBUTION").ok().as_deref())?;
-    config::load_cookie(opts.cookie_file.as_deref(), |k| std::env::var(k).ok())
+    config::load_cookie_with_source(opts.cookie_file.as_deref(), |k| std::env::var(k).ok())
+}
+
+impl PeerOpts {
+    /// The static peers and the DNS query, checked; on error, prints it and gives the exit
+    /// code.
+    pub(crate) fn targets(&self) -> Result<Targets, u8> {
+        let mut statics = Vec::new();
+        for text in &self.connect {
+            match NodeName::parse(text) {
+                Ok(n) => statics.push(n),
+                Err(e) => {
+                    eprintln!("beamlink: --connect {text:?}: {e}");
+                    return Err(exit::USAGE);
+                }
+            }
+        }
+        let dns = match &self.dns_query {
+            None => None,
+            Some(q) => {
+                let server = match self
+                    .dns_server
+                    .as_deref()
+                    .map(crate::discovery::parse_server)
+                {
+                    Some(None) => {
+                        eprintln!("beamlink: --dns-server must be IP or IP:PORT");
+                        return Err(exit::USAGE);
+                    }
+                    Some(s) => s,
+                    None => None,
+                };
+                match DnsQuery::new(q, server) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        eprintln!("beamlink: {e}");
+                        return Err(exit::CONFIG);
+                    }
+                }
+            }
+        };
+        Ok(Targets {
+            statics,
+            dns,
+            basename: self.peer_basename.clone(),
+        })
+    }
+}
+
+/// The address our name should carry: a static peer's, else the first DNS answer (up to
+/// `attempts` lookups, `poll` apart).
+pub(crate) async fn address_toward(
+    targets: &Targets,
+    attempts: u32,
+    poll: Duration,
+) -> Option<IpAddr> {
+    if let Some(ip) = targets.statics.iter().find_map(|n| n.host_ip()) {
+        return Some(ip);
+    }
+    let dns = targets.dns.as_ref()?;
+    // A dead server must not hold up start-up longer than a poll (see ClusterConfig).
+    let deadline = poll.max(crate::cluster::MIN_DNS_DEADLINE);
+    for attempt in 0..attempts {
+        match dns.lookup_within(deadline).await {
+            Ok(ips) => return ips.first().copied(),
+            Err(e) => {
+                tracing::warn!(
+                    "{e} (attempt {} of {attempts} to pick our address)",
+                    attempt + 1
+                );
+                if attempt + 1 < attempts {
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A node for a one-shot command: named `beamlink-<sub>-<4 hex>@<ip>` unless `--name` says
+/// otherwise, hidden unless `visible`, listening nowhere, not registered in EPMD. Returns the
+/// node and where its cookie came from; on error, prints it and gives the exit code.
+///
+/// `doctor` passes `release_env = false`: it reports `RELEASE_DISTRIBUTION` as a finding
+/// instead of refusing to run.
+pub(crate) async fn oneshot_node(
+    opts: &NodeOpts,
+    sub: &str,
+    toward: Option<IpAddr>,
+    visible: bool,
+    release_env: bool,
+) -> Result<(Node, String), u8> {
+    let loaded = if release_env {
+        cookie_with_source(opts)
+    } else {
+        config::load_cookie_with_source(opts.cookie_file.as_deref(), |k| std::env::var(k).ok())
+    };
+    let (cookie, source) = loaded.map_err(|e| config_failure(&e))?;
+    let name = opts.name.clone().unwrap_or_else(|| oneshot_alive(sub));
+    let (name, _) = config::node_name(&name, toward).map_err(|e| config_failure(&e))?;
+    let mut config = NodeConfig::new(name, cookie);
+    config.listen = None;
+    config.visible = visible;
+    config.epmd_port = opts.epmd_port;
+    config.link.net_ticktime = Duration::from_secs(opts.net_ticktime.max(1));
+    match Node::start(config).await {
+        Ok(n) => Ok((n, source)),
+        Err(e) => {
+            eprintln!("beamlink: {e}");
+            Err(exit::SOFTWARE)
+        }
+    }
 }
 
 /// Prints a configuration error and gives its exit code.

@@ -1,9 +1,9 @@
 //! `beamlink ping NODE`: handshake, then the `is_auth` call `Node.ping` makes.
 
 use super::{NodeOpts, exit};
-use crate::node::{CallError, Dest, Node, NodeConfig};
+use crate::diagnose::PingError;
+use crate::node::{CallError, Node};
 use crate::proto::node_name::NodeName;
-use crate::proto::term::Term;
 use clap::Args;
 use std::time::{Duration, Instant};
 
@@ -26,30 +26,17 @@ pub(crate) async fn ping(args: PingArgs) -> u8 {
             return exit::USAGE;
         }
     };
-    let cookie = match super::cookie(&args.node) {
-        Ok(c) => c,
-        Err(e) => return super::config_failure(&e),
-    };
-    let name = args
-        .node
-        .name
-        .clone()
-        .unwrap_or_else(|| super::oneshot_alive("ping"));
-    let (name, _) = match crate::config::node_name(&name, target.host_ip()) {
+    let (node, _) = match super::oneshot_node(
+        &args.node,
+        "ping",
+        target.host_ip(),
+        args.node.visible,
+        true,
+    )
+    .await
+    {
         Ok(n) => n,
-        Err(e) => return super::config_failure(&e),
-    };
-    let mut config = NodeConfig::new(name, cookie);
-    config.listen = None;
-    config.visible = args.node.visible;
-    config.epmd_port = args.node.epmd_port;
-    config.link.net_ticktime = Duration::from_secs(args.node.net_ticktime.max(1));
-    let node = match Node::start(config).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("beamlink: {e}");
-            return exit::SOFTWARE;
-        }
+        Err(code) => return code,
     };
     let code = match tokio::time::timeout(args.timeout, ping_once(&node, &target)).await {
         Ok(Ok((connect, call))) => {
@@ -79,27 +66,10 @@ async fn ping_once(node: &Node, target: &NodeName) -> Result<(Duration, Duration
         .await
         .map_err(|e| (e.to_string(), super::connect_exit_code(&e)))?;
     let connected = started.elapsed();
-    let mut me = node.spawn_process();
-    let request = Term::tuple([
-        Term::atom("is_auth"),
-        Term::Atom(node.name().as_atom().clone()),
-    ]);
-    let t = Instant::now();
-    let reply = me
-        .call(
-            &Dest::name("net_kernel", target),
-            request,
-            Duration::from_secs(30),
-        )
-        .await;
-    let call = t.elapsed();
-    match reply {
-        Ok(r) if r.is_atom("yes") => Ok((connected, call)),
-        Ok(other) => Err((
-            format!("{target}'s net_kernel answered {other} instead of yes"),
-            exit::PROTOCOL,
-        )),
-        Err(CallError::NodeDown(_)) => Err((
+    match crate::diagnose::ping(node, target, Duration::from_secs(30)).await {
+        Ok(call) => Ok((connected, call)),
+        Err(e @ PingError::Answered(_)) => Err((format!("{target}'s {e}"), exit::PROTOCOL)),
+        Err(PingError::Call(CallError::NodeDown(_))) => Err((
             format!("{target} dropped the connection during the ping"),
             exit::UNAVAILABLE,
         )),

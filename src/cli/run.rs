@@ -2,17 +2,15 @@
 
 use super::{NodeOpts, PeerOpts, exit};
 use crate::cluster::ClusterConfig;
-use crate::discovery::DnsQuery;
 use crate::epmd::{EpmdMode, EpmdStatus, Registrar, RegistrarConfig};
 use crate::node::{Node, NodeConfig};
 use crate::proto::epmd::{Alive2Request, AliveName};
-use crate::proto::node_name::NodeName;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
@@ -37,49 +35,16 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return super::config_failure(&e),
     };
-    let mut statics = Vec::new();
-    for text in &args.peers.connect {
-        match NodeName::parse(text) {
-            Ok(n) => statics.push(n),
-            Err(e) => {
-                eprintln!("beamlink: --connect {text:?}: {e}");
-                return exit::USAGE;
-            }
-        }
-    }
-    let dns = match &args.peers.dns_query {
-        None => None,
-        Some(q) => {
-            let server = match args
-                .peers
-                .dns_server
-                .as_deref()
-                .map(crate::discovery::parse_server)
-            {
-                Some(None) => {
-                    eprintln!("beamlink: --dns-server must be IP or IP:PORT");
-                    return exit::USAGE;
-                }
-                Some(s) => s,
-                None => None,
-            };
-            match DnsQuery::new(q, server) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    eprintln!("beamlink: {e}");
-                    return exit::CONFIG;
-                }
-            }
-        }
+    let targets = match args.peers.targets() {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let name = args.node.name.clone().unwrap_or_else(|| "beamlink".into());
-    let mut toward = statics.iter().find_map(|n| n.host_ip());
-    if toward.is_none()
-        && !name.contains('@')
-        && let Some(dns) = &dns
-    {
-        toward = first_answer(dns, args.peers.poll_interval).await;
-    }
+    let toward = if name.contains('@') {
+        None
+    } else {
+        super::address_toward(&targets, 3, args.peers.poll_interval).await
+    };
     let (name, why) = match crate::config::node_name(&name, toward) {
         Ok(n) => n,
         Err(e) => return super::config_failure(&e),
@@ -145,9 +110,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     if args.bench_services {
         node.start_bench_services();
     }
-    let mut cluster = ClusterConfig::statics(statics, args.peers.poll_interval);
-    cluster.dns = dns;
-    cluster.basename = args.peers.peer_basename.clone();
+    let mut cluster = ClusterConfig::statics(targets.statics, args.peers.poll_interval);
+    cluster.dns = targets.dns;
+    cluster.basename = targets.basename;
     let manager = tokio::spawn(crate::cluster::run(node.clone(), cluster));
     wait_for_signal().await;
     info!("shutting down");
@@ -155,20 +120,6 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     let _ = manager.await;
     registrar.shutdown().await;
     exit::OK
-}
-
-/// The first address DNS gives, to pick our own address from; waits up to three polls.
-async fn first_answer(dns: &DnsQuery, poll: Duration) -> Option<std::net::IpAddr> {
-    for attempt in 0..3 {
-        match dns.lookup().await {
-            Ok(ips) => return ips.first().copied(),
-            Err(e) => {
-                warn!("{e} (attempt {} of 3 to pick our address)", attempt + 1);
-                tokio::time::sleep(poll).await;
-            }
-        }
-    }
-    None
 }
 
 pub(crate) async fn wait_for_signal() {

@@ -153,9 +153,14 @@ impl Node {
             self.send_local(from, to, message).await;
             return Ok(());
         }
-        let node_name = NodeName::parse(to.node().as_str())
-            .map_err(|_| SendError::BadNode(to.node().clone()))?;
-        let link = self.connect(&node_name).await.map_err(SendError::Connect)?;
+        let link = match self.link_by_atom(to.node()) {
+            Some(link) => link,
+            None => {
+                let node_name = NodeName::parse(to.node().as_str())
+                    .map_err(|_| SendError::BadNode(to.node().clone()))?;
+                self.connect(&node_name).await.map_err(SendError::Connect)?
+            }
+        };
         let from_pid = from.cloned().unwrap_or_else(|| self.anonymous_pid());
         let control = match to {
             Dest::Pid(pid) => Control::Send {

@@ -63,6 +63,9 @@ pub struct NodeConfig {
     pub max_pending_handshakes: usize,
     /// Our creation; `None` draws a random one (a node not registered in EPMD).
     pub creation: Option<u32>,
+    /// Offer the distribution header (atom cache and fragments), as every BEAM does; off,
+    /// messages use the plain pass-through form.
+    pub dist_header: bool,
 }
 
 impl NodeConfig {
@@ -80,16 +83,21 @@ impl NodeConfig {
             mailbox_capacity: 65_536,
             max_pending_handshakes: 256,
             creation: None,
+            dist_header: true,
         }
     }
 
     /// The flags we offer.
     pub fn flags(&self) -> DistFlags {
+        let mut flags = DistFlags::BEAMLINK_DEFAULT;
         if self.visible {
-            DistFlags::BEAMLINK_DEFAULT | DistFlags::PUBLISHED
-        } else {
-            DistFlags::BEAMLINK_DEFAULT
+            flags = flags | DistFlags::PUBLISHED;
         }
+        if !self.dist_header {
+            flags =
+                DistFlags(flags.0 & !(DistFlags::DIST_HDR_ATOM_CACHE.0 | DistFlags::FRAGMENTS.0));
+        }
+        flags
     }
 }
 

@@ -11,7 +11,7 @@ use crate::proto::node_name::NodeName;
 use crate::transport::handshake::{self, AcceptPolicy, Handshaken};
 use crate::transport::link::{self, LinkHandle, LinkInfo};
 use crate::transport::{HandshakeFailure, HandshakeFailureKind, LinkDown};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -144,7 +144,7 @@ enum PeerState {
 
 #[derive(Default)]
 pub(super) struct Peers {
-    map: HashMap<NodeName, PeerState>,
+    map: FxHashMap<NodeName, PeerState>,
     next_attempt: u64,
 }
 
@@ -163,7 +163,12 @@ impl Node {
 
     /// The link to `peer`, if it is up.
     pub fn link(&self, peer: &NodeName) -> Option<LinkHandle> {
-        match lock(&self.inner.peers).map.get(peer) {
+        self.link_by_atom(peer.as_atom())
+    }
+
+    /// The link to the node whose name is `node` (the atom in a pid), if it is up.
+    pub fn link_by_atom(&self, node: &crate::proto::term::Atom) -> Option<LinkHandle> {
+        match lock(&self.inner.peers).map.get(node) {
             Some(PeerState::Up(l)) => Some(l.clone()),
             _ => None,
         }
@@ -206,6 +211,29 @@ impl Node {
         addr: SocketAddr,
     ) -> Result<LinkHandle, Arc<ConnectError>> {
         self.connect_with(peer, Some(addr)).await
+    }
+
+    /// Takes over a connection whose handshake the caller ran itself with
+    /// [`crate::transport::handshake::initiate`] (as [`crate::diagnose`] does, to see every
+    /// step), and starts its link. If a link to that peer is already up, the new connection
+    /// is closed and the existing link returned; if another handshake with it is under way,
+    /// the new connection is closed and `None` returned.
+    pub fn adopt(&self, done: Handshaken<TcpStream>, addr: SocketAddr) -> Option<LinkHandle> {
+        let peer = done.established.peer.clone();
+        let mut peers = lock(&self.inner.peers);
+        match peers.map.get(&peer) {
+            Some(PeerState::Up(link)) => return Some(link.clone()),
+            Some(PeerState::Pending { .. }) => return None,
+            None => {}
+        }
+        if self.inner.shutdown.is_cancelled() {
+            return None;
+        }
+        let link = self.start_link(done, addr);
+        peers.map.insert(peer, PeerState::Up(link.clone()));
+        drop(peers);
+        self.node_up(&link);
+        Some(link)
     }
 
     async fn connect_with(

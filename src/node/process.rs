@@ -13,6 +13,7 @@
 
 use crate::proto::control::ProcessRef;
 use crate::proto::term::{Atom, Pid, Reference, Term};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -130,8 +131,8 @@ pub(crate) struct Entry {
 /// The local process table. Short critical sections only; never held across `.await`.
 #[derive(Debug, Default)]
 pub(crate) struct ProcessTable {
-    by_id: HashMap<u32, Entry>,
-    names: HashMap<Atom, u32>,
+    by_id: FxHashMap<u32, Entry>,
+    names: FxHashMap<Atom, u32>,
     next_id: u32,
 }
 

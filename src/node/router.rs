@@ -51,6 +51,7 @@ impl LinkHandler for Router {
         let kind = match &error {
             MessageError::Control(e) => format!("control {:?}", std::mem::discriminant(e)),
             MessageError::Term(e) => format!("term {:?}", std::mem::discriminant(e)),
+            MessageError::Header(e) => format!("header {:?}", std::mem::discriminant(e)),
             e => format!("{:?}", std::mem::discriminant(e)),
         };
         let shown = &bytes[..bytes.len().min(64)];
@@ -148,8 +149,7 @@ impl Node {
     }
 
     fn link_for_node(&self, node: &Atom) -> Option<LinkHandle> {
-        let name = crate::proto::node_name::NodeName::parse(node.as_str()).ok()?;
-        self.link(&name)
+        self.link_by_atom(node)
     }
 
     async fn dispatch(&self, link: &LinkHandle, message: Control, router: &Router) {

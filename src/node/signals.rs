@@ -130,8 +130,7 @@ impl Node {
 
     /// The link to the node named by `node`, if up.
     pub(crate) fn link_for(&self, node: &Atom) -> Option<LinkHandle> {
-        let name = crate::proto::node_name::NodeName::parse(node.as_str()).ok()?;
-        self.link(&name)
+        self.link_by_atom(node)
     }
 
     /// A monitor of ours on a remote process fired.

@@ -8,7 +8,7 @@
 //! BEAM does before it acts on a message.
 
 use super::flags::DistFlags;
-use super::term::{Atom, EncodeError, Pid, Reference, Term, encode};
+use super::term::{Atom, Enc, EncodeError, Holes, Pid, Reference, Term};
 use bytes::{BufMut, BytesMut};
 use std::fmt;
 
@@ -45,6 +45,9 @@ pub mod op {
     pub const UNLINK_ID: u8 = 35;
     pub const UNLINK_ID_ACK: u8 = 36;
 }
+
+/// `''`, as a place `visit_atoms` can lend out.
+static EMPTY_ATOM: Atom = Atom::EMPTY;
 
 /// A process named in a monitor: by pid or by registered name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -298,13 +301,13 @@ impl fmt::Display for ControlError {
 
 impl std::error::Error for ControlError {}
 
-/// Reads the fields of one control tuple.
+/// Reads the fields of one control tuple, moving each out (no copies on the receive path).
 struct Fields<'a> {
     op: u8,
-    elements: &'a [Term],
+    elements: &'a mut [Term],
 }
 
-impl<'a> Fields<'a> {
+impl Fields<'_> {
     fn arity(&self, expected: usize) -> Result<(), ControlError> {
         if self.elements.len() == expected {
             Ok(())
@@ -320,35 +323,42 @@ impl<'a> Fields<'a> {
         ControlError::BadField { op: self.op, field }
     }
 
-    fn get(&self, i: usize) -> &'a Term {
-        &self.elements[i]
+    /// Element `i`, moved out; each element is taken once.
+    fn take(&mut self, i: usize) -> Term {
+        std::mem::replace(&mut self.elements[i], Term::NIL)
     }
 
-    fn pid(&self, i: usize, field: &'static str) -> Result<Pid, ControlError> {
-        self.get(i).as_pid().cloned().ok_or_else(|| self.bad(field))
-    }
-
-    fn atom(&self, i: usize, field: &'static str) -> Result<Atom, ControlError> {
-        self.get(i)
-            .as_atom()
-            .cloned()
-            .ok_or_else(|| self.bad(field))
-    }
-
-    fn reference(&self, i: usize, field: &'static str) -> Result<Reference, ControlError> {
-        self.get(i).as_ref().cloned().ok_or_else(|| self.bad(field))
-    }
-
-    fn process(&self, i: usize, field: &'static str) -> Result<ProcessRef, ControlError> {
-        match self.get(i) {
-            Term::Pid(p) => Ok(ProcessRef::Pid(p.clone())),
-            Term::Atom(a) => Ok(ProcessRef::Name(a.clone())),
+    fn pid(&mut self, i: usize, field: &'static str) -> Result<Pid, ControlError> {
+        match self.take(i) {
+            Term::Pid(p) => Ok(p),
             _ => Err(self.bad(field)),
         }
     }
 
-    fn id(&self, i: usize) -> Result<u64, ControlError> {
-        match self.get(i).as_u64() {
+    fn atom(&mut self, i: usize, field: &'static str) -> Result<Atom, ControlError> {
+        match self.take(i) {
+            Term::Atom(a) => Ok(a),
+            _ => Err(self.bad(field)),
+        }
+    }
+
+    fn reference(&mut self, i: usize, field: &'static str) -> Result<Reference, ControlError> {
+        match self.take(i) {
+            Term::Ref(r) => Ok(*r),
+            _ => Err(self.bad(field)),
+        }
+    }
+
+    fn process(&mut self, i: usize, field: &'static str) -> Result<ProcessRef, ControlError> {
+        match self.take(i) {
+            Term::Pid(p) => Ok(ProcessRef::Pid(p)),
+            Term::Atom(a) => Ok(ProcessRef::Name(a)),
+            _ => Err(self.bad(field)),
+        }
+    }
+
+    fn id(&mut self, i: usize) -> Result<u64, ControlError> {
+        match self.take(i).as_u64() {
             Some(id) if id != 0 => Ok(id),
             _ => Err(self.bad("unlink id")),
         }
@@ -358,7 +368,7 @@ impl<'a> Fields<'a> {
 impl Control {
     /// Builds a control message from its decoded control term and payload.
     pub fn from_terms(control: Term, payload: Option<Term>) -> Result<Control, ControlError> {
-        let Term::Tuple(elements) = control else {
+        let Term::Tuple(mut elements) = control else {
             return Err(ControlError::NotAControlTuple);
         };
         let op = match elements.first() {
@@ -366,9 +376,9 @@ impl Control {
             _ => return Err(ControlError::NotAControlTuple),
         };
         let op = u8::try_from(op).map_err(|_| ControlError::UnknownOperation { op })?;
-        let f = Fields {
+        let mut f = Fields {
             op,
-            elements: &elements,
+            elements: &mut elements,
         };
         let takes_payload = matches!(
             op,
@@ -407,7 +417,7 @@ impl Control {
                 Control::Send {
                     from: None,
                     to: f.pid(2, "to pid")?,
-                    token: (op == op::SEND_TT).then(|| f.get(3).clone()),
+                    token: (op == op::SEND_TT).then(|| f.take(3)),
                     message: payload,
                 }
             }
@@ -416,7 +426,7 @@ impl Control {
                 Control::Send {
                     from: Some(f.pid(1, "from pid")?),
                     to: f.pid(2, "to pid")?,
-                    token: (op == op::SEND_SENDER_TT).then(|| f.get(3).clone()),
+                    token: (op == op::SEND_SENDER_TT).then(|| f.take(3)),
                     message: payload,
                 }
             }
@@ -425,20 +435,20 @@ impl Control {
                 Control::RegSend {
                     from: f.pid(1, "from pid")?,
                     to: f.atom(3, "registered name")?,
-                    token: (op == op::REG_SEND_TT).then(|| f.get(4).clone()),
+                    token: (op == op::REG_SEND_TT).then(|| f.take(4)),
                     message: payload,
                 }
             }
             op::EXIT | op::EXIT2 => {
                 f.arity(4)?;
-                let (from, to, reason) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?, f.get(3));
-                exit(op == op::EXIT, from, to, None, reason.clone())
+                let (from, to, reason) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?, f.take(3));
+                exit(op == op::EXIT, from, to, None, reason)
             }
             op::EXIT_TT | op::EXIT2_TT => {
                 f.arity(5)?;
                 let (from, to) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?);
-                let token = Some(f.get(3).clone());
-                exit(op == op::EXIT_TT, from, to, token, f.get(4).clone())
+                let token = Some(f.take(3));
+                exit(op == op::EXIT_TT, from, to, token, f.take(4))
             }
             op::PAYLOAD_EXIT | op::PAYLOAD_EXIT2 => {
                 f.arity(3)?;
@@ -448,7 +458,7 @@ impl Control {
             op::PAYLOAD_EXIT_TT | op::PAYLOAD_EXIT2_TT => {
                 f.arity(4)?;
                 let (from, to) = (f.pid(1, "from pid")?, f.pid(2, "to pid")?);
-                let token = Some(f.get(3).clone());
+                let token = Some(f.take(3));
                 exit(op == op::PAYLOAD_EXIT_TT, from, to, token, payload)
             }
             op::UNLINK => {
@@ -489,7 +499,7 @@ impl Control {
                     from: f.process(1, "monitored process")?,
                     to: f.pid(2, "to pid")?,
                     reference: f.reference(3, "monitor reference")?,
-                    reason: f.get(4).clone(),
+                    reason: f.take(4),
                 }
             }
             op::PAYLOAD_MONITOR_P_EXIT => {
@@ -503,12 +513,11 @@ impl Control {
             }
             op::SPAWN_REQUEST | op::SPAWN_REQUEST_TT => {
                 f.arity(if op == op::SPAWN_REQUEST { 6 } else { 7 })?;
-                let mfa = f.get(4).as_tuple().ok_or_else(|| f.bad("{M, F, A}"))?;
-                let [module, function, arity] = mfa else {
+                let Term::Tuple(mfa) = f.take(4) else {
                     return Err(f.bad("{M, F, A}"));
                 };
-                let (Some(module), Some(function), Some(arity)) =
-                    (module.as_atom(), function.as_atom(), arity.as_i64())
+                let Ok([Term::Atom(module), Term::Atom(function), Term::Int(arity)]) =
+                    <[Term; 3]>::try_from(mfa)
                 else {
                     return Err(f.bad("{M, F, A}"));
                 };
@@ -522,18 +531,18 @@ impl Control {
                     req_id: f.reference(1, "request id")?,
                     from: f.pid(2, "from pid")?,
                     group_leader: f.pid(3, "group leader")?,
-                    module: module.clone(),
-                    function: function.clone(),
+                    module,
+                    function,
                     arity,
-                    opts: f.get(5).clone(),
-                    token: (op == op::SPAWN_REQUEST_TT).then(|| f.get(6).clone()),
+                    opts: f.take(5),
+                    token: (op == op::SPAWN_REQUEST_TT).then(|| f.take(6)),
                     args: payload,
                 }
             }
             op::SPAWN_REPLY | op::SPAWN_REPLY_TT => {
                 f.arity(if op == op::SPAWN_REPLY { 5 } else { 6 })?;
                 let flags = f
-                    .get(3)
+                    .take(3)
                     .as_i64()
                     .and_then(|v| u8::try_from(v).ok())
                     .ok_or_else(|| f.bad("flags"))?;
@@ -541,8 +550,8 @@ impl Control {
                     req_id: f.reference(1, "request id")?,
                     to: f.pid(2, "to pid")?,
                     flags,
-                    result: f.get(4).clone(),
-                    token: (op == op::SPAWN_REPLY_TT).then(|| f.get(5).clone()),
+                    result: f.take(4),
+                    token: (op == op::SPAWN_REPLY_TT).then(|| f.take(5)),
                 }
             }
             op::ALIAS_SEND | op::ALIAS_SEND_TT => {
@@ -550,7 +559,7 @@ impl Control {
                 Control::AliasSend {
                     from: f.pid(1, "from pid")?,
                     alias: f.reference(2, "alias")?,
-                    token: (op == op::ALIAS_SEND_TT).then(|| f.get(3).clone()),
+                    token: (op == op::ALIAS_SEND_TT).then(|| f.take(3)),
                     message: payload,
                 }
             }
@@ -780,14 +789,407 @@ impl Control {
         }
     }
 
+    /// Calls `f` with the atoms of the control tuple, then with those of the payload
+    /// (at most `payload_budget` payload subterms are visited).
+    pub fn visit_atoms<'a>(&'a self, f: &mut dyn FnMut(&'a Atom), payload_budget: usize) {
+        let process = |p: &'a ProcessRef, f: &mut dyn FnMut(&'a Atom)| match p {
+            ProcessRef::Pid(p) => f(&p.node),
+            ProcessRef::Name(a) => f(a),
+        };
+        let payload = match self {
+            Control::Link { from, to }
+            | Control::Unlink { from, to }
+            | Control::GroupLeader { from, to }
+            | Control::UnlinkId { from, to, .. }
+            | Control::UnlinkIdAck { from, to, .. } => {
+                f(&from.node);
+                f(&to.node);
+                None
+            }
+            Control::Send {
+                from, to, message, ..
+            } => {
+                match from {
+                    Some(from) => f(&from.node),
+                    None => f(&EMPTY_ATOM),
+                }
+                f(&to.node);
+                Some(message)
+            }
+            Control::RegSend {
+                from, to, message, ..
+            } => {
+                f(&from.node);
+                f(&EMPTY_ATOM);
+                f(to);
+                Some(message)
+            }
+            Control::Exit {
+                from, to, reason, ..
+            }
+            | Control::Exit2 {
+                from, to, reason, ..
+            } => {
+                f(&from.node);
+                f(&to.node);
+                Some(reason)
+            }
+            Control::MonitorP {
+                from,
+                to,
+                reference,
+            }
+            | Control::DemonitorP {
+                from,
+                to,
+                reference,
+            } => {
+                f(&from.node);
+                process(to, f);
+                f(&reference.node);
+                None
+            }
+            Control::MonitorPExit {
+                from,
+                to,
+                reference,
+                reason,
+            } => {
+                process(from, f);
+                f(&to.node);
+                f(&reference.node);
+                Some(reason)
+            }
+            Control::SpawnRequest {
+                req_id,
+                from,
+                module,
+                function,
+                args,
+                ..
+            } => {
+                f(&req_id.node);
+                f(&from.node);
+                f(module);
+                f(function);
+                Some(args)
+            }
+            Control::SpawnReply {
+                req_id, to, result, ..
+            } => {
+                f(&req_id.node);
+                f(&to.node);
+                Some(result)
+            }
+            Control::AliasSend {
+                from,
+                alias,
+                message,
+                ..
+            } => {
+                f(&from.node);
+                f(&alias.node);
+                Some(message)
+            }
+        };
+        if let Some(p) = payload {
+            p.visit_atoms(f, payload_budget);
+        }
+    }
+
     /// Appends the pass-through message body (`112`, the control term, the payload term)
     /// without the 4-byte length.
     pub fn encode(&self, flags: DistFlags, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let start = out.len();
         out.put_u8(super::frame::PASS_THROUGH);
-        let (control, payload) = self.to_terms(flags);
-        encode(&control, out)?;
+        self.encode_terms(flags, out, &[], true)
+            .inspect_err(|_| out.truncate(start))
+    }
+
+    /// Appends the control term and the payload term, each with a version byte when
+    /// `versioned` (pass-through) or without (after a distribution header), atoms found in
+    /// `refs` as atom cache references. Writes the tuple directly: no term is built, nothing
+    /// is copied but the bytes.
+    pub fn encode_terms(
+        &self,
+        flags: DistFlags,
+        out: &mut BytesMut,
+        refs: &[Atom],
+        versioned: bool,
+    ) -> Result<(), EncodeError> {
+        self.encode_terms_with_holes(flags, out, refs, versioned, None)
+    }
+
+    /// [`encode_terms`](Self::encode_terms), leaving large binaries out of `out` and listing
+    /// them in `holes` when given.
+    pub fn encode_terms_with_holes(
+        &self,
+        flags: DistFlags,
+        out: &mut BytesMut,
+        refs: &[Atom],
+        versioned: bool,
+        holes: Option<&mut Holes>,
+    ) -> Result<(), EncodeError> {
+        let start = out.len();
+        let held = holes.as_ref().map_or(0, |h| h.len());
+        let mut e = Enc { out, refs, holes };
+        let result = self.write_terms(flags, &mut e, versioned);
+        if result.is_err() {
+            if let Some(h) = e.holes {
+                h.truncate(held);
+            }
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn write_terms(
+        &self,
+        flags: DistFlags,
+        e: &mut Enc<'_>,
+        versioned: bool,
+    ) -> Result<(), EncodeError> {
+        use super::term::parts::{atom, int, pid, reference, term, tuple_header};
+        let start = |e: &mut Enc<'_>, op: u8, arity: usize, token: &Option<Term>| {
+            if versioned {
+                e.out.put_u8(super::term::VERSION);
+            }
+            tuple_header(e, arity + usize::from(token.is_some()))?;
+            int(e, op as i64);
+            Ok::<(), EncodeError>(())
+        };
+        let token_then = |e: &mut Enc<'_>, token: &Option<Term>| match token {
+            Some(t) => term(e, t),
+            None => Ok(()),
+        };
+        let empty = Atom::EMPTY;
+        let payload_exits = flags.contains(DistFlags::EXIT_PAYLOAD);
+        let process = |e: &mut Enc<'_>, p: &ProcessRef| match p {
+            ProcessRef::Pid(p) => pid(e, p),
+            ProcessRef::Name(a) => atom(e, a),
+        };
+        let payload: Option<&Term> = match self {
+            Control::Link { from, to }
+            | Control::Unlink { from, to }
+            | Control::GroupLeader { from, to } => {
+                let op = match self {
+                    Control::Link { .. } => op::LINK,
+                    Control::Unlink { .. } => op::UNLINK,
+                    _ => op::GROUP_LEADER,
+                };
+                start(e, op, 3, &None)?;
+                pid(e, from)?;
+                pid(e, to)?;
+                None
+            }
+            Control::Send {
+                from,
+                to,
+                token,
+                message,
+            } => {
+                match from {
+                    Some(from) if flags.contains(DistFlags::SEND_SENDER) => {
+                        let op = if token.is_some() {
+                            op::SEND_SENDER_TT
+                        } else {
+                            op::SEND_SENDER
+                        };
+                        start(e, op, 3, token)?;
+                        pid(e, from)?;
+                    }
+                    _ => {
+                        let op = if token.is_some() {
+                            op::SEND_TT
+                        } else {
+                            op::SEND
+                        };
+                        start(e, op, 3, token)?;
+                        atom(e, &empty)?;
+                    }
+                }
+                pid(e, to)?;
+                token_then(e, token)?;
+                Some(message)
+            }
+            Control::RegSend {
+                from,
+                to,
+                token,
+                message,
+            } => {
+                let op = if token.is_some() {
+                    op::REG_SEND_TT
+                } else {
+                    op::REG_SEND
+                };
+                start(e, op, 4, token)?;
+                pid(e, from)?;
+                atom(e, &empty)?;
+                atom(e, to)?;
+                token_then(e, token)?;
+                Some(message)
+            }
+            Control::Exit {
+                from,
+                to,
+                token,
+                reason,
+            }
+            | Control::Exit2 {
+                from,
+                to,
+                token,
+                reason,
+            } => {
+                let is_exit = matches!(self, Control::Exit { .. });
+                let op = match (is_exit, payload_exits, token.is_some()) {
+                    (true, true, false) => op::PAYLOAD_EXIT,
+                    (true, true, true) => op::PAYLOAD_EXIT_TT,
+                    (true, false, false) => op::EXIT,
+                    (true, false, true) => op::EXIT_TT,
+                    (false, true, false) => op::PAYLOAD_EXIT2,
+                    (false, true, true) => op::PAYLOAD_EXIT2_TT,
+                    (false, false, false) => op::EXIT2,
+                    (false, false, true) => op::EXIT2_TT,
+                };
+                start(e, op, if payload_exits { 3 } else { 4 }, token)?;
+                pid(e, from)?;
+                pid(e, to)?;
+                token_then(e, token)?;
+                if payload_exits {
+                    Some(reason)
+                } else {
+                    term(e, reason)?;
+                    None
+                }
+            }
+            Control::MonitorP {
+                from,
+                to,
+                reference: r,
+            }
+            | Control::DemonitorP {
+                from,
+                to,
+                reference: r,
+            } => {
+                let op = if matches!(self, Control::MonitorP { .. }) {
+                    op::MONITOR_P
+                } else {
+                    op::DEMONITOR_P
+                };
+                start(e, op, 4, &None)?;
+                pid(e, from)?;
+                process(e, to)?;
+                reference(e, r)?;
+                None
+            }
+            Control::MonitorPExit {
+                from,
+                to,
+                reference: r,
+                reason,
+            } => {
+                let op = if payload_exits {
+                    op::PAYLOAD_MONITOR_P_EXIT
+                } else {
+                    op::MONITOR_P_EXIT
+                };
+                start(e, op, if payload_exits { 4 } else { 5 }, &None)?;
+                process(e, from)?;
+                pid(e, to)?;
+                reference(e, r)?;
+                if payload_exits {
+                    Some(reason)
+                } else {
+                    term(e, reason)?;
+                    None
+                }
+            }
+            Control::SpawnRequest {
+                req_id,
+                from,
+                group_leader,
+                module,
+                function,
+                arity,
+                opts,
+                token,
+                args,
+            } => {
+                let op = if token.is_some() {
+                    op::SPAWN_REQUEST_TT
+                } else {
+                    op::SPAWN_REQUEST
+                };
+                start(e, op, 6, token)?;
+                reference(e, req_id)?;
+                pid(e, from)?;
+                pid(e, group_leader)?;
+                tuple_header(e, 3)?;
+                atom(e, module)?;
+                atom(e, function)?;
+                int(e, *arity as i64);
+                term(e, opts)?;
+                token_then(e, token)?;
+                Some(args)
+            }
+            Control::SpawnReply {
+                req_id,
+                to,
+                flags: reply_flags,
+                result,
+                token,
+            } => {
+                let op = if token.is_some() {
+                    op::SPAWN_REPLY_TT
+                } else {
+                    op::SPAWN_REPLY
+                };
+                start(e, op, 5, token)?;
+                reference(e, req_id)?;
+                pid(e, to)?;
+                int(e, *reply_flags as i64);
+                term(e, result)?;
+                token_then(e, token)?;
+                None
+            }
+            Control::AliasSend {
+                from,
+                alias,
+                token,
+                message,
+            } => {
+                let op = if token.is_some() {
+                    op::ALIAS_SEND_TT
+                } else {
+                    op::ALIAS_SEND
+                };
+                start(e, op, 3, token)?;
+                pid(e, from)?;
+                reference(e, alias)?;
+                token_then(e, token)?;
+                Some(message)
+            }
+            Control::UnlinkId { id, from, to } | Control::UnlinkIdAck { id, from, to } => {
+                let op = if matches!(self, Control::UnlinkId { .. }) {
+                    op::UNLINK_ID
+                } else {
+                    op::UNLINK_ID_ACK
+                };
+                start(e, op, 4, &None)?;
+                term(e, &Term::from_u64(*id))?;
+                pid(e, from)?;
+                pid(e, to)?;
+                None
+            }
+        };
         if let Some(p) = payload {
-            encode(p, out)?;
+            if versioned {
+                e.out.put_u8(super::term::VERSION);
+            }
+            term(e, p)?;
         }
         Ok(())
     }
@@ -934,6 +1336,112 @@ mod tests {
         for m in msgs {
             let (c, p) = m.to_terms(DistFlags::BEAMLINK_DEFAULT);
             assert_eq!(Control::from_terms(c, p.cloned()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn direct_encoding_matches_the_term_tree() {
+        let msgs = [
+            Control::Link {
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+            },
+            Control::Send {
+                from: Some(pid("a@h.x", 1)),
+                to: pid("b@h.x", 2),
+                token: None,
+                message: Term::atom("m"),
+            },
+            Control::Send {
+                from: None,
+                to: pid("b@h.x", 2),
+                token: Some(Term::atom("t")),
+                message: Term::Int(1),
+            },
+            Control::RegSend {
+                from: pid("a@h.x", 1),
+                to: Atom::new("rex"),
+                token: Some(Term::Int(3)),
+                message: Term::NIL,
+            },
+            Control::Exit {
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+                token: Some(Term::Int(9)),
+                reason: Term::atom("x"),
+            },
+            Control::Exit2 {
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+                token: None,
+                reason: Term::atom("kill"),
+            },
+            Control::MonitorP {
+                from: pid("a@h.x", 1),
+                to: ProcessRef::Name(Atom::new("rex")),
+                reference: r(),
+            },
+            Control::DemonitorP {
+                from: pid("a@h.x", 1),
+                to: ProcessRef::Pid(pid("b@h.x", 3)),
+                reference: r(),
+            },
+            Control::MonitorPExit {
+                from: ProcessRef::Name(Atom::new("x")),
+                to: pid("b@h.x", 2),
+                reference: r(),
+                reason: Term::atom("noproc"),
+            },
+            Control::SpawnRequest {
+                req_id: r(),
+                from: pid("a@h.x", 1),
+                group_leader: pid("a@h.x", 1),
+                module: Atom::new("erpc"),
+                function: Atom::new("execute_call"),
+                arity: 1,
+                opts: Term::list([Term::atom("monitor")]),
+                token: None,
+                args: Term::list([Term::Int(1)]),
+            },
+            Control::SpawnReply {
+                req_id: r(),
+                to: pid("a@h.x", 1),
+                flags: 2,
+                result: Term::atom("notsup"),
+                token: Some(Term::Int(1)),
+            },
+            Control::AliasSend {
+                from: pid("a@h.x", 1),
+                alias: r(),
+                token: None,
+                message: Term::Int(5),
+            },
+            Control::UnlinkId {
+                id: u64::MAX,
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+            },
+            Control::UnlinkIdAck {
+                id: 7,
+                from: pid("a@h.x", 1),
+                to: pid("b@h.x", 2),
+            },
+        ];
+        for m in msgs {
+            for flags in [
+                DistFlags::EMPTY,
+                DistFlags::SEND_SENDER | DistFlags::EXIT_PAYLOAD,
+            ] {
+                let (c, p) = m.to_terms(flags);
+                let mut tree = BytesMut::from(&[super::super::frame::PASS_THROUGH][..]);
+                super::super::term::encode(&c, &mut tree).unwrap();
+                if let Some(p) = p {
+                    super::super::term::encode(p, &mut tree).unwrap();
+                }
+                let mut direct = BytesMut::new();
+                m.encode(flags, &mut direct).unwrap();
+                assert_eq!(direct, tree, "{m:?} with {flags:?}");
+            }
         }
     }
 

@@ -108,10 +108,12 @@ impl DistFlags {
     pub const MANDATORY: DistFlags = DistFlags(Self::MANDATORY_25.0 | Self::MANDATORY_26.0);
 
     /// What beamlink offers when it runs hidden: the mandatory set plus monitors, spawn,
-    /// aliases, SEND_SENDER and payload exits. Atom cache and fragments are added by the
-    /// transport when it implements them; `PUBLISHED` only with `--visible`.
+    /// aliases, SEND_SENDER, payload exits, the distribution header's atom cache and
+    /// fragments (what every OTP 25+ node offers); `PUBLISHED` only with `--visible`.
     pub const BEAMLINK_DEFAULT: DistFlags = DistFlags(
         Self::MANDATORY.0
+            | Self::DIST_HDR_ATOM_CACHE.0
+            | Self::FRAGMENTS.0
             | Self::MANDATORY_25_DIGEST.0
             | Self::DIST_MONITOR.0
             | Self::DIST_MONITOR_NAME.0
@@ -225,8 +227,8 @@ mod tests {
         let ours = DistFlags::BEAMLINK_DEFAULT;
         assert!(ours.is_hidden());
         assert_eq!(DistFlags::missing_mandatory(ours), DistFlags::EMPTY);
-        assert!(!ours.contains(DistFlags::DIST_HDR_ATOM_CACHE));
-        assert!(!ours.contains(DistFlags::FRAGMENTS));
+        assert!(ours.contains(DistFlags::DIST_HDR_ATOM_CACHE));
+        assert!(ours.contains(DistFlags::FRAGMENTS));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::control::{Control, ControlError};
 use super::flags::DistFlags;
-use super::term::{DecodeError, Decoder, EncodeError};
+use super::term::{DecodeError, Decoder, EncodeError, Holes};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
@@ -82,13 +82,56 @@ pub fn encode_message(
     flags: DistFlags,
     out: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    encode_message_cached(control, flags, None, out)
+}
+
+/// Appends `control` as one packet (length included), its atoms through the connection's
+/// atom cache when there is one (`DFLAG_DIST_HDR_ATOM_CACHE` negotiated).
+pub fn encode_message_cached(
+    control: &Control,
+    flags: DistFlags,
+    cache: Option<&mut super::dist_header::AtomCacheOut>,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    encode_message_with_holes(control, flags, cache, out, None)
+}
+
+/// [`encode_message_cached`], leaving binaries of at least
+/// [`ZERO_COPY_MIN`](super::term::ZERO_COPY_MIN) bytes out of `out` and listing them in
+/// `holes` (the length prefix counts them): the caller sends them from their own buffers.
+pub fn encode_message_with_holes(
+    control: &Control,
+    flags: DistFlags,
+    cache: Option<&mut super::dist_header::AtomCacheOut>,
+    out: &mut BytesMut,
+    mut holes: Option<&mut Holes>,
+) -> Result<(), EncodeError> {
     let start = out.len();
+    let held = holes.as_ref().map_or(0, |h| h.len());
     out.put_u32(0);
-    if let Err(e) = control.encode(flags, out) {
+    let encoded = match cache {
+        Some(cache) if flags.contains(DistFlags::DIST_HDR_ATOM_CACHE) => {
+            cache.encode_with_holes(control, flags, out, holes.as_deref_mut())
+        }
+        _ if super::dist_header::uses_header(flags) => {
+            super::dist_header::encode_with_header_and_holes(
+                control,
+                flags,
+                out,
+                holes.as_deref_mut(),
+            )
+        }
+        _ => {
+            out.put_u8(PASS_THROUGH);
+            control.encode_terms_with_holes(flags, out, &[], true, holes.as_deref_mut())
+        }
+    };
+    if let Err(e) = encoded {
         out.truncate(start);
         return Err(e);
     }
-    let len = (out.len() - start - 4) as u32;
+    let left_out: usize = holes.map_or(0, |h| h[held..].iter().map(|(_, b)| b.len()).sum());
+    let len = (out.len() - start - 4 + left_out) as u32;
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
 }
@@ -111,6 +154,8 @@ pub enum MessageError {
     TrailingBytes,
     /// The terms are fine but do not form a valid control message.
     Control(ControlError),
+    /// The distribution header or the fragment sequence is malformed.
+    Header(super::dist_header::HeaderError),
 }
 
 impl fmt::Display for MessageError {
@@ -125,6 +170,7 @@ impl fmt::Display for MessageError {
             MessageError::Term(e) => write!(f, "corrupt term: {e}"),
             MessageError::TrailingBytes => f.write_str("bytes after the payload term"),
             MessageError::Control(e) => write!(f, "invalid control message: {e}"),
+            MessageError::Header(e) => write!(f, "{e}"),
         }
     }
 }

@@ -18,11 +18,13 @@
 //! | [`digest`] | cookie digest |
 //! | [`epmd`] | EPMD requests and responses |
 //! | [`handshake`] | handshake messages and both state machines |
-//! | [`frame`] | post-handshake framing, ticks and pass-through headers |
+//! | [`frame`] | post-handshake framing, ticks and pass-through messages |
+//! | [`dist_header`] | distribution headers: atom cache and fragments |
 //! | [`control`] | control messages |
 
 pub mod control;
 pub mod digest;
+pub mod dist_header;
 pub mod epmd;
 pub mod flags;
 pub mod frame;

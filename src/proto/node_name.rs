@@ -6,10 +6,45 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// A full node name, `alive@host`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Equal, hashed and ordered as its atom (the position of the `@` follows from it), so a map
+/// keyed by node names can be searched with the atom of a pid.
+#[derive(Clone)]
 pub struct NodeName {
     atom: Atom,
     at: usize,
+}
+
+impl PartialEq for NodeName {
+    fn eq(&self, other: &NodeName) -> bool {
+        self.atom == other.atom
+    }
+}
+
+impl Eq for NodeName {}
+
+impl std::hash::Hash for NodeName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.atom.hash(state)
+    }
+}
+
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &NodeName) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NodeName {
+    fn cmp(&self, other: &NodeName) -> std::cmp::Ordering {
+        self.atom.cmp(&other.atom)
+    }
+}
+
+impl std::borrow::Borrow<Atom> for NodeName {
+    fn borrow(&self) -> &Atom {
+        &self.atom
+    }
 }
 
 /// Why a text is not a usable node name.
@@ -78,9 +113,12 @@ impl NodeName {
     /// parts, at most 255 characters. Short names are accepted (OTP's `erl_call` calls itself
     /// `c17@myhost`).
     pub fn parse(text: &str) -> Result<NodeName, NodeNameError> {
-        let chars = text.chars().count();
-        if chars > Atom::MAX_CHARS {
-            return Err(NodeNameError::TooLong { chars });
+        // Counting characters is only needed when the bytes could be too many.
+        if text.len() > Atom::MAX_CHARS {
+            let chars = text.chars().count();
+            if chars > Atom::MAX_CHARS {
+                return Err(NodeNameError::TooLong { chars });
+            }
         }
         let at = text.find('@').ok_or(NodeNameError::NoAt)?;
         if text[at + 1..].contains('@') {

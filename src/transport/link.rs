@@ -4,12 +4,14 @@
 //! * Reading: 4-byte frames, each checked against the frame cap before any allocation;
 //!   every message is decoded and handed to the [`LinkHandler`] in order. A message that
 //!   does not decode is reported and skipped: the link stays up.
-//! * Writing: senders encode their message themselves and queue the bytes. The queue is
-//!   bounded in bytes; [`LinkHandle::send`] waits for room, [`LinkHandle::try_send`] fails
-//!   with [`SendError::QueueFull`]. The writer writes whatever is queued in one go. If a
-//!   write makes no progress for a whole net_ticktime, the peer has stopped reading: the
-//!   link goes down ([`LinkDown::SendStalled`]) and every waiting sender gets
-//!   [`SendError::LinkClosed`]. Other links are not affected.
+//! * Writing: senders encode their message straight into the link's output buffer (no
+//!   allocation, no channel hop; the order of the buffer is the order of the wire). The
+//!   buffer is bounded in bytes: [`LinkHandle::send`] waits while it is full,
+//!   [`LinkHandle::try_send`] fails with [`SendError::QueueFull`]. The writer swaps the
+//!   buffer out and writes all of it in one go. If a write makes no progress for a whole
+//!   net_ticktime, the peer has stopped reading: the link goes down
+//!   ([`LinkDown::SendStalled`]) and every waiting sender gets [`SendError::LinkClosed`].
+//!   Other links are not affected.
 //! * Ticks: every `net_ticktime / intensity` we write a tick if we wrote nothing since the
 //!   last interval, and we count intervals in which nothing arrived; after `intensity` such
 //!   intervals in a row the peer is declared down ([`LinkDown::TickTimeout`]), the BEAM's
@@ -17,19 +19,21 @@
 
 use super::LinkDown;
 use crate::proto::control::Control;
+use crate::proto::dist_header::{AtomCacheOut, DistDecoder};
 use crate::proto::flags::DistFlags;
 use crate::proto::frame::{self, Frame, MessageError};
 use crate::proto::node_name::NodeName;
 use crate::proto::term::EncodeError;
+use crate::proto::term::Holes;
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info_span, trace};
@@ -122,12 +126,57 @@ pub struct LinkStats {
     pub bytes_out: AtomicU64,
 }
 
+/// Appends one message to the outbox: the buffer, the connection's flags, its atom cache.
+type Appender<'a> = dyn FnMut(&mut BytesMut, DistFlags, Option<&mut AtomCacheOut>, &mut Holes) -> Result<(), SendError>
+    + 'a;
+
+/// The bytes waiting to be written, in wire order.
+struct Outbox {
+    /// Written in order: `chunks`, then `buf`. Chunks are finished pieces of `buf` and large
+    /// binaries sent from their own buffers, never copied.
+    chunks: Vec<Bytes>,
+    /// Bytes in `chunks`.
+    chunked: usize,
+    buf: BytesMut,
+    /// Scratch: the large binaries the message being encoded leaves out.
+    holes: Holes,
+    messages: u64,
+    closed: bool,
+    /// Our half of the atom cache, when the connection negotiated it.
+    atoms: Option<AtomCacheOut>,
+}
+
+impl Outbox {
+    fn queued(&self) -> usize {
+        self.chunked + self.buf.len()
+    }
+
+    /// Moves the bytes before each hole of the last message into `chunks`, each hole's
+    /// binary after them.
+    fn splice_holes(&mut self) {
+        let mut consumed = 0;
+        for (pos, binary) in self.holes.drain(..) {
+            let head = self.buf.split_to(pos - consumed).freeze();
+            consumed = pos;
+            self.chunked += head.len() + binary.len();
+            if !head.is_empty() {
+                self.chunks.push(head);
+            }
+            self.chunks.push(binary);
+        }
+    }
+}
+
 struct Shared {
     info: LinkInfo,
     connected_at: SystemTime,
-    queue: mpsc::UnboundedSender<Bytes>,
-    budget: Semaphore,
-    budget_total: usize,
+    outbox: Mutex<Outbox>,
+    /// Bytes the outbox may hold before senders wait.
+    capacity: usize,
+    /// The writer waits here for bytes.
+    data_ready: Notify,
+    /// Senders wait here for room.
+    space_ready: Notify,
     cancel: CancellationToken,
     read_something: AtomicBool,
     down: OnceLock<LinkDown>,
@@ -192,60 +241,100 @@ impl LinkHandle {
         self.shared.cancel.cancelled().await
     }
 
-    /// Encodes `message` as one packet.
+    /// Encodes `message` as one packet, for [`LinkHandle::send_packet`].
     pub fn encode(&self, message: &Control) -> Result<Bytes, SendError> {
         let mut out = BytesMut::with_capacity(128);
         frame::encode_message(message, self.flags(), &mut out).map_err(SendError::Encode)?;
         Ok(out.freeze())
     }
 
-    /// Queues `message`, waiting while the send queue is full.
+    /// Queues `message`, waiting while the output buffer is full.
     pub async fn send(&self, message: &Control) -> Result<(), SendError> {
-        let packet = self.encode(message)?;
-        self.send_packet(packet).await
+        self.queue_with(|out, flags, atoms, holes| {
+            frame::encode_message_with_holes(message, flags, atoms, out, Some(holes))
+                .map_err(SendError::Encode)
+        })
+        .await
     }
 
-    /// Queues `message`, or fails at once if the send queue is full.
+    /// Queues `message`, or fails at once if the output buffer is full.
     pub fn try_send(&self, message: &Control) -> Result<(), SendError> {
-        let packet = self.encode(message)?;
-        let n = self.permits_for(&packet);
-        match self.shared.budget.try_acquire_many(n) {
-            Ok(permit) => permit.forget(),
-            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(SendError::QueueFull),
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(SendError::LinkClosed),
+        match self.try_queue(&mut |out, flags, atoms, holes| {
+            frame::encode_message_with_holes(message, flags, atoms, out, Some(holes))
+                .map_err(SendError::Encode)
+        }) {
+            Some(result) => result,
+            None => Err(SendError::QueueFull),
         }
-        self.push(packet)
     }
 
     /// Queues an already encoded packet (length prefix included), waiting for room.
     pub async fn send_packet(&self, packet: Bytes) -> Result<(), SendError> {
-        let n = self.permits_for(&packet);
-        tokio::select! {
-            permit = self.shared.budget.acquire_many(n) => match permit {
-                Ok(permit) => permit.forget(),
-                Err(_) => return Err(SendError::LinkClosed),
-            },
-            _ = self.shared.cancel.cancelled() => return Err(SendError::LinkClosed),
-        }
-        self.push(packet)
+        self.queue_with(|out, _, _, _| {
+            out.extend_from_slice(&packet);
+            Ok(())
+        })
+        .await
     }
 
-    fn permits_for(&self, packet: &Bytes) -> u32 {
-        // A packet larger than the whole queue takes the whole queue, so it can still go.
-        packet
-            .len()
-            .min(self.shared.budget_total)
-            .min(u32::MAX as usize) as u32
+    /// Appends with `write` when there is room; waits for room otherwise.
+    async fn queue_with(
+        &self,
+        mut write: impl FnMut(
+            &mut BytesMut,
+            DistFlags,
+            Option<&mut AtomCacheOut>,
+            &mut Holes,
+        ) -> Result<(), SendError>,
+    ) -> Result<(), SendError> {
+        if let Some(result) = self.try_queue(&mut write) {
+            return result;
+        }
+        loop {
+            // Full: register for a wake-up, then look again, so a drain in between is not
+            // missed.
+            let space = self.shared.space_ready.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            if let Some(result) = self.try_queue(&mut write) {
+                return result;
+            }
+            tokio::select! {
+                _ = space => {}
+                _ = self.shared.cancel.cancelled() => return Err(SendError::LinkClosed),
+            }
+        }
     }
 
-    fn push(&self, packet: Bytes) -> Result<(), SendError> {
-        if self.shared.cancel.is_cancelled() {
-            return Err(SendError::LinkClosed);
+    /// Appends with `write` if the outbox has room: `None` when it is full. A message is
+    /// always accepted into an empty outbox, so one larger than the capacity still goes.
+    fn try_queue(&self, write: &mut Appender<'_>) -> Option<Result<(), SendError>> {
+        let mut outbox = self.shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        if outbox.closed {
+            return Some(Err(SendError::LinkClosed));
         }
-        self.shared
-            .queue
-            .send(packet)
-            .map_err(|_| SendError::LinkClosed)
+        let queued = outbox.queued();
+        if queued > 0 && queued >= self.shared.capacity {
+            return None;
+        }
+        let state = &mut *outbox;
+        state.holes.clear();
+        let result = write(
+            &mut state.buf,
+            self.shared.info.flags,
+            state.atoms.as_mut(),
+            &mut state.holes,
+        );
+        if result.is_ok() {
+            state.messages += 1;
+            state.splice_holes();
+        }
+        drop(outbox);
+        let was_empty = queued == 0;
+        if was_empty {
+            self.shared.data_ready.notify_one();
+        }
+        Some(result)
     }
 }
 
@@ -268,15 +357,26 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
     H: LinkHandler,
 {
-    let (queue, rx) = mpsc::unbounded_channel();
-    let budget_total = config.send_queue_bytes.clamp(1, Semaphore::MAX_PERMITS);
     let span = info_span!("link", peer = %info.peer, addr = %info.addr, id = info.id);
+    let atom_cache = info
+        .flags
+        .contains(DistFlags::DIST_HDR_ATOM_CACHE)
+        .then(AtomCacheOut::new);
     let shared = Arc::new(Shared {
         info,
         connected_at: SystemTime::now(),
-        queue,
-        budget: Semaphore::new(budget_total),
-        budget_total,
+        outbox: Mutex::new(Outbox {
+            chunks: Vec::new(),
+            chunked: 0,
+            buf: BytesMut::new(),
+            holes: Holes::new(),
+            messages: 0,
+            closed: false,
+            atoms: atom_cache,
+        }),
+        capacity: config.send_queue_bytes.max(1),
+        data_ready: Notify::new(),
+        space_ready: Notify::new(),
         cancel: shutdown.child_token(),
         read_something: AtomicBool::new(true),
         down: OnceLock::new(),
@@ -297,7 +397,7 @@ where
     let h = handle.clone();
     tracker.spawn(
         async move {
-            let reason = write_loop(writer, rx, &h, &config).await;
+            let reason = write_loop(writer, &h, &config).await;
             finish(&h, reason, &*handler);
         }
         .instrument(span),
@@ -308,8 +408,15 @@ where
 fn finish<H: LinkHandler>(link: &LinkHandle, reason: LinkDown, handler: &H) {
     let _ = link.shared.down.set(reason);
     link.shared.cancel.cancel();
-    // Wake senders waiting for room: they will see the link closed.
-    link.shared.budget.close();
+    // Senders waiting for room see the cancellation; later ones see the closed outbox.
+    {
+        let mut outbox = link.shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+        outbox.closed = true;
+        outbox.buf = BytesMut::new();
+        outbox.chunks = Vec::new();
+        outbox.chunked = 0;
+    }
+    link.shared.space_ready.notify_waiters();
     if link.shared.halves_left.fetch_sub(1, Ordering::AcqRel) == 1 {
         let reason = link.shared.down.get().cloned().unwrap_or(LinkDown::Local);
         debug!(%reason, "link down");
@@ -340,6 +447,7 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
     handler: &H,
 ) -> LinkDown {
     let stats = &link.shared.stats;
+    let mut decoder = DistDecoder::new(link.flags(), config.max_frame as usize);
     loop {
         loop {
             let frame = match frame::take_frame(&mut buf, config.max_frame) {
@@ -352,8 +460,9 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
                 continue;
             };
             stats.messages_in.fetch_add(1, Ordering::Relaxed);
-            match frame::decode_message(&bytes) {
-                Ok(message) => handler.on_message(link, message).await,
+            match decoder.decode(&bytes) {
+                Ok(Some(message)) => handler.on_message(link, message).await,
+                Ok(None) => {}
                 Err(e) => handler.on_bad_message(link, e, &bytes),
             }
             if link.shared.cancel.is_cancelled() {
@@ -381,12 +490,8 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
     }
 }
 
-/// Most bytes gathered into one write.
-const MAX_BATCH: usize = 1024 * 1024;
-
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
     link: &LinkHandle,
     config: &LinkConfig,
 ) -> LinkDown {
@@ -397,42 +502,54 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut wrote = false;
     let mut silent_intervals = 0u32;
-    let mut batch = BytesMut::new();
+    // Double buffering: senders fill one buffer while the other is written.
+    let mut spare = BytesMut::new();
+    let mut spare_chunks: Vec<Bytes> = Vec::new();
     let reason = loop {
+        if shared.cancel.is_cancelled() {
+            break LinkDown::Local;
+        }
+        let data = shared.data_ready.notified();
+        tokio::pin!(data);
+        data.as_mut().enable();
+        let (pending, messages) = {
+            let mut outbox = shared.outbox.lock().unwrap_or_else(|e| e.into_inner());
+            let pending = outbox.queued();
+            std::mem::swap(&mut outbox.buf, &mut spare);
+            std::mem::swap(&mut outbox.chunks, &mut spare_chunks);
+            outbox.chunked = 0;
+            (pending, std::mem::take(&mut outbox.messages))
+        };
+        if pending > 0 {
+            let written = if spare_chunks.is_empty() {
+                write_with_deadline(&mut writer, &spare, config.net_ticktime).await
+            } else {
+                write_parts(&mut writer, &spare_chunks, &spare, config.net_ticktime).await
+            };
+            spare_chunks.clear();
+            if let Err(reason) = written {
+                break reason;
+            }
+            shared
+                .stats
+                .messages_out
+                .fetch_add(messages, Ordering::Relaxed);
+            shared
+                .stats
+                .bytes_out
+                .fetch_add(pending as u64, Ordering::Relaxed);
+            spare.clear();
+            if spare.capacity() > 4 * shared.capacity.max(1 << 20) {
+                spare = BytesMut::new();
+            }
+            shared.space_ready.notify_waiters();
+            wrote = true;
+            continue;
+        }
         tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => break LinkDown::Local,
-            packet = rx.recv() => {
-                let Some(packet) = packet else { break LinkDown::Local };
-                let mut released = packet.len();
-                let mut count = 1u64;
-                let result = if let Ok(next) = rx.try_recv() {
-                    batch.clear();
-                    batch.extend_from_slice(&packet);
-                    batch.extend_from_slice(&next);
-                    released += next.len();
-                    count += 1;
-                    while batch.len() < MAX_BATCH {
-                        let Ok(more) = rx.try_recv() else { break };
-                        batch.extend_from_slice(&more);
-                        released += more.len();
-                        count += 1;
-                    }
-                    write_with_deadline(&mut writer, &batch, config.net_ticktime).await
-                } else {
-                    write_with_deadline(&mut writer, &packet, config.net_ticktime).await
-                };
-                if let Err(reason) = result {
-                    break reason;
-                }
-                shared.stats.messages_out.fetch_add(count, Ordering::Relaxed);
-                shared.stats.bytes_out.fetch_add(released as u64, Ordering::Relaxed);
-                shared.budget.add_permits(released.min(shared.budget_total));
-                wrote = true;
-                if batch.capacity() > 4 * MAX_BATCH {
-                    batch = BytesMut::new();
-                }
-            }
+            _ = data => {}
             _ = ticker.tick() => {
                 if shared.read_something.swap(false, Ordering::Relaxed) {
                     silent_intervals = 0;
@@ -456,6 +573,49 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     };
     let _ = writer.shutdown().await;
     reason
+}
+
+/// Writes `chunks` then `tail` with vectored writes; each write must make progress within
+/// `deadline`.
+async fn write_parts<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    chunks: &[Bytes],
+    tail: &[u8],
+    deadline: Duration,
+) -> Result<(), LinkDown> {
+    let parts: Vec<&[u8]> = chunks
+        .iter()
+        .map(|c| &c[..])
+        .chain(std::iter::once(tail))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (mut index, mut offset) = (0, 0);
+    while index < parts.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = parts[index..]
+            .iter()
+            .take(64)
+            .enumerate()
+            .map(|(i, p)| std::io::IoSlice::new(if i == 0 { &p[offset..] } else { p }))
+            .collect();
+        let mut n = match tokio::time::timeout(deadline, writer.write_vectored(&slices)).await {
+            Ok(Ok(0)) => return Err(io_down(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(io_down(e)),
+            Err(_) => return Err(LinkDown::SendStalled),
+        };
+        while n > 0 {
+            let left = parts[index].len() - offset;
+            if n >= left {
+                n -= left;
+                index += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn write_with_deadline<W: AsyncWrite + Unpin>(
@@ -635,14 +795,15 @@ mod tests {
         let packet = Bytes::from(vec![0u8; 8 * 1024]);
         let mut queued = 0;
         loop {
-            let n = link.permits_for(&packet);
-            match link.shared.budget.try_acquire_many(n) {
-                Ok(p) => {
-                    p.forget();
-                    link.push(packet.clone()).unwrap();
-                    queued += 1;
-                }
-                Err(_) => break,
+            let mut write =
+                |out: &mut BytesMut, _: DistFlags, _: Option<&mut AtomCacheOut>, _: &mut Holes| {
+                    out.extend_from_slice(&packet);
+                    Ok(())
+                };
+            match link.try_queue(&mut write) {
+                Some(Ok(())) => queued += 1,
+                Some(Err(e)) => panic!("{e}"),
+                None => break,
             }
             tokio::task::yield_now().await;
         }

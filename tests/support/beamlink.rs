@@ -15,14 +15,27 @@ pub fn beamlink_bin() -> &'static str {
 /// RELEASE_COOKIE from the caller, HOME pointed at an empty directory.
 pub fn beamlink_command(args: &[&str]) -> Command {
     let mut c = Command::new(beamlink_bin());
-    c.args(args)
-        .env_remove("BEAMLINK_COOKIE")
+    c.args(args);
+    clean_env(&mut c);
+    c
+}
+
+/// [`beamlink_command`] inside network namespace `netns` (`ip netns exec`, which execs: the
+/// child's pid is beamlink's own).
+pub fn beamlink_command_in_netns(netns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", netns, beamlink_bin()]).args(args);
+    clean_env(&mut c);
+    c
+}
+
+fn clean_env(c: &mut Command) {
+    c.env_remove("BEAMLINK_COOKIE")
         .env_remove("RELEASE_COOKIE")
         .env_remove("BEAMLINK_NAME")
         .env_remove("DNS_CLUSTER_QUERY")
         .env("HOME", empty_home())
         .env("RUST_LOG", "info");
-    c
 }
 
 fn empty_home() -> String {

@@ -13,6 +13,9 @@
 //! * [`Release`]: the `labyrinth` fixture release (`fixtures/labyrinth`) started as a daemon,
 //!   with [`Release::rpc`] (`bin/labyrinth rpc`) and [`Release::remote`] (a real
 //!   `bin/labyrinth remote` shell on a pty).
+//! * [`Swarm`]: a simulated Docker Swarm service (network namespaces on a private bridge,
+//!   an epmd and a release node per container, dnsmasq answering `tasks.<stack>_<service>`)
+//!   for DNS-discovery tests; needs root.
 //! * [`free_port`], [`unique_name`], [`wait_for`].
 //!
 //! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
@@ -30,6 +33,7 @@ mod beamlink;
 mod epmd;
 mod process;
 mod release;
+mod swarm;
 mod terms;
 
 use std::ffi::OsStr;
@@ -41,9 +45,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub use beam_node::{BeamNode, BeamNodeBuilder, EvalError};
-pub use beamlink::{Beamlink, beamlink_bin, beamlink_command, beamlink_oneshot};
+pub use beamlink::{
+    Beamlink, beamlink_bin, beamlink_command, beamlink_command_in_netns, beamlink_oneshot,
+};
 pub use epmd::Epmd;
 pub use release::{Release, ReleaseConfig, ReleaseError};
+pub use swarm::{
+    BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,
+    SwarmNode, cpu_time, millis_between,
+};
 pub use terms::*;
 
 /// Cookie used when a test does not choose one. Test-only: never a real secret.

@@ -17,7 +17,7 @@
 
 use super::error::EncodeError;
 use super::tag::*;
-use super::{Atom, BigInt, Fun, MAX_DEPTH, Pid, Term, VERSION, keys};
+use super::{Atom, BigInt, Fun, MAX_DEPTH, Pid, Reference, Term, VERSION, keys};
 use bytes::{BufMut, BytesMut};
 
 /// Appends the version byte and `term` to `out`.
@@ -29,120 +29,189 @@ pub fn encode(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
 
 /// Appends `term` without a version byte (after a distribution header).
 pub fn encode_body(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
+    encode_body_with_refs(term, out, &[])
+}
+
+/// Appends `term` without a version byte; an atom found in `refs` (the atoms of the
+/// message's distribution header) is written as `ATOM_CACHE_REF` to its index.
+pub fn encode_body_with_refs(
+    term: &Term,
+    out: &mut BytesMut,
+    refs: &[Atom],
+) -> Result<(), EncodeError> {
     let start = out.len();
-    value(term, out, 0).inspect_err(|_| out.truncate(start))
+    let mut e = Enc {
+        out,
+        refs,
+        holes: None,
+    };
+    value(term, &mut e, 0).inspect_err(|_| e.out.truncate(start))
+}
+
+/// Binaries at least this long may be left out of the encoded bytes and sent from their own
+/// buffer (see [`Holes`]).
+pub const ZERO_COPY_MIN: usize = 4096;
+
+/// Large binaries left out of an encoding: each is `(offset, bytes)`, the bytes belonging at
+/// that offset of the output. The caller sends them from their own buffers (vectored
+/// writes), so a large binary is never copied by the encoder.
+pub type Holes = Vec<(usize, bytes::Bytes)>;
+
+/// Where the bytes go, which atoms are written as references, and where large binaries are
+/// left out.
+pub(crate) struct Enc<'a> {
+    pub(crate) out: &'a mut BytesMut,
+    pub(crate) refs: &'a [Atom],
+    pub(crate) holes: Option<&'a mut Holes>,
+}
+
+/// Encoders for the parts of a term, for writing control tuples without building them.
+pub(crate) mod parts {
+    use super::*;
+
+    /// A tuple header of `arity` elements.
+    pub(crate) fn tuple_header(e: &mut Enc<'_>, arity: usize) -> Result<(), EncodeError> {
+        match u8::try_from(arity) {
+            Ok(arity) => {
+                e.out.put_u8(SMALL_TUPLE_EXT);
+                e.out.put_u8(arity);
+            }
+            Err(_) => {
+                e.out.put_u8(LARGE_TUPLE_EXT);
+                e.out.put_u32(wire_len(LARGE_TUPLE_EXT, arity)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// An integer in its smallest form.
+    pub(crate) fn int(e: &mut Enc<'_>, i: i64) {
+        super::int(i, e)
+    }
+
+    /// An atom (a reference when it is in the header).
+    pub(crate) fn atom(e: &mut Enc<'_>, a: &Atom) -> Result<(), EncodeError> {
+        super::atom(a, e)
+    }
+
+    /// A pid.
+    pub(crate) fn pid(e: &mut Enc<'_>, p: &Pid) -> Result<(), EncodeError> {
+        super::pid(p, e)
+    }
+
+    /// A reference.
+    pub(crate) fn reference(e: &mut Enc<'_>, r: &Reference) -> Result<(), EncodeError> {
+        super::reference(r, e)
+    }
+
+    /// Any term.
+    pub(crate) fn term(e: &mut Enc<'_>, t: &Term) -> Result<(), EncodeError> {
+        super::value(t, e, 0)
+    }
 }
 
 /// One term. Kept small, with containers and leaves in their own functions, because it is
 /// part of the recursion: its frame is paid once per nesting level.
-fn value(term: &Term, out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+fn value(term: &Term, e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> {
     match term {
-        Term::Tuple(items) => tuple(items, out, depth),
-        Term::List(items) => list(items, out, depth),
-        Term::ImproperList(items, tail) => improper_list(items, tail, out, depth),
-        Term::Map(pairs) => map(pairs, out, depth),
-        Term::Fun(f) => fun(f, out, depth),
-        _ => leaf(term, out),
+        Term::Tuple(items) => tuple(items, e, depth),
+        Term::List(items) => list(items, e, depth),
+        Term::ImproperList(items, tail) => improper_list(items, tail, e, depth),
+        Term::Map(pairs) => map(pairs, e, depth),
+        Term::Fun(f) => fun(f, e, depth),
+        _ => leaf(term, e),
     }
 }
 
 #[inline(never)]
-fn leaf(term: &Term, out: &mut BytesMut) -> Result<(), EncodeError> {
+fn leaf(term: &Term, e: &mut Enc<'_>) -> Result<(), EncodeError> {
     match term {
         Term::Int(i) => {
-            int(*i, out);
+            int(*i, e);
             Ok(())
         }
-        Term::Big(b) => big(b, out),
+        Term::Big(b) => big(b, e),
         Term::Float(x) => {
             if !x.is_finite() {
                 return Err(EncodeError::FloatNotFinite);
             }
-            out.put_u8(NEW_FLOAT_EXT);
-            out.put_f64(*x);
+            e.out.put_u8(NEW_FLOAT_EXT);
+            e.out.put_f64(*x);
             Ok(())
         }
-        Term::Atom(a) => atom(a, out),
+        Term::Atom(a) => atom(a, e),
         Term::Binary(b) => {
-            out.put_u8(BINARY_EXT);
-            out.put_u32(wire_len(BINARY_EXT, b.len())?);
-            out.put_slice(b);
-            Ok(())
-        }
-        Term::Bits { data, last_bits } => bits(data, *last_bits, out),
-        Term::Pid(p) => pid(p, out),
-        Term::Port(p) => {
-            out.put_u8(V4_PORT_EXT);
-            atom(&p.node, out)?;
-            out.put_u64(p.id);
-            out.put_u32(p.creation);
-            Ok(())
-        }
-        Term::Ref(r) => {
-            let ids = r.ids();
-            out.put_u8(NEWER_REFERENCE_EXT);
-            // A Reference holds at most five words.
-            out.put_u16(ids.len() as u16);
-            atom(&r.node, out)?;
-            out.put_u32(r.creation);
-            for id in ids {
-                out.put_u32(*id);
+            e.out.put_u8(BINARY_EXT);
+            e.out.put_u32(wire_len(BINARY_EXT, b.len())?);
+            match &mut e.holes {
+                Some(holes) if b.len() >= ZERO_COPY_MIN => holes.push((e.out.len(), b.clone())),
+                _ => e.out.put_slice(b),
             }
             Ok(())
         }
-        Term::Export(e) => {
-            out.put_u8(EXPORT_EXT);
-            atom(&e.module, out)?;
-            atom(&e.function, out)?;
-            out.put_u8(SMALL_INTEGER_EXT);
-            out.put_u8(e.arity);
+        Term::Bits { data, last_bits } => bits(data, *last_bits, e),
+        Term::Pid(p) => pid(p, e),
+        Term::Port(p) => {
+            e.out.put_u8(V4_PORT_EXT);
+            atom(&p.node, e)?;
+            e.out.put_u64(p.id);
+            e.out.put_u32(p.creation);
+            Ok(())
+        }
+        Term::Ref(r) => reference(r, e),
+        Term::Export(x) => {
+            e.out.put_u8(EXPORT_EXT);
+            atom(&x.module, e)?;
+            atom(&x.function, e)?;
+            e.out.put_u8(SMALL_INTEGER_EXT);
+            e.out.put_u8(x.arity);
             Ok(())
         }
         Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) | Term::Fun(_) => {
-            value(term, out, 0)
+            value(term, e, 0)
         }
     }
 }
 
-fn tuple(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+fn tuple(items: &[Term], e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> {
     let inner = nested(depth)?;
     match u8::try_from(items.len()) {
         Ok(arity) => {
-            out.put_u8(SMALL_TUPLE_EXT);
-            out.put_u8(arity);
+            e.out.put_u8(SMALL_TUPLE_EXT);
+            e.out.put_u8(arity);
         }
         Err(_) => {
-            out.put_u8(LARGE_TUPLE_EXT);
-            out.put_u32(wire_len(LARGE_TUPLE_EXT, items.len())?);
+            e.out.put_u8(LARGE_TUPLE_EXT);
+            e.out.put_u32(wire_len(LARGE_TUPLE_EXT, items.len())?);
         }
     }
-    all(items, out, inner)
+    all(items, e, inner)
 }
 
-fn list(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+fn list(items: &[Term], e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> {
     if items.is_empty() {
-        out.put_u8(NIL_EXT);
+        e.out.put_u8(NIL_EXT);
         return Ok(());
     }
     // A STRING_EXT is a leaf for the depth limit, as in the decoder.
     if items.len() <= usize::from(u16::MAX) && items.iter().all(|t| byte_value(t).is_some()) {
-        out.put_u8(STRING_EXT);
-        out.put_u16(items.len() as u16);
-        out.extend(items.iter().filter_map(byte_value));
+        e.out.put_u8(STRING_EXT);
+        e.out.put_u16(items.len() as u16);
+        e.out.extend(items.iter().filter_map(byte_value));
         return Ok(());
     }
     let inner = nested(depth)?;
-    out.put_u8(LIST_EXT);
-    out.put_u32(wire_len(LIST_EXT, items.len())?);
-    all(items, out, inner)?;
-    out.put_u8(NIL_EXT);
+    e.out.put_u8(LIST_EXT);
+    e.out.put_u32(wire_len(LIST_EXT, items.len())?);
+    all(items, e, inner)?;
+    e.out.put_u8(NIL_EXT);
     Ok(())
 }
 
 fn improper_list(
     items: &[Term],
     tail: &Term,
-    out: &mut BytesMut,
+    e: &mut Enc<'_>,
     depth: usize,
 ) -> Result<(), EncodeError> {
     let inner = nested(depth)?;
@@ -152,19 +221,19 @@ fn improper_list(
     if matches!(tail, Term::List(_) | Term::ImproperList(..)) {
         return Err(EncodeError::ListTail);
     }
-    out.put_u8(LIST_EXT);
-    out.put_u32(wire_len(LIST_EXT, items.len())?);
-    all(items, out, inner)?;
-    value(tail, out, inner)
+    e.out.put_u8(LIST_EXT);
+    e.out.put_u32(wire_len(LIST_EXT, items.len())?);
+    all(items, e, inner)?;
+    value(tail, e, inner)
 }
 
-fn map(pairs: &[(Term, Term)], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+fn map(pairs: &[(Term, Term)], e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> {
     let inner = nested(depth)?;
-    out.put_u8(MAP_EXT);
-    out.put_u32(wire_len(MAP_EXT, pairs.len())?);
+    e.out.put_u8(MAP_EXT);
+    e.out.put_u32(wire_len(MAP_EXT, pairs.len())?);
     for (k, v) in pairs {
-        value(k, out, inner)?;
-        value(v, out, inner)?;
+        value(k, e, inner)?;
+        value(v, e, inner)?;
     }
     // Checked after the keys were written, so their depth was checked first.
     if keys::has_duplicate_keys(pairs) {
@@ -180,9 +249,9 @@ fn nested(depth: usize) -> Result<usize, EncodeError> {
     Ok(depth + 1)
 }
 
-fn all(items: &[Term], out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+fn all(items: &[Term], e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> {
     for t in items {
-        value(t, out, depth)?;
+        value(t, e, depth)?;
     }
     Ok(())
 }
@@ -200,20 +269,20 @@ fn byte_value(term: &Term) -> Option<u8> {
     }
 }
 
-fn int(i: i64, out: &mut BytesMut) {
+fn int(i: i64, e: &mut Enc<'_>) {
     if let Ok(small) = u8::try_from(i) {
-        out.put_u8(SMALL_INTEGER_EXT);
-        out.put_u8(small);
+        e.out.put_u8(SMALL_INTEGER_EXT);
+        e.out.put_u8(small);
     } else if let Ok(word) = i32::try_from(i) {
-        out.put_u8(INTEGER_EXT);
-        out.put_i32(word);
+        e.out.put_u8(INTEGER_EXT);
+        e.out.put_i32(word);
     } else {
         let magnitude = i.unsigned_abs().to_le_bytes();
         let used = magnitude.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-        out.put_u8(SMALL_BIG_EXT);
-        out.put_u8(used as u8);
-        out.put_u8(u8::from(i < 0));
-        out.put_slice(&magnitude[..used]);
+        e.out.put_u8(SMALL_BIG_EXT);
+        e.out.put_u8(used as u8);
+        e.out.put_u8(u8::from(i < 0));
+        e.out.put_slice(&magnitude[..used]);
     }
 }
 
@@ -238,9 +307,9 @@ fn big_as_i64(b: &BigInt) -> Option<i64> {
     }
 }
 
-fn big(b: &BigInt, out: &mut BytesMut) -> Result<(), EncodeError> {
+fn big(b: &BigInt, e: &mut Enc<'_>) -> Result<(), EncodeError> {
     if let Some(i) = big_as_i64(b) {
-        int(i, out);
+        int(i, e);
         return Ok(());
     }
     let used = b
@@ -250,20 +319,25 @@ fn big(b: &BigInt, out: &mut BytesMut) -> Result<(), EncodeError> {
         .map_or(0, |p| p + 1);
     match u8::try_from(used) {
         Ok(n) => {
-            out.put_u8(SMALL_BIG_EXT);
-            out.put_u8(n);
+            e.out.put_u8(SMALL_BIG_EXT);
+            e.out.put_u8(n);
         }
         Err(_) => {
-            out.put_u8(LARGE_BIG_EXT);
-            out.put_u32(wire_len(LARGE_BIG_EXT, used)?);
+            e.out.put_u8(LARGE_BIG_EXT);
+            e.out.put_u32(wire_len(LARGE_BIG_EXT, used)?);
         }
     }
-    out.put_u8(u8::from(b.negative));
-    out.put_slice(&b.magnitude[..used]);
+    e.out.put_u8(u8::from(b.negative));
+    e.out.put_slice(&b.magnitude[..used]);
     Ok(())
 }
 
-fn atom(a: &Atom, out: &mut BytesMut) -> Result<(), EncodeError> {
+fn atom(a: &Atom, e: &mut Enc<'_>) -> Result<(), EncodeError> {
+    if let Some(index) = e.refs.iter().position(|r| r == a) {
+        e.out.put_u8(ATOM_CACHE_REF);
+        e.out.put_u8(index as u8);
+        return Ok(());
+    }
     let text = a.as_str();
     if text.len() > Atom::MAX_CHARS {
         let chars = text.chars().count();
@@ -273,59 +347,72 @@ fn atom(a: &Atom, out: &mut BytesMut) -> Result<(), EncodeError> {
     }
     match u8::try_from(text.len()) {
         Ok(len) => {
-            out.put_u8(SMALL_ATOM_UTF8_EXT);
-            out.put_u8(len);
+            e.out.put_u8(SMALL_ATOM_UTF8_EXT);
+            e.out.put_u8(len);
         }
         Err(_) => {
-            out.put_u8(ATOM_UTF8_EXT);
+            e.out.put_u8(ATOM_UTF8_EXT);
             // At most 255 characters of at most 4 bytes.
-            out.put_u16(text.len() as u16);
+            e.out.put_u16(text.len() as u16);
         }
     }
-    out.put_slice(text.as_bytes());
+    e.out.put_slice(text.as_bytes());
     Ok(())
 }
 
-fn bits(data: &[u8], last_bits: u8, out: &mut BytesMut) -> Result<(), EncodeError> {
+fn bits(data: &[u8], last_bits: u8, e: &mut Enc<'_>) -> Result<(), EncodeError> {
     if !(1..=7).contains(&last_bits) {
         return Err(EncodeError::BadBitCount { last_bits });
     }
     let Some((&last, head)) = data.split_last() else {
         return Err(EncodeError::EmptyBits);
     };
-    out.put_u8(BIT_BINARY_EXT);
-    out.put_u32(wire_len(BIT_BINARY_EXT, data.len())?);
-    out.put_u8(last_bits);
-    out.put_slice(head);
-    out.put_u8(last & (0xff << (8 - last_bits)));
+    e.out.put_u8(BIT_BINARY_EXT);
+    e.out.put_u32(wire_len(BIT_BINARY_EXT, data.len())?);
+    e.out.put_u8(last_bits);
+    e.out.put_slice(head);
+    e.out.put_u8(last & (0xff << (8 - last_bits)));
     Ok(())
 }
 
-fn pid(p: &Pid, out: &mut BytesMut) -> Result<(), EncodeError> {
-    out.put_u8(NEW_PID_EXT);
-    atom(&p.node, out)?;
-    out.put_u32(p.id);
-    out.put_u32(p.serial);
-    out.put_u32(p.creation);
+fn reference(r: &Reference, e: &mut Enc<'_>) -> Result<(), EncodeError> {
+    let ids = r.ids();
+    e.out.put_u8(NEWER_REFERENCE_EXT);
+    // A Reference holds at most five words.
+    e.out.put_u16(ids.len() as u16);
+    atom(&r.node, e)?;
+    e.out.put_u32(r.creation);
+    for id in ids {
+        e.out.put_u32(*id);
+    }
     Ok(())
 }
 
-fn fun(f: &Fun, out: &mut BytesMut, depth: usize) -> Result<(), EncodeError> {
+fn pid(p: &Pid, e: &mut Enc<'_>) -> Result<(), EncodeError> {
+    e.out.put_u8(NEW_PID_EXT);
+    atom(&p.node, e)?;
+    e.out.put_u32(p.id);
+    e.out.put_u32(p.serial);
+    e.out.put_u32(p.creation);
+    Ok(())
+}
+
+fn fun(f: &Fun, e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> {
     let inner = nested(depth)?;
-    out.put_u8(NEW_FUN_EXT);
-    let size_at = out.len();
-    out.put_u32(0);
-    out.put_u8(f.arity);
-    out.put_slice(&f.uniq);
-    out.put_u32(f.index);
-    out.put_u32(wire_len(NEW_FUN_EXT, f.free_vars.len())?);
-    atom(&f.module, out)?;
-    int(f.old_index, out);
-    int(f.old_uniq, out);
-    pid(&f.pid, out)?;
-    all(&f.free_vars, out, inner)?;
+    e.out.put_u8(NEW_FUN_EXT);
+    let size_at = e.out.len();
+    e.out.put_u32(0);
+    e.out.put_u8(f.arity);
+    e.out.put_slice(&f.uniq);
+    e.out.put_u32(f.index);
+    e.out.put_u32(wire_len(NEW_FUN_EXT, f.free_vars.len())?);
+    atom(&f.module, e)?;
+    int(f.old_index, e);
+    int(f.old_uniq, e);
+    pid(&f.pid, e)?;
+    all(&f.free_vars, e, inner)?;
     // Size counts from the Size field itself to the end of the free variables.
-    let size = wire_len(NEW_FUN_EXT, out.len() - size_at)?;
-    out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+    let size = wire_len(NEW_FUN_EXT, e.out.len() - size_at)?;
+    e.out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
 }

@@ -24,7 +24,8 @@ mod keys;
 pub mod tag;
 
 pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
-pub use encode::{encode, encode_body};
+pub(crate) use encode::{Enc, parts};
+pub use encode::{Holes, ZERO_COPY_MIN, encode, encode_body, encode_body_with_refs};
 pub use error::{DecodeError, EncodeError};
 
 use bytes::Bytes;
@@ -44,6 +45,9 @@ pub struct Atom(SmolStr);
 impl Atom {
     /// Longest atom the BEAM accepts, in characters.
     pub const MAX_CHARS: usize = 255;
+
+    /// `''`, the atom SEND and REG_SEND carry in their unused field.
+    pub const EMPTY: Atom = Atom(SmolStr::new_inline(""));
 
     /// An atom with this text. Length is checked when the atom is encoded.
     pub fn new(text: &str) -> Atom {
@@ -361,6 +365,51 @@ impl Term {
                 magnitude: trim_magnitude(value.to_le_bytes().to_vec()),
             }),
         }
+    }
+
+    /// Calls `f` with the atoms of this term (node names of pids, references and ports
+    /// included), visiting at most `budget` subterms; returns what is left of the budget.
+    pub fn visit_atoms<'a>(&'a self, f: &mut dyn FnMut(&'a Atom), budget: usize) -> usize {
+        if budget == 0 {
+            return 0;
+        }
+        let mut left = budget - 1;
+        match self {
+            Term::Atom(a) => f(a),
+            Term::Pid(p) => f(&p.node),
+            Term::Port(p) => f(&p.node),
+            Term::Ref(r) => f(&r.node),
+            Term::Export(e) => {
+                f(&e.module);
+                f(&e.function);
+            }
+            Term::Fun(fun) => {
+                f(&fun.module);
+                f(&fun.pid.node);
+                for t in &fun.free_vars {
+                    left = t.visit_atoms(f, left);
+                }
+            }
+            Term::Tuple(items) | Term::List(items) => {
+                for t in items {
+                    left = t.visit_atoms(f, left);
+                }
+            }
+            Term::ImproperList(items, tail) => {
+                for t in items {
+                    left = t.visit_atoms(f, left);
+                }
+                left = tail.visit_atoms(f, left);
+            }
+            Term::Map(pairs) => {
+                for (k, v) in pairs {
+                    left = k.visit_atoms(f, left);
+                    left = v.visit_atoms(f, left);
+                }
+            }
+            _ => {}
+        }
+        left
     }
 
     /// The bytes, if this is a binary.

@@ -1,0 +1,572 @@
+//! One peer, one step at a time: the chain `net_kernel:connect_node/1` walks (host
+//! resolution, EPMD `PORT_PLEASE2`, TCP connect, the distribution handshake) followed by the
+//! `is_auth` call `Node.ping` makes and `erpc` calls that ask the peer what it is and whom
+//! it sees. Each step keeps its evidence, and the first failing step ends the chain with a
+//! typed [`Failure`].
+//!
+//! The handshake is run here rather than through [`Node::connect`] so that its outcome is
+//! seen in full (the name in the challenge, the status) and so that an `alive` status is
+//! answered `false`: a diagnosis must never replace another node's live connection. A
+//! successful handshake is handed to the node with [`Node::adopt`], so the link is the one
+//! the later steps use.
+
+use crate::discovery::resolve_host;
+use crate::epmd::{EpmdError, EpmdStep};
+use crate::node::{CallError, Dest, Node, RpcCallError, RpcError};
+use crate::proto::epmd::{AliveName, NodeType};
+use crate::proto::flags::DistFlags;
+use crate::proto::handshake::{HandshakeError, Initiator, LocalNode, Step};
+use crate::proto::node_name::NodeName;
+use crate::proto::term::Term;
+use crate::transport::{HandshakeFailure, HandshakeFailureKind};
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// What the peer's EPMD said about it (`PORT2_RESP`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EpmdEntry {
+    /// The EPMD asked.
+    pub epmd: SocketAddr,
+    /// The distribution port.
+    pub port: u16,
+    /// Registered as a hidden node (type 72, what C-nodes use) rather than a normal one (77).
+    pub hidden: bool,
+    /// Highest distribution protocol version it registered.
+    pub highest_version: u16,
+    /// Lowest distribution protocol version it registered.
+    pub lowest_version: u16,
+}
+
+/// A connection that is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connected {
+    /// The peer's distribution address.
+    pub addr: SocketAddr,
+    /// The flags it offered.
+    pub peer_flags: DistFlags,
+    /// The flags the connection uses.
+    pub flags: DistFlags,
+    /// Its creation.
+    pub creation: u32,
+    /// True if this probe found the link already up (a `--watch` round after the first).
+    pub reused: bool,
+    /// How long the TCP connect and the handshake took (when this probe ran them).
+    pub connect_time: Option<Duration>,
+}
+
+impl Connected {
+    /// True when the peer publishes itself (`DFLAG_PUBLISHED`): a visible node, which every
+    /// other visible node is expected to be connected to.
+    pub fn published(&self) -> bool {
+        self.peer_flags.contains(DistFlags::PUBLISHED)
+    }
+}
+
+/// What a peer runs, as far as it tells.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "version", rename_all = "snake_case")]
+pub enum Software {
+    /// A BEAM; `erlang:system_info(otp_release)`.
+    Otp(String),
+    /// Another beamlink node; the version its `beamlink` GenServer reports.
+    Beamlink(String),
+    /// It answers `erpc` but neither question.
+    Unknown,
+}
+
+impl std::fmt::Display for Software {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Software::Otp(r) => write!(f, "OTP {r}"),
+            Software::Beamlink(v) => write!(f, "beamlink {v}"),
+            Software::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+/// The nodes a peer is connected to, by its own account (`erlang:nodes(visible)` and
+/// `erlang:nodes(hidden)`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerNodes {
+    /// Visible connections.
+    pub visible: Vec<NodeName>,
+    /// Hidden connections (ours included).
+    pub hidden: Vec<NodeName>,
+}
+
+/// Why talking to an EPMD failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EpmdProblem {
+    /// The TCP connection was refused or had no route (nothing listens there).
+    Unreachable(String),
+    /// No answer in time (packets dropped, or an EPMD that does not answer).
+    Timeout(Duration),
+    /// It answered, but not as EPMD does.
+    Broken(String),
+}
+
+impl EpmdProblem {
+    /// The kind of an EPMD client error.
+    pub(crate) fn of(e: &EpmdError) -> EpmdProblem {
+        match e {
+            EpmdError::Unreachable { .. } => EpmdProblem::Unreachable(e.to_string()),
+            EpmdError::Timeout { after, .. } => EpmdProblem::Timeout(*after),
+            EpmdError::Io {
+                step: EpmdStep::Connect,
+                ..
+            } => EpmdProblem::Unreachable(e.to_string()),
+            _ => EpmdProblem::Broken(e.to_string()),
+        }
+    }
+}
+
+/// Why the handshake failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandshakeProblem {
+    /// The peer refused us or broke the protocol (the typed reason).
+    Refused(HandshakeError),
+    /// The peer sent nothing for `step` within the setup time.
+    Timeout {
+        /// The message we waited for.
+        step: Step,
+        /// The time we waited.
+        after: Duration,
+    },
+    /// The connection failed.
+    Io {
+        /// The step we were in.
+        step: Step,
+        /// The error.
+        reason: String,
+    },
+}
+
+/// The step at which a peer's chain stopped, with its evidence.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The host part of its name does not resolve.
+    Resolve {
+        /// The host.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// The EPMD on its host did not answer properly.
+    Epmd {
+        /// The EPMD address.
+        epmd: SocketAddr,
+        /// What went wrong.
+        problem: EpmdProblem,
+    },
+    /// Its EPMD answered, without this name.
+    NotRegistered {
+        /// The EPMD address.
+        epmd: SocketAddr,
+        /// What that EPMD lists instead (`None` if the NAMES request failed).
+        registered: Option<Vec<(String, u16)>>,
+    },
+    /// The distribution port EPMD gave does not take connections.
+    Connect {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// What the OS said.
+        reason: String,
+        /// True if the connect timed out (packets dropped) rather than being refused.
+        timed_out: bool,
+    },
+    /// The handshake failed.
+    Handshake {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// Why.
+        problem: HandshakeProblem,
+    },
+    /// Connected, but `net_kernel` did not answer `is_auth` with `yes`.
+    Ping {
+        /// What happened instead.
+        error: PingError,
+    },
+    /// The handshake succeeded, but the link was replaced by another connection to the same
+    /// peer, and connecting again failed.
+    Reconnect {
+        /// Why the new connection failed.
+        reason: String,
+    },
+    /// Connected and pinged, but an `erpc` call failed.
+    Rpc {
+        /// The call, as `m:f(args)`.
+        call: String,
+        /// How it failed.
+        error: RpcCallError,
+    },
+}
+
+/// Everything learnt about one peer.
+#[derive(Clone, Debug)]
+pub struct PeerProbe {
+    /// The name dialled.
+    pub name: NodeName,
+    /// Its host's address.
+    pub ip: Option<IpAddr>,
+    /// What its EPMD said.
+    pub epmd: Option<EpmdEntry>,
+    /// The distribution address a TCP connection was opened to (before the handshake).
+    pub tcp: Option<SocketAddr>,
+    /// The connection, once up.
+    pub connected: Option<Connected>,
+    /// Round trip of the `is_auth` call.
+    pub ping: Option<Duration>,
+    /// What it runs.
+    pub software: Option<Software>,
+    /// Whom it sees.
+    pub nodes: Option<PeerNodes>,
+    /// Where the chain stopped.
+    pub failure: Option<Failure>,
+}
+
+impl PeerProbe {
+    /// A peer nothing is known about yet.
+    pub fn unreached(name: NodeName) -> PeerProbe {
+        PeerProbe {
+            ip: name.host_ip(),
+            name,
+            epmd: None,
+            tcp: None,
+            connected: None,
+            ping: None,
+            software: None,
+            nodes: None,
+            failure: None,
+        }
+    }
+
+    fn fail(mut self, failure: Failure) -> PeerProbe {
+        self.failure = Some(failure);
+        self
+    }
+}
+
+/// Walks the chain for `peer` with `timeout` per step.
+pub async fn probe(node: &Node, peer: &NodeName, timeout: Duration) -> PeerProbe {
+    let mut probe = PeerProbe::unreached(peer.clone());
+    if let Some(link) = node.link(peer) {
+        let info = link.info();
+        probe.connected = Some(Connected {
+            addr: info.addr,
+            peer_flags: info.peer_flags,
+            flags: info.flags,
+            creation: info.peer_creation,
+            reused: true,
+            connect_time: None,
+        });
+        probe.ip = Some(info.addr.ip());
+        probe.tcp = Some(info.addr);
+    } else {
+        probe = match dial(node, probe, timeout).await {
+            Ok(p) => p,
+            Err(p) => return p,
+        };
+    }
+    match ping(node, peer, timeout).await {
+        Ok(rtt) => probe.ping = Some(rtt),
+        Err(error) => return probe.fail(Failure::Ping { error }),
+    }
+    match software(node, peer, timeout).await {
+        Ok(s) => probe.software = Some(s),
+        Err(f) => return probe.fail(f),
+    }
+    match peer_nodes(node, peer, timeout).await {
+        Ok(n) => probe.nodes = Some(n),
+        Err(f) => return probe.fail(f),
+    }
+    probe
+}
+
+/// Resolution, EPMD, TCP and handshake; `Err` carries the probe with its failure.
+async fn dial(
+    node: &Node,
+    mut probe: PeerProbe,
+    timeout: Duration,
+) -> Result<PeerProbe, PeerProbe> {
+    let peer = probe.name.clone();
+    let ip = match probe.ip {
+        Some(ip) => ip,
+        None => {
+            let resolved = tokio::time::timeout(timeout, resolve_host(peer.host())).await;
+            match resolved {
+                Ok(Ok(ip)) => ip,
+                Ok(Err(reason)) => {
+                    return Err(probe.fail(Failure::Resolve {
+                        host: peer.host().to_string(),
+                        reason,
+                    }));
+                }
+                Err(_) => {
+                    return Err(probe.fail(Failure::Resolve {
+                        host: peer.host().to_string(),
+                        reason: format!("no answer within {timeout:?}"),
+                    }));
+                }
+            }
+        }
+    };
+    probe.ip = Some(ip);
+    let epmd = SocketAddr::new(ip, node.config().epmd_port);
+    let Ok(alive) = AliveName::new(peer.alive()) else {
+        return Err(probe.fail(Failure::NotRegistered {
+            epmd,
+            registered: None,
+        }));
+    };
+    let entry = match crate::epmd::port_please(epmd, &alive, timeout).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => {
+            let registered = crate::epmd::names(epmd, timeout).await.ok().map(|r| {
+                r.nodes
+                    .iter()
+                    .map(|e| (e.name.as_str().to_string(), e.port))
+                    .collect()
+            });
+            return Err(probe.fail(Failure::NotRegistered { epmd, registered }));
+        }
+        Err(e) => {
+            let problem = EpmdProblem::of(&e);
+            return Err(probe.fail(Failure::Epmd { epmd, problem }));
+        }
+    };
+    probe.epmd = Some(EpmdEntry {
+        epmd,
+        port: entry.port,
+        hidden: entry.node_type != NodeType::Normal,
+        highest_version: entry.highest_version,
+        lowest_version: entry.lowest_version,
+    });
+    let addr = SocketAddr::new(ip, entry.port);
+    let started = Instant::now();
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(probe.fail(Failure::Connect {
+                addr,
+                reason: describe_io(&e),
+                timed_out: false,
+            }));
+        }
+        Err(_) => {
+            return Err(probe.fail(Failure::Connect {
+                addr,
+                reason: format!("no answer within {timeout:?}"),
+                timed_out: true,
+            }));
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    probe.tcp = Some(addr);
+    let local = LocalNode {
+        name: node.name().clone(),
+        flags: node.flags(),
+        creation: node.creation(),
+        cookie: node.config().cookie.clone(),
+    };
+    let challenge = crate::node::random_u32().unwrap_or(0x5eed_1234);
+    let machine = Initiator::new(local, peer.clone(), challenge);
+    // `false` to `alive`: never take a name over from a node that is connected under it.
+    let done = crate::transport::handshake::initiate(stream, addr, machine, timeout, || false)
+        .await
+        .map_err(|e| handshake_failure(e, addr));
+    let done = match done {
+        Ok(d) => d,
+        Err(f) => return Err(probe.fail(f)),
+    };
+    let connected = Connected {
+        addr,
+        peer_flags: done.established.peer_flags,
+        flags: done.established.flags,
+        creation: done.established.peer_creation,
+        reused: false,
+        connect_time: Some(started.elapsed()),
+    };
+    if node.adopt(done, addr).is_none() {
+        // Another handshake with this peer is under way; its link serves as well.
+        if let Err(e) = node.connect(&peer).await {
+            return Err(probe.fail(Failure::Reconnect {
+                reason: e.to_string(),
+            }));
+        }
+    }
+    probe.connected = Some(connected);
+    Ok(probe)
+}
+
+fn handshake_failure(e: HandshakeFailure, addr: SocketAddr) -> Failure {
+    let problem = match e.kind {
+        HandshakeFailureKind::Protocol(p) => HandshakeProblem::Refused(p),
+        HandshakeFailureKind::Timeout { step, after } => HandshakeProblem::Timeout { step, after },
+        HandshakeFailureKind::Io { step, source } => HandshakeProblem::Io {
+            step,
+            reason: describe_io(&source),
+        },
+        HandshakeFailureKind::Connect(source) => {
+            return Failure::Connect {
+                addr,
+                reason: describe_io(&source),
+                timed_out: false,
+            };
+        }
+        other => HandshakeProblem::Io {
+            step: Step::Status,
+            reason: format!("{other:?}"),
+        },
+    };
+    Failure::Handshake { addr, problem }
+}
+
+/// `connection refused` rather than `Connection refused (os error 111)`.
+pub(crate) fn describe_io(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_string(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Why the `is_auth` ping failed.
+#[derive(Clone, Debug)]
+pub enum PingError {
+    /// `net_kernel` answered something other than `yes`.
+    Answered(Term),
+    /// The call failed (timeout, the connection dropped, no such process).
+    Call(CallError),
+}
+
+impl std::fmt::Display for PingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PingError::Answered(t) => write!(f, "net_kernel answered {t} instead of yes"),
+            PingError::Call(CallError::NodeDown(_)) => {
+                f.write_str("the connection dropped during the call")
+            }
+            PingError::Call(CallError::Timeout) => f.write_str("net_kernel did not answer in time"),
+            PingError::Call(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PingError {}
+
+/// The `is_auth` call `Node.ping` / `net_adm:ping/1` makes; the round trip on success.
+pub async fn ping(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Duration, PingError> {
+    let mut me = node.spawn_process();
+    let request = Term::tuple([
+        Term::atom("is_auth"),
+        Term::Atom(node.name().as_atom().clone()),
+    ]);
+    let started = Instant::now();
+    let reply = me
+        .call(&Dest::name("net_kernel", peer), request, timeout)
+        .await;
+    let rtt = started.elapsed();
+    match reply {
+        Ok(r) if r.is_atom("yes") => Ok(rtt),
+        Ok(other) => Err(PingError::Answered(other)),
+        Err(e) => Err(PingError::Call(e)),
+    }
+}
+
+async fn software(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Software, Failure> {
+    let release = node
+        .rpc_call(
+            peer,
+            "erlang",
+            "system_info",
+            vec![Term::atom("otp_release")],
+            timeout,
+        )
+        .await;
+    match release {
+        Ok(t) => Ok(text_of(&t).map_or(Software::Unknown, Software::Otp)),
+        Err(RpcCallError::Raised(RpcError::Error { reason, .. })) if reason.is_atom("undef") => {
+            // Not a BEAM: maybe another beamlink, which says what it is through its GenServer.
+            let mut me = node.spawn_process();
+            match me
+                .call(&Dest::name("beamlink", peer), Term::atom("info"), timeout)
+                .await
+            {
+                Ok(Term::Map(entries)) => Ok(entries
+                    .iter()
+                    .find(|(k, _)| k.is_atom("version"))
+                    .and_then(|(_, v)| text_of(v))
+                    .map_or(Software::Unknown, Software::Beamlink)),
+                _ => Ok(Software::Unknown),
+            }
+        }
+        Err(error) => Err(Failure::Rpc {
+            call: "erlang:system_info(otp_release)".into(),
+            error,
+        }),
+    }
+}
+
+async fn peer_nodes(node: &Node, peer: &NodeName, timeout: Duration) -> Result<PeerNodes, Failure> {
+    let mut out = PeerNodes::default();
+    for (kind, list) in [("visible", &mut out.visible), ("hidden", &mut out.hidden)] {
+        let reply = node
+            .rpc_call(peer, "erlang", "nodes", vec![Term::atom(kind)], timeout)
+            .await
+            .map_err(|error| Failure::Rpc {
+                call: format!("erlang:nodes({kind})"),
+                error,
+            })?;
+        *list = reply
+            .as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.as_atom())
+            .filter_map(|a| NodeName::parse(a.as_str()).ok())
+            .collect();
+        list.sort();
+    }
+    Ok(out)
+}
+
+/// A charlist or a binary as text.
+fn text_of(t: &Term) -> Option<String> {
+    match t {
+        Term::Binary(b) => String::from_utf8(b.to_vec()).ok(),
+        Term::List(items) => items
+            .iter()
+            .map(|c| c.as_i64().and_then(|c| char::from_u32(c as u32)))
+            .collect(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charlists_and_binaries_are_text() {
+        let chars = Term::list([Term::Int(50), Term::Int(55)]);
+        assert_eq!(text_of(&chars).as_deref(), Some("27"));
+        assert_eq!(
+            text_of(&Term::binary(b"0.1.0".to_vec())).as_deref(),
+            Some("0.1.0")
+        );
+        assert_eq!(text_of(&Term::atom("x")), None);
+    }
+
+    #[test]
+    fn io_errors_read_as_plain_words() {
+        let e = std::io::Error::from_raw_os_error(111);
+        assert_eq!(describe_io(&e), "connection refused");
+    }
+}

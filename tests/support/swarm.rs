@@ -1,0 +1,1112 @@
+//! A simulated Docker Swarm service: network namespaces as containers on a private bridge,
+//! each running its own `epmd` and a `labyrinth` release node, and a `dnsmasq` on the bridge
+//! answering `tasks.<stack>_<service>` the way Swarm's embedded DNS does (one A record per
+//! running task), from a hosts file this module rewrites.
+//!
+//! ```text
+//!   host netns:  bridge bls<o>  10.213.<o>.1/24 (+ fd42:213:<o>::1/64)   dnsmasq :53 on it
+//!                  |            |             |
+//!   netns:     bls<o>-n2     bls<o>-n3     bls<o>-c7 ...
+//!              epmd          epmd          (beamlink: a "client" container)
+//!              labyrinth@10.213.<o>.2 ...
+//! ```
+//!
+//! * Each swarm takes its own bridge `bls<o>` and its own /24 `10.213.<o>.0/24`, `<o>` in
+//!   10..=250 chosen from the process id and a counter; an octet whose bridge exists or whose
+//!   addresses are in use on the host is skipped, so swarms of concurrent test processes (and
+//!   other developers' ones) never collide.
+//! * Containers have no default route: they reach the /24 (and the ULA /64) only.
+//! * Every container gets `/etc/netns/<ns>/resolv.conf` (`ip netns exec` mounts it as
+//!   `/etc/resolv.conf`): nameserver = the bridge, `search <stack>.svc.cluster.local`, so the
+//!   Kubernetes-style short name [`Swarm::headless_query`] resolves only through the search
+//!   list, while [`Swarm::query`] is the Swarm name.
+//! * Release nodes are `labyrinth@<ip>` with `DNS_CLUSTER_QUERY` = [`Swarm::query`], so they
+//!   mesh among themselves as Phoenix's `dns_cluster` would. Their OTP releases are the ones
+//!   selected by `BEAMLINK_OTP`, round-robin, so one swarm mixes 25, 27 and 29.
+//! * A DNS record is added once its node answers (as Swarm does for a task with a
+//!   healthcheck) and dropped before the node stops.
+//! * Each release node records the nodes that go up and down (`net_kernel:monitor_nodes`,
+//!   hidden ones included, with wall-clock milliseconds): [`SwarmNode::events`].
+//!
+//! Teardown on drop removes exactly what was created, newest first: release nodes (stopped in
+//! parallel), epmds and dnsmasq (by pid), then namespaces, veths, `/etc/netns` entries, the
+//! bridge and the state directory. Processes a test started inside a container (e.g.
+//! beamlink) must be dropped before the swarm (declare them after it).
+//!
+//! Needs root, `ip` (iproute2) and `dnsmasq` (dnsmasq-base); a missing one is a panic that
+//! says "run scripts/setup".
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::process::terminate;
+use super::{
+    Beamlink, Otp, Release, ReleaseConfig, TEST_COOKIE, beamlink_command_in_netns, require_tool,
+    wait_for,
+};
+
+/// The Swarm stack name: services are `<stack>_<service>`.
+pub const STACK: &str = "maze";
+/// The Swarm service the release nodes belong to.
+pub const SERVICE: &str = "labyrinth";
+/// The release nodes' basename (`labyrinth@<ip>`).
+pub const BASENAME: &str = "labyrinth";
+
+/// The third octets a swarm may take: 10.213.10.0/24 .. 10.213.250.0/24.
+const FIRST_OCTET: u32 = 10;
+const OCTET_COUNT: u32 = 241;
+/// How long a container's epmd may take to listen.
+const EPMD_START: Duration = Duration::from_secs(10);
+/// How long dnsmasq may take to serve a rewritten hosts file.
+const DNS_SETTLE: Duration = Duration::from_secs(10);
+
+/// Serialises `/etc/netns` creation and removal between the swarms of one test process.
+static ETC_NETNS: Mutex<()> = Mutex::new(());
+
+/// What a swarm created, torn down newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resource {
+    Bridge(String),
+    Netns(String),
+    Link(String),
+    /// `/etc/netns` itself, when this swarm had to create it (removed only if empty).
+    EtcNetns,
+    /// `/etc/netns/<ns>` and its resolv.conf.
+    EtcNetnsDir(PathBuf),
+}
+
+/// A network namespace on the swarm's bridge.
+#[derive(Clone, Debug)]
+pub struct Container {
+    netns: String,
+    ipv4: Option<Ipv4Addr>,
+    ipv6: Option<Ipv6Addr>,
+    decoy: Option<Ipv4Addr>,
+}
+
+impl Container {
+    /// The namespace's name (`ip netns exec <name> ...`).
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// Its IPv4 address on the bridge, if it has one.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        self.ipv4
+    }
+
+    /// Its IPv6 (ULA) address on the bridge, if it has one.
+    pub fn ipv6(&self) -> Option<Ipv6Addr> {
+        self.ipv6
+    }
+
+    /// The address on `decoy0`, an interface listed before `eth0`, if it has one: a
+    /// second interface whose address routes nowhere, the trap for "first non-loopback
+    /// address" naming.
+    pub fn decoy(&self) -> Option<Ipv4Addr> {
+        self.decoy
+    }
+
+    /// Starts `beamlink ARGS` in this container with [`TEST_COOKIE`].
+    pub fn beamlink(&self, args: &[&str]) -> Beamlink {
+        Beamlink::start_with(beamlink_command_in_netns(&self.netns, args), TEST_COOKIE)
+    }
+}
+
+/// A node going up or down, as a release node saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// `true` for nodeup, `false` for nodedown.
+    pub up: bool,
+    /// The other node.
+    pub node: String,
+    /// When (wall clock of the machine, millisecond resolution).
+    pub at: SystemTime,
+}
+
+/// One task of the service: a container with its epmd and release node.
+pub struct SwarmNode {
+    name: String,
+    ip: IpAddr,
+    otp: Otp,
+    container: Container,
+    epmd: Option<Child>,
+    release: Option<Release>,
+}
+
+impl SwarmNode {
+    /// `labyrinth@<ip>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address in its name and DNS record.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// Its OTP release.
+    pub fn otp(&self) -> Otp {
+        self.otp
+    }
+
+    /// Its container.
+    pub fn container(&self) -> &Container {
+        &self.container
+    }
+
+    /// The release node (rpc, remote shell, log).
+    pub fn release(&self) -> &Release {
+        self.release
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: the release is not running", self.name))
+    }
+
+    /// What the node sees now: `Node.list(:hidden)`, `Node.list()` and every nodeup/nodedown
+    /// since it started (release helper nodes `rpc-*`/`rem-*` left out), in one rpc.
+    pub fn status(&self) -> NodeStatus {
+        let answer = self.release().rpc(STATUS);
+        parse_status(&answer)
+            .unwrap_or_else(|| panic!("{}: cannot parse the node status {answer}", self.name))
+    }
+
+    /// Boots the release and installs the node-event recorder.
+    fn boot(&mut self, query: &str, poll: Duration) {
+        let mut config = ReleaseConfig::new(self.name.clone(), 4369)
+            .netns(self.container.netns.clone())
+            .env("DNS_CLUSTER_QUERY", query)
+            .env("DNS_POLL_INTERVAL_MS", poll.as_millis().to_string());
+        if self.ip.is_ipv6() {
+            config = config.env(
+                "ELIXIR_ERL_OPTIONS",
+                "-start_epmd false -proto_dist inet6_tcp",
+            );
+        }
+        let release = Release::start(self.otp, config);
+        let installed = release.rpc(WATCHER);
+        assert_eq!(
+            installed, ":ok",
+            "{}: installing the node-event recorder",
+            self.name
+        );
+        self.release = Some(release);
+    }
+}
+
+impl Drop for SwarmNode {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(mut epmd) = self.epmd.take() {
+            terminate(epmd.id(), Duration::from_secs(2));
+            let _ = epmd.wait();
+        }
+    }
+}
+
+/// Records nodeup/nodedown (hidden nodes too) in `:persistent_term` `:swarm_watch`, newest
+/// first, with `System.os_time(:millisecond)`; answers `:ok` once monitoring is on.
+const WATCHER: &str = r#"(me = self(); w = fn w -> receive do {ev, n, _} when ev in [:nodeup, :nodedown] -> (if not String.starts_with?(Atom.to_string(n), ["rpc-", "rem-"]), do: :persistent_term.put(:swarm_watch, [{ev, n, System.os_time(:millisecond)} | :persistent_term.get(:swarm_watch, [])])); w.(w) end end; pid = spawn(fn -> :net_kernel.monitor_nodes(true, node_type: :all); send(me, :watching); w.(w) end); Process.register(pid, :swarm_watch); receive do :watching -> :ok after 5000 -> :not_watching end)"#;
+
+/// What [`Swarm::begin_rolling_update`] did.
+#[derive(Clone, Debug)]
+pub struct RollingUpdate {
+    /// The node being replaced (still running until [`Swarm::finish_rolling_update`]).
+    pub old: String,
+    /// The new node, at a new address.
+    pub new: String,
+    /// When DNS started answering with the new node instead of the old one.
+    pub dns_switched_at: SystemTime,
+}
+
+/// Options of a swarm; [`SwarmBuilder::start`] builds it.
+pub struct SwarmBuilder {
+    nodes: usize,
+    ipv6_nodes: usize,
+    ipv6: bool,
+    release_poll: Duration,
+    otps: Vec<Otp>,
+}
+
+impl SwarmBuilder {
+    /// IPv4 release nodes to start with (default 3).
+    pub fn nodes(mut self, count: usize) -> Self {
+        self.nodes = count;
+        self
+    }
+
+    /// Also release nodes that have only an IPv6 address (`-proto_dist inet6_tcp`, AAAA
+    /// record); turns [`SwarmBuilder::ipv6`] on.
+    pub fn ipv6_nodes(mut self, count: usize) -> Self {
+        self.ipv6_nodes = count;
+        self.ipv6 = self.ipv6 || count > 0;
+        self
+    }
+
+    /// Give the bridge and client containers IPv6 ULA addresses too (default off).
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+
+    /// The release nodes' own DNS poll interval (default 1 s).
+    pub fn release_poll(mut self, interval: Duration) -> Self {
+        self.release_poll = interval;
+        self
+    }
+
+    /// The releases to use round-robin (default [`Otp::from_env`]).
+    pub fn otps(mut self, otps: Vec<Otp>) -> Self {
+        assert!(!otps.is_empty(), "a swarm needs at least one OTP release");
+        self.otps = otps;
+        self
+    }
+
+    /// Creates the bridge, dnsmasq and the nodes (booted in parallel), then publishes their
+    /// DNS records. Panics (after tearing down what it made) if anything fails.
+    pub fn start(self) -> Swarm {
+        require_root();
+        require_tool("ip", "iproute2");
+        require_tool("dnsmasq", "dnsmasq-base");
+        let mut swarm = Swarm::claim(self.ipv6, self.otps, self.release_poll);
+        swarm.start_dns();
+        let mut fresh = Vec::new();
+        for _ in 0..self.nodes {
+            fresh.push(swarm.create_node(false));
+        }
+        for _ in 0..self.ipv6_nodes {
+            fresh.push(swarm.create_node(true));
+        }
+        swarm.boot(&fresh);
+        let ips: Vec<IpAddr> = fresh.iter().map(|&i| swarm.nodes[i].ip).collect();
+        swarm.records.extend(ips);
+        swarm.publish();
+        swarm
+    }
+}
+
+/// A running swarm simulation; see the module documentation.
+pub struct Swarm {
+    octet: u8,
+    bridge: String,
+    dir: PathBuf,
+    ipv6: bool,
+    otps: Vec<Otp>,
+    next_otp: usize,
+    next_index: u16,
+    release_poll: Duration,
+    records: BTreeSet<IpAddr>,
+    dnsmasq: Option<Child>,
+    nodes: Vec<SwarmNode>,
+    resources: Vec<Resource>,
+}
+
+impl Swarm {
+    /// Options, starting from 3 IPv4 nodes, no IPv6, releases from `BEAMLINK_OTP`.
+    pub fn builder() -> SwarmBuilder {
+        SwarmBuilder {
+            nodes: 3,
+            ipv6_nodes: 0,
+            ipv6: false,
+            release_poll: Duration::from_secs(1),
+            otps: Otp::from_env(),
+        }
+    }
+
+    /// The Swarm DNS name of the service's tasks: `tasks.maze_labyrinth`.
+    pub fn query(&self) -> String {
+        format!("tasks.{STACK}_{SERVICE}")
+    }
+
+    /// A name with the same records that resolves only through the containers' search list
+    /// (as a Kubernetes headless service's short name does): `labyrinth-headless`.
+    pub fn headless_query(&self) -> String {
+        format!("{SERVICE}-headless")
+    }
+
+    /// The search domain of every container's resolv.conf.
+    pub fn search_domain(&self) -> String {
+        format!("{STACK}.svc.cluster.local")
+    }
+
+    /// The bridge's IPv4 address: where dnsmasq listens.
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 213, self.octet, 1)
+    }
+
+    /// The bridge's IPv6 address, when the swarm has IPv6.
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.ipv6.then(|| ipv6_of(self.octet, 1))
+    }
+
+    /// `ip:53` of the DNS server, for `--dns-server`.
+    pub fn dns_server(&self) -> String {
+        format!("{}:53", self.gateway())
+    }
+
+    /// The bridge's name.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// The running release nodes, oldest first.
+    pub fn nodes(&self) -> &[SwarmNode] {
+        &self.nodes
+    }
+
+    /// Their names.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// The node called `name`; panics if there is none.
+    pub fn node(&self, name: &str) -> &SwarmNode {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name} in the swarm ({:?})", self.node_names()))
+    }
+
+    /// The addresses DNS answers now, sorted.
+    pub fn records(&self) -> Vec<IpAddr> {
+        self.records.iter().copied().collect()
+    }
+
+    /// [`SwarmNode::status`] of every node, asked in parallel, in node order.
+    pub fn statuses(&self) -> Vec<(String, NodeStatus)> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .nodes
+                .iter()
+                .map(|n| scope.spawn(move || (n.name.clone(), n.status())))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    }
+
+    /// One line per node: name and OTP release.
+    pub fn describe(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{} ({})", n.name, n.otp))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// A container for a program under test (beamlink): IPv4, plus IPv6 when the swarm has
+    /// it, and with `decoy` an interface `decoy0` (192.0.2.<n>/32, a veth pair kept inside) listed before
+    /// `eth0`. No DNS record points at it.
+    pub fn add_client(&mut self, decoy: bool) -> Container {
+        self.add_container("c", true, self.ipv6, decoy)
+    }
+
+    /// Starts one more IPv4 node; its DNS record is added once it answers. Returns its name.
+    pub fn add_node(&mut self) -> String {
+        let index = self.create_node(false);
+        self.boot(&[index]);
+        let ip = self.nodes[index].ip;
+        self.records.insert(ip);
+        self.publish();
+        self.nodes[index].name.clone()
+    }
+
+    /// Drops the node's DNS record, then stops it and deletes its container.
+    pub fn remove_node(&mut self, name: &str) {
+        let index = self.index_of(name);
+        if self.records.remove(&self.nodes[index].ip) {
+            self.publish();
+        }
+        let node = self.nodes.remove(index);
+        let netns = node.container.netns.clone();
+        drop(node);
+        self.delete_container(&netns);
+    }
+
+    /// A rolling update, start-first: a new node (same release rotation, new address) boots;
+    /// once it answers, DNS answers with it instead of `old`. `old` keeps running until
+    /// [`Swarm::finish_rolling_update`].
+    pub fn begin_rolling_update(&mut self, old: &str) -> RollingUpdate {
+        let old_index = self.index_of(old);
+        let ipv6_only = self.nodes[old_index].ip.is_ipv6();
+        let old_ip = self.nodes[old_index].ip;
+        let index = self.create_node(ipv6_only);
+        self.boot(&[index]);
+        let new_ip = self.nodes[index].ip;
+        self.records.remove(&old_ip);
+        self.records.insert(new_ip);
+        self.publish();
+        RollingUpdate {
+            old: old.to_owned(),
+            new: self.nodes[index].name.clone(),
+            dns_switched_at: SystemTime::now(),
+        }
+    }
+
+    /// Stops the replaced node and deletes its container.
+    pub fn finish_rolling_update(&mut self, update: &RollingUpdate) {
+        self.remove_node(&update.old);
+    }
+
+    /// [`Swarm::begin_rolling_update`] then [`Swarm::finish_rolling_update`].
+    pub fn replace_node(&mut self, old: &str) -> RollingUpdate {
+        let update = self.begin_rolling_update(old);
+        self.finish_rolling_update(&update);
+        update
+    }
+
+    /// Adds `count` A records for addresses of the /24 that nothing answers on (no
+    /// container: ARP gets no reply, connects fail after the kernel's ARP timeout).
+    pub fn add_phantom_records(&mut self, count: usize) -> Vec<IpAddr> {
+        let ips: Vec<IpAddr> = (0..count)
+            .map(|_| IpAddr::V4(ipv4_of(self.octet, self.alloc_index())))
+            .collect();
+        self.records.extend(ips.iter().copied());
+        self.publish();
+        ips
+    }
+
+    /// Removes the records of `ips` (e.g. phantoms) from DNS.
+    pub fn remove_records(&mut self, ips: &[IpAddr]) {
+        for ip in ips {
+            self.records.remove(ip);
+        }
+        self.publish();
+    }
+
+    /// Stops dnsmasq (SIGTERM, by pid): nothing answers on port 53 any more.
+    pub fn stop_dns(&mut self) {
+        if let Some(mut child) = self.dnsmasq.take() {
+            assert!(
+                terminate(child.id(), Duration::from_secs(5)),
+                "dnsmasq {} survived SIGKILL",
+                child.id()
+            );
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts dnsmasq (again) with the current records and waits until it answers.
+    pub fn start_dns(&mut self) {
+        assert!(self.dnsmasq.is_none(), "dnsmasq is already running");
+        self.write_hosts();
+        let mut listen = self.gateway().to_string();
+        if let Some(gw6) = self.gateway6() {
+            listen.push_str(&format!(",{gw6}"));
+        }
+        let log = std::fs::File::create(self.dir.join("dnsmasq.out")).expect("dnsmasq.out");
+        let child = Command::new("dnsmasq")
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                // Authoritative for every name: NXDOMAIN / NODATA instead of REFUSED.
+                "--local=/#/",
+                "--bind-interfaces",
+                "--port=53",
+                "--local-ttl=1",
+            ])
+            .arg(format!("--addn-hosts={}", self.hosts_path().display()))
+            .arg(format!("--listen-address={listen}"))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("dnsmasq.pid").display()
+            ))
+            .arg(format!(
+                "--log-facility={}",
+                self.dir.join("dnsmasq.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start dnsmasq: {e}"));
+        self.dnsmasq = Some(child);
+        let mut last = None;
+        let answered = wait_for(
+            || {
+                if !self.dnsmasq_alive() {
+                    return false;
+                }
+                let answer = self.lookup();
+                let up = !matches!(answer, Err(beamlink::discovery::DnsError::Failed { .. }));
+                last = Some(answer);
+                up
+            },
+            DNS_SETTLE,
+        );
+        assert!(
+            answered,
+            "dnsmasq on {} does not answer (last lookup: {last:?}): {}",
+            self.gateway(),
+            std::fs::read_to_string(self.dir.join("dnsmasq.out")).unwrap_or_default()
+        );
+    }
+
+    /// The dnsmasq pid, while it runs.
+    pub fn dns_pid(&self) -> Option<u32> {
+        self.dnsmasq.as_ref().map(Child::id)
+    }
+
+    // ---- construction ---------------------------------------------------------------------
+
+    /// Takes a free octet: creates its bridge and state directory.
+    fn claim(ipv6: bool, otps: Vec<Otp>, release_poll: Duration) -> Swarm {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let pid = std::process::id();
+        for _ in 0..OCTET_COUNT {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let octet = (FIRST_OCTET + (pid.wrapping_mul(37).wrapping_add(n)) % OCTET_COUNT) as u8;
+            let bridge = format!("bls{octet}");
+            if subnet_in_use(octet) {
+                continue;
+            }
+            // Creating the bridge is the atomic claim: a concurrent claimer of the same octet
+            // gets "File exists".
+            let created = Command::new("ip")
+                .args(["link", "add", &bridge, "type", "bridge"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !created {
+                continue;
+            }
+            let dir = std::env::temp_dir().join(format!("beamlink-swarm-{pid}-{octet}"));
+            let swarm = Swarm {
+                octet,
+                bridge: bridge.clone(),
+                dir,
+                ipv6,
+                otps,
+                next_otp: 0,
+                next_index: 2,
+                release_poll,
+                records: BTreeSet::new(),
+                dnsmasq: None,
+                nodes: Vec::new(),
+                resources: vec![Resource::Bridge(bridge.clone())],
+            };
+            std::fs::create_dir_all(&swarm.dir)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", swarm.dir.display()));
+            // A bridge without an explicit MAC takes the lowest MAC of its ports: deleting a
+            // container could change the gateway's MAC and leave the other containers' ARP
+            // entries stale for seconds (lost DNS packets). Fix it.
+            ip(&[
+                "link",
+                "set",
+                &bridge,
+                "address",
+                &format!("02:42:0a:d5:{octet:02x}:01"),
+            ]);
+            ip(&[
+                "addr",
+                "add",
+                &format!("{}/24", swarm.gateway()),
+                "dev",
+                &bridge,
+            ]);
+            if let Some(gw6) = swarm.gateway6() {
+                ip(&[
+                    "-6",
+                    "addr",
+                    "add",
+                    &format!("{gw6}/64"),
+                    "dev",
+                    &bridge,
+                    "nodad",
+                ]);
+            }
+            ip(&["link", "set", &bridge, "up"]);
+            return swarm;
+        }
+        panic!("no free 10.213.x.0/24 for a swarm (10.213.10-250 all taken)");
+    }
+
+    fn alloc_index(&mut self) -> u8 {
+        let index = self.next_index;
+        assert!(
+            index <= 254,
+            "swarm 10.213.{}.0/24 has no address left",
+            self.octet
+        );
+        self.next_index += 1;
+        index as u8
+    }
+
+    fn add_container(&mut self, label: &str, v4: bool, v6: bool, decoy: bool) -> Container {
+        let index = self.alloc_index();
+        let netns = format!("bls{}-{label}{index}", self.octet);
+        let veth = format!("bls{}v{index}", self.octet);
+        ip(&["netns", "add", &netns]);
+        self.resources.push(Resource::Netns(netns.clone()));
+        let decoy_ip = decoy.then(|| Ipv4Addr::new(192, 0, 2, index));
+        if let Some(d) = decoy_ip {
+            // Created before eth0, so it is listed first.
+            // A veth pair with both ends inside (this kernel has no dummy driver).
+            ip(&[
+                "-n", &netns, "link", "add", "decoy0", "type", "veth", "peer", "name", "decoy1",
+            ]);
+            ip(&["-n", &netns, "link", "set", "decoy1", "up"]);
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{d}/32"),
+                "dev",
+                "decoy0",
+            ]);
+            ip(&["-n", &netns, "link", "set", "decoy0", "up"]);
+        }
+        ip(&[
+            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
+        ]);
+        self.resources.push(Resource::Link(veth.clone()));
+        ip(&["link", "set", &veth, "master", &self.bridge, "up"]);
+        ip(&["-n", &netns, "link", "set", "lo", "up"]);
+        let ipv4 = v4.then(|| ipv4_of(self.octet, index));
+        let ipv6 = v6.then(|| ipv6_of(self.octet, index as u16));
+        if let Some(a) = ipv4 {
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{a}/24"),
+                "dev",
+                "eth0",
+            ]);
+        }
+        if let Some(a) = ipv6 {
+            ip(&[
+                "-n",
+                &netns,
+                "-6",
+                "addr",
+                "add",
+                &format!("{a}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+        }
+        ip(&["-n", &netns, "link", "set", "eth0", "up"]);
+        let nameserver = match (ipv4, self.gateway6()) {
+            (None, Some(gw6)) => gw6.to_string(),
+            _ => self.gateway().to_string(),
+        };
+        self.write_resolv_conf(&netns, &nameserver);
+        Container {
+            netns,
+            ipv4,
+            ipv6,
+            decoy: decoy_ip,
+        }
+    }
+
+    fn write_resolv_conf(&mut self, netns: &str, nameserver: &str) {
+        let _guard = ETC_NETNS.lock().unwrap_or_else(|p| p.into_inner());
+        let root = Path::new("/etc/netns");
+        let dir = root.join(netns);
+        // Another process may remove an empty /etc/netns between our mkdirs: retry.
+        let mut created_root = false;
+        for attempt in 0.. {
+            if !root.exists() && std::fs::create_dir(root).is_ok() {
+                created_root = true;
+            }
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if attempt < 5 && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => panic!("cannot create {}: {e}", dir.display()),
+            }
+        }
+        if created_root {
+            self.resources.push(Resource::EtcNetns);
+        }
+        self.resources.push(Resource::EtcNetnsDir(dir.clone()));
+        let text = format!(
+            "nameserver {nameserver}\nsearch {}\noptions timeout:1 attempts:2\n",
+            self.search_domain()
+        );
+        std::fs::write(dir.join("resolv.conf"), text)
+            .unwrap_or_else(|e| panic!("cannot write {}/resolv.conf: {e}", dir.display()));
+    }
+
+    /// A container with a running epmd; the release is booted by [`Swarm::boot`]. Returns
+    /// its index in `nodes`.
+    fn create_node(&mut self, ipv6_only: bool) -> usize {
+        let otp = self.otps[self.next_otp % self.otps.len()];
+        self.next_otp += 1;
+        let container = self.add_container("n", !ipv6_only, ipv6_only, false);
+        let ip = match (container.ipv4, container.ipv6) {
+            (Some(a), _) => IpAddr::V4(a),
+            (None, Some(a)) => IpAddr::V6(a),
+            (None, None) => unreachable!("a node container has an address"),
+        };
+        let epmd = otp
+            .command_in_netns(&container.netns, "epmd")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{otp}: cannot start epmd in {}: {e}", container.netns));
+        let name = format!("{BASENAME}@{ip}");
+        self.nodes.push(SwarmNode {
+            name,
+            ip,
+            otp,
+            container,
+            epmd: Some(epmd),
+            release: None,
+        });
+        let node = self.nodes.last().expect("just pushed");
+        let listening = wait_for(
+            || {
+                TcpStream::connect_timeout(&SocketAddr::new(ip, 4369), Duration::from_millis(200))
+                    .is_ok()
+            },
+            EPMD_START,
+        );
+        assert!(
+            listening,
+            "{otp}: epmd in {} does not listen",
+            node.container.netns
+        );
+        self.nodes.len() - 1
+    }
+
+    /// Boots the releases of `indexes` in parallel; panics (after all finished) if any failed.
+    fn boot(&mut self, indexes: &[usize]) {
+        let query = self.query();
+        let poll = self.release_poll;
+        let mut failure = None;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .nodes
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| indexes.contains(i))
+                .map(|(_, node)| {
+                    let query = query.clone();
+                    scope.spawn(move || node.boot(&query, poll))
+                })
+                .collect();
+            for handle in handles {
+                if let Err(panic) = handle.join() {
+                    failure.get_or_insert(panic);
+                }
+            }
+        });
+        if let Some(panic) = failure {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    fn index_of(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name} in the swarm ({:?})", self.node_names()))
+    }
+
+    fn delete_container(&mut self, netns: &str) {
+        let suffix = netns.rsplit_once('-').map(|(_, s)| s).unwrap_or_default();
+        let index: String = suffix.chars().filter(char::is_ascii_digit).collect();
+        let veth = format!("bls{}v{index}", self.octet);
+        let mine: Vec<Resource> = self
+            .resources
+            .iter()
+            .filter(|r| match r {
+                Resource::Netns(n) => n == netns,
+                Resource::Link(l) => *l == veth,
+                Resource::EtcNetnsDir(d) => d.ends_with(netns),
+                _ => false,
+            })
+            .cloned()
+            .collect();
+        self.resources.retain(|r| !mine.contains(r));
+        for r in mine.into_iter().rev() {
+            remove_resource(&r);
+        }
+    }
+
+    // ---- DNS --------------------------------------------------------------------------------
+
+    fn hosts_path(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+
+    fn write_hosts(&self) {
+        let names = format!(
+            "{} {}.{}",
+            self.query(),
+            self.headless_query(),
+            self.search_domain()
+        );
+        let text: String = self
+            .records
+            .iter()
+            .map(|ip| format!("{ip} {names}\n"))
+            .collect();
+        let tmp = self.dir.join("hosts.new");
+        std::fs::write(&tmp, text).expect("write hosts");
+        std::fs::rename(&tmp, self.hosts_path()).expect("replace hosts");
+    }
+
+    /// Rewrites the hosts file, makes dnsmasq reload it (SIGHUP) and waits until it answers
+    /// with exactly the new records.
+    fn publish(&mut self) {
+        self.write_hosts();
+        let Some(pid) = self.dns_pid() else { return };
+        super::process::signal(pid, "HUP");
+        let want = self.records();
+        let mut last = None;
+        let settled = wait_for(
+            || {
+                let got = self.lookup();
+                let ok = match &got {
+                    Ok(ips) => *ips == want,
+                    Err(beamlink::discovery::DnsError::NoRecords { .. }) => want.is_empty(),
+                    Err(_) => false,
+                };
+                last = Some(got);
+                ok
+            },
+            DNS_SETTLE,
+        );
+        assert!(
+            settled,
+            "dnsmasq did not serve the new records {want:?}; last answer {last:?}"
+        );
+    }
+
+    /// Asks dnsmasq for [`Swarm::query`] (A and AAAA), as beamlink does.
+    pub fn lookup(&self) -> Result<Vec<IpAddr>, beamlink::discovery::DnsError> {
+        let server: SocketAddr = self.dns_server().parse().expect("dns server address");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(async {
+            beamlink::discovery::DnsQuery::new(&self.query(), Some(server))?
+                .lookup()
+                .await
+        })
+    }
+
+    fn dnsmasq_alive(&mut self) -> bool {
+        self.dnsmasq
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        // Release nodes stop in parallel (each takes a second or two).
+        let nodes = std::mem::take(&mut self.nodes);
+        std::thread::scope(|scope| {
+            for node in nodes {
+                scope.spawn(move || drop(node));
+            }
+        });
+        self.stop_dns();
+        for resource in std::mem::take(&mut self.resources).into_iter().rev() {
+            remove_resource(&resource);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn remove_resource(resource: &Resource) {
+    match resource {
+        Resource::Netns(netns) => {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", netns])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            if !pids.is_empty() {
+                eprintln!("swarm: processes still in {netns}: {pids} (not ours to kill)");
+            }
+            quiet_ip(&["netns", "del", netns]);
+        }
+        Resource::Link(link) | Resource::Bridge(link) => {
+            // A veth goes away with its namespace; delete only what is left.
+            if Path::new("/sys/class/net").join(link).exists() {
+                quiet_ip(&["link", "del", link]);
+            }
+        }
+        Resource::EtcNetnsDir(dir) => {
+            let _guard = ETC_NETNS.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = std::fs::remove_file(dir.join("resolv.conf"));
+            let _ = std::fs::remove_dir(dir);
+        }
+        Resource::EtcNetns => {
+            let _guard = ETC_NETNS.lock().unwrap_or_else(|p| p.into_inner());
+            // Only if empty: other swarms may still use it.
+            let _ = std::fs::remove_dir("/etc/netns");
+        }
+    }
+}
+
+fn ipv4_of(octet: u8, index: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 213, octet, index)
+}
+
+/// `fd42:213:<octet>::<index>`, the digits read as hex (a ULA; unique per octet and index).
+fn ipv6_of(octet: u8, index: u16) -> Ipv6Addr {
+    format!("fd42:213:{octet}::{index}")
+        .parse()
+        .expect("valid IPv6 address")
+}
+
+/// True when 10.213.<octet>.x is configured anywhere on the host.
+fn subnet_in_use(octet: u8) -> bool {
+    let output = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
+    String::from_utf8_lossy(&output.stdout).contains(&format!(" 10.213.{octet}."))
+        || Path::new("/sys/class/net")
+            .join(format!("bls{octet}"))
+            .exists()
+}
+
+/// Runs `ip ARGS`; panics with its stderr on failure.
+fn ip(args: &[&str]) {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
+    assert!(
+        output.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+}
+
+fn quiet_ip(args: &[&str]) {
+    let _ = Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        });
+    assert_eq!(
+        uid.as_deref(),
+        Some("0"),
+        "the swarm simulation needs root (network namespaces, /etc/netns)"
+    );
+}
+
+/// `"<hidden>|<visible>|<events>"`: space-separated names, events as `nodeup=<node>=<ms>`.
+const STATUS: &str = r##"(j = fn l -> Enum.map_join(l, " ", &Atom.to_string/1) end; e = :persistent_term.get(:swarm_watch, []) |> Enum.reverse() |> Enum.map_join(" ", fn {ev, n, t} -> "#{ev}=#{n}=#{t}" end); j.(Node.list(:hidden)) <> "|" <> j.(Node.list()) <> "|" <> e)"##;
+
+/// What a release node sees; see [`SwarmNode::status`].
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    /// `Node.list(:hidden)`.
+    pub hidden: Vec<String>,
+    /// `Node.list()`.
+    pub visible: Vec<String>,
+    /// Nodes that went up and down, oldest first.
+    pub events: Vec<NodeEvent>,
+}
+
+impl NodeStatus {
+    /// When `node` first came up, if it did.
+    pub fn first_up(&self, node: &str) -> Option<SystemTime> {
+        self.events
+            .iter()
+            .find(|e| e.up && e.node == node)
+            .map(|e| e.at)
+    }
+
+    /// The nodedown events of `node`.
+    pub fn downs(&self, node: &str) -> Vec<SystemTime> {
+        self.events
+            .iter()
+            .filter(|e| !e.up && e.node == node)
+            .map(|e| e.at)
+            .collect()
+    }
+}
+
+fn parse_status(answer: &str) -> Option<NodeStatus> {
+    let text = answer.strip_prefix('"')?.strip_suffix('"')?;
+    let mut parts = text.split('|');
+    let names = |part: &str| part.split_whitespace().map(str::to_owned).collect();
+    let hidden = names(parts.next()?);
+    let visible = names(parts.next()?);
+    let mut events = Vec::new();
+    for item in parts.next()?.split_whitespace() {
+        let (kind, rest) = item.split_once('=')?;
+        let (node, millis) = rest.rsplit_once('=')?;
+        events.push(NodeEvent {
+            up: match kind {
+                "nodeup" => true,
+                "nodedown" => false,
+                _ => return None,
+            },
+            node: node.to_owned(),
+            at: UNIX_EPOCH + Duration::from_millis(millis.parse().ok()?),
+        });
+    }
+    Some(NodeStatus {
+        hidden,
+        visible,
+        events,
+    })
+}
+
+/// CPU time (user + system) `pid` has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the command name: state is field 3, utime 14, stime 15.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+/// Milliseconds from `from` to `to` (negative when `to` is earlier).
+pub fn millis_between(from: SystemTime, to: SystemTime) -> i64 {
+    match to.duration_since(from) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
