@@ -587,7 +587,10 @@ fn wrong_cookie_handshakes_from_many_names_leave_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     let grown = rss_kib(pid).saturating_sub(rss);
     eprintln!("resident memory {rss} KiB, grew by {grown} KiB");
-    assert!(grown < 1024, "RSS grew by {grown} KiB over 10000 handshakes");
+    assert!(
+        grown < 1024,
+        "RSS grew by {grown} KiB over 10000 handshakes"
+    );
     assert_eq!(
         settles(|| fd_count(pid), fds, Duration::from_secs(3)),
         Ok(())
