@@ -1081,7 +1081,12 @@ impl Bench {
             ));
         }
         if let Some(f) = self.info["beamlink_target"]["flags_with_us"].as_u64() {
-            notes.push(format!("Flags beamlink negotiated with the BEAM driver: {f:#x} (no atom cache, no fragments)."));
+            let on = |bit: u64| if f & bit != 0 { "on" } else { "off" };
+            notes.push(format!(
+                "Flags beamlink negotiated with the BEAM driver: {f:#x} (atom cache {}, fragments {}).",
+                on(0x2000),
+                on(0x80_0000)
+            ));
         }
         notes.push("Ratio = median over rounds of beamlink's number ÷ the BEAM-to-BEAM number measured just before it; both sides share the machine's 2 cores with the load shown.".into());
         notes

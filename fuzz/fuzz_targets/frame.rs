@@ -1,14 +1,19 @@
-//! Post-handshake framing and message decoding (`proto::frame`): `take_frame` with a small
-//! cap, then `decode_message` on every message (ecosystem.md C4, C18).
+//! Post-handshake framing and message decoding (`proto::frame`, `proto::dist_header`):
+//! `take_frame` with a small cap, then every message through `decode_message` (pass-through)
+//! and through one `DistDecoder` with the flags beamlink offers, as a link reads them: atom
+//! cache updates and references, fragments and their reassembly carry over from message to
+//! message (ecosystem.md C4, C18).
 //!
 //! Input: `[cap_hi, cap_lo, stream..]`: the cap is 0..=65535 bytes.
 //!
 //! Checked: no panic; `Ok(None)` and errors consume nothing, and a refused length reserves
-//! nothing; a pending frame reserves no more than it needs; every decoded message round-trips
+//! nothing; a pending frame reserves no more than it needs; fragments in progress never hold
+//! more than the cap; every decoded message round-trips
 //! (`to_terms` → `from_terms`, `encode_message` → `take_frame` → `decode_message`) with the
 //! flags beamlink offers; errors format.
 #![no_main]
 
+use beamlink::proto::dist_header::DistDecoder;
 use beamlink::proto::flags::DistFlags;
 use beamlink::proto::frame::{self, Frame};
 use beamlink_fuzz::{check_control_round_trip, measure};
@@ -21,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let cap = u32::from(u16::from_be_bytes([*c0, *c1]));
     let mut buf = BytesMut::from(stream);
+    let mut decoder = DistDecoder::new(DistFlags::BEAMLINK_DEFAULT, cap as usize);
     // What the frames so far took off the front: the buffer always holds the rest.
     let mut consumed = 0;
     loop {
@@ -50,6 +56,16 @@ fuzz_target!(|data: &[u8]| {
                         let _ = format!("{e} {e:?}");
                     }
                 }
+                match decoder.decode(&bytes) {
+                    Ok(Some(control)) => {
+                        check_control_round_trip(&control, DistFlags::BEAMLINK_DEFAULT);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = format!("{e} {e:?}");
+                    }
+                }
+                assert!(decoder.partial_bytes() <= cap as usize, "{decoder:?}");
             }
             Ok(None) => {
                 assert_eq!(&buf[..], &stream[consumed..], "Ok(None) consumes nothing");

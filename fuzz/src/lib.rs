@@ -8,6 +8,7 @@
 //! tighter: see [`measure`].
 
 use beamlink::proto::control::Control;
+use beamlink::proto::dist_header::{AtomCacheOut, DistDecoder, uses_header};
 use beamlink::proto::flags::DistFlags;
 use beamlink::proto::frame::{self, Frame};
 use beamlink::proto::term::EncodeError;
@@ -185,8 +186,28 @@ pub fn check_control_round_trip(control: &Control, flags: DistFlags) {
         panic!("encode_message wrote no whole frame");
     };
     assert!(out.is_empty());
-    match frame::decode_message(&bytes) {
-        Ok(back) => assert_eq!(back, expected, "encode/decode_message with {flags:?}"),
-        Err(e) => panic!("encode/decode_message with {flags:?}: {e}"),
+    let mut decoder = DistDecoder::new(flags, usize::MAX);
+    match decoder.decode(&bytes) {
+        Ok(Some(back)) => assert_eq!(back, expected, "encode_message/decode with {flags:?}"),
+        Ok(None) => panic!("encode_message/decode with {flags:?}: a lone fragment"),
+        Err(e) => panic!("encode_message/decode with {flags:?}: {e}"),
+    }
+    if !uses_header(flags) {
+        assert_eq!(frame::decode_message(&bytes).as_ref(), Ok(&expected));
+        return;
+    }
+    // As a link sends it: through the connection's outgoing atom cache, twice (the second
+    // time the atoms go as references to the entries the first one set up).
+    let mut cache = AtomCacheOut::new();
+    for round in 0..2 {
+        frame::encode_message_cached(control, flags, Some(&mut cache), &mut out)
+            .unwrap_or_else(|e| panic!("encode_message_cached with {flags:?}: {e}"));
+        let Ok(Some(Frame::Message(bytes))) = frame::take_frame(&mut out, u32::MAX) else {
+            panic!("encode_message_cached wrote no whole frame");
+        };
+        match decoder.decode(&bytes) {
+            Ok(Some(back)) => assert_eq!(back, expected, "cached, round {round}, {flags:?}"),
+            other => panic!("cached, round {round}, {flags:?}: {other:?}"),
+        }
     }
 }
