@@ -157,6 +157,9 @@ fn erl_verdict(otp: Otp, epmd: &Epmd, home: &Path) -> Result<String, String> {
         ])
         .env("ERL_EPMD_PORT", epmd.port().to_string())
         .env("HOME", home)
+        // A refused cookie makes erl halt with a crash dump in its working directory (the
+        // repository): 0 seconds means none is written.
+        .env("ERL_CRASH_DUMP_SECONDS", "0")
         .stdin(Stdio::null())
         .output()
         .expect("run erl");
