@@ -621,7 +621,8 @@ impl AtomCacheOut {
     /// An empty cache (the state of a new connection).
     pub fn new() -> AtomCacheOut {
         AtomCacheOut {
-            slots: vec![None; ATOM_CACHE_SIZE],
+            // Allocated by the first message that carries atoms: an idle link costs nothing.
+            slots: Vec::new(),
             atoms: Vec::new(),
             entries: Vec::new(),
         }
@@ -676,6 +677,9 @@ impl AtomCacheOut {
         let start = out.len();
         out.put_slice(&[VERSION, DIST_HEADER, atoms.len() as u8]);
         if !atoms.is_empty() {
+            if slots.is_empty() {
+                *slots = vec![None; ATOM_CACHE_SIZE];
+            }
             let mut long_atoms = false;
             for (i, a) in atoms.iter().enumerate() {
                 let slot = Self::slot_of(a);
