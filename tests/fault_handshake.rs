@@ -18,9 +18,9 @@ use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{
-    BeamNode, Beamlink, Ended, Epmd, Otp, TEST_COOKIE, beamlink_stats, closed_within,
-    dial_handshake, fd_count, raw_local, registered_port, reset, rss_kib, settles, unique_name,
-    with_runtime,
+    BeamNode, Ended, Epmd, Otp, PingedBeamlink, TEST_COOKIE, beamlink_stats, closed_within,
+    dial_handshake, fd_count, pinged_beamlink, raw_local, reset, rss_kib, settles, start_beamlink,
+    unique_name, with_runtime,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,23 +42,6 @@ enum Fault {
 }
 
 /// Starts `beamlink run` registered with `epmd`, with `extra` arguments.
-fn start_beamlink(epmd: &Epmd, name: &str, extra: &[&str]) -> Beamlink {
-    let port = epmd.port().to_string();
-    let mut args = vec![
-        "run",
-        "--name",
-        name,
-        "--epmd",
-        "client",
-        "--epmd-port",
-        &port,
-    ];
-    args.extend_from_slice(extra);
-    let bl = Beamlink::start(&args, TEST_COOKIE);
-    bl.wait_log("node started", Duration::from_secs(15));
-    bl
-}
-
 /// Reads one 2-byte-framed handshake message.
 async fn read_packet(stream: &mut TcpStream, buf: &mut BytesMut) -> Bytes {
     loop {
@@ -161,19 +144,14 @@ async fn initiator_until(
 /// and the same name is refused with `nok`).
 #[test]
 fn a_peer_dialling_beamlink_may_stall_or_vanish_at_any_step() {
-    let otp = Otp::from_env()[0];
-    let epmd = Epmd::start();
-    let name = format!("{}@127.0.0.1", unique_name("blhsacc"));
-    let bl = start_beamlink(&epmd, &name, &[]);
-    let beam = BeamNode::start(otp, epmd.port());
-    assert_eq!(
-        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
-        "pong"
-    );
-    let pid = bl.pid();
-    let addr: SocketAddr = format!("127.0.0.1:{}", registered_port(&epmd, &name))
-        .parse()
-        .unwrap();
+    let PingedBeamlink {
+        beam,
+        bl,
+        epmd: _epmd,
+        name,
+        pid,
+        addr,
+    } = pinged_beamlink(Otp::from_env()[0], "blhsacc");
     let fds = fd_count(pid);
     let before = beamlink_stats(&beam, &name);
     assert_eq!((before.links, before.pending), (1, 0), "{before:?}");
@@ -530,19 +508,14 @@ fn a_beam_killed_during_the_handshake_leaves_nothing_behind() {
 /// file descriptors and tasks stay flat, and the failures do not flood the log.
 #[test]
 fn wrong_cookie_handshakes_from_many_names_leave_nothing() {
-    let otp = Otp::from_env()[0];
-    let epmd = Epmd::start();
-    let name = format!("{}@127.0.0.1", unique_name("blwaste"));
-    let bl = start_beamlink(&epmd, &name, &[]);
-    let beam = BeamNode::start(otp, epmd.port());
-    assert_eq!(
-        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
-        "pong"
-    );
-    let pid = bl.pid();
-    let addr: SocketAddr = format!("127.0.0.1:{}", registered_port(&epmd, &name))
-        .parse()
-        .unwrap();
+    let PingedBeamlink {
+        beam,
+        bl,
+        epmd: _epmd,
+        name,
+        pid,
+        addr,
+    } = pinged_beamlink(Otp::from_env()[0], "blwaste");
     let round = |count: usize, tag: &str| {
         with_runtime(async {
             let mut tasks = Vec::new();

@@ -37,28 +37,12 @@ use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use support::{
-    BeamNode, Beamlink, Ended, Epmd, Otp, TEST_COOKIE, closed_within, dial_handshake, fd_count,
-    framed, pass_through, raw_local, registered_port, rss_kib, unique_name,
+    BeamNode, Ended, Epmd, Otp, PingedBeamlink, TEST_COOKIE, closed_within, dial_handshake,
+    fd_count, framed, pass_through, pinged_beamlink, raw_local, registered_port, rss_kib,
+    start_beamlink, unique_name,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn start_beamlink(epmd: &Epmd, name: &str, extra: &[&str]) -> Beamlink {
-    let port = epmd.port().to_string();
-    let mut args = vec![
-        "run",
-        "--name",
-        name,
-        "--epmd",
-        "client",
-        "--epmd-port",
-        &port,
-    ];
-    args.extend_from_slice(extra);
-    let bl = Beamlink::start(&args, TEST_COOKIE);
-    bl.wait_log("node started", Duration::from_secs(15));
-    bl
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -147,19 +131,14 @@ async fn ping_over(
 /// for a gigabyte, and the trickle is buffered).
 #[test]
 fn length_bombs_are_refused_from_the_header() {
-    let otp = Otp::from_env()[0];
-    let epmd = Epmd::start();
-    let name = format!("{}@127.0.0.1", unique_name("bllen"));
-    let bl = start_beamlink(&epmd, &name, &[]);
-    let beam = BeamNode::start(otp, epmd.port());
-    assert_eq!(
-        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
-        "pong"
-    );
-    let pid = bl.pid();
-    let addr: SocketAddr = format!("127.0.0.1:{}", registered_port(&epmd, &name))
-        .parse()
-        .unwrap();
+    let PingedBeamlink {
+        beam,
+        bl,
+        epmd: _epmd,
+        name,
+        pid,
+        addr,
+    } = pinged_beamlink(Otp::from_env()[0], "bllen");
     let rt = runtime();
     let fds = fd_count(pid);
     for (len, trickle) in [
@@ -228,19 +207,14 @@ fn length_bombs_are_refused_from_the_header() {
 /// overflow kills the node).
 #[test]
 fn term_bombs_are_refused_and_the_link_goes_on() {
-    let otp = Otp::from_env()[0];
-    let epmd = Epmd::start();
-    let name = format!("{}@127.0.0.1", unique_name("blterm"));
-    let bl = start_beamlink(&epmd, &name, &[]);
-    let beam = BeamNode::start(otp, epmd.port());
-    assert_eq!(
-        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
-        "pong"
-    );
-    let pid = bl.pid();
-    let addr: SocketAddr = format!("127.0.0.1:{}", registered_port(&epmd, &name))
-        .parse()
-        .unwrap();
+    let PingedBeamlink {
+        beam,
+        bl,
+        epmd: _epmd,
+        name,
+        pid,
+        addr,
+    } = pinged_beamlink(Otp::from_env()[0], "blterm");
     let me = format!("{}@127.0.0.1", unique_name("termbomb"));
     let mut deep = vec![131u8];
     for _ in 0..100_000 {

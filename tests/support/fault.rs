@@ -24,7 +24,7 @@ use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::{BeamNode, Epmd};
+use super::{BeamNode, Beamlink, Epmd, Otp, TEST_COOKIE, unique_name};
 
 /// Open file descriptors of `pid` (entries of `/proc/<pid>/fd`).
 pub fn fd_count(pid: u32) -> usize {
@@ -102,6 +102,61 @@ pub fn settles<T: PartialEq + Copy + std::fmt::Debug>(
             return Err(got);
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `beamlink run --name NAME --epmd client` with `epmd`, plus `extra` arguments, once it has
+/// started.
+pub fn start_beamlink(epmd: &Epmd, name: &str, extra: &[&str]) -> Beamlink {
+    let port = epmd.port().to_string();
+    let mut args = vec![
+        "run",
+        "--name",
+        name,
+        "--epmd",
+        "client",
+        "--epmd-port",
+        &port,
+    ];
+    args.extend_from_slice(extra);
+    let bl = Beamlink::start(&args, TEST_COOKIE);
+    bl.wait_log("node started", Duration::from_secs(15));
+    bl
+}
+
+/// A live beamlink that a BEAM node has pinged: where most fault tests start. Fields drop in
+/// order: the BEAM, then beamlink, then their EPMD.
+pub struct PingedBeamlink {
+    pub beam: BeamNode,
+    pub bl: Beamlink,
+    pub epmd: Epmd,
+    /// beamlink's node name, `<prefix>_..@127.0.0.1`.
+    pub name: String,
+    pub pid: u32,
+    /// beamlink's distribution address.
+    pub addr: SocketAddr,
+}
+
+/// Starts an EPMD, beamlink named after `prefix` and a BEAM node of `otp`, and has the BEAM
+/// ping beamlink.
+pub fn pinged_beamlink(otp: Otp, prefix: &str) -> PingedBeamlink {
+    let epmd = Epmd::start();
+    let name = format!("{}@127.0.0.1", unique_name(prefix));
+    let bl = start_beamlink(&epmd, &name, &[]);
+    let beam = BeamNode::start(otp, epmd.port());
+    assert_eq!(
+        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
+        "pong"
+    );
+    let pid = bl.pid();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, registered_port(&epmd, &name)));
+    PingedBeamlink {
+        beam,
+        bl,
+        epmd,
+        name,
+        pid,
+        addr,
     }
 }
 
