@@ -648,17 +648,11 @@ impl Control {
                 token,
                 reason,
             } => {
-                let is_exit = matches!(self, Control::Exit { .. });
-                let op = match (is_exit, payload_exits, token.is_some()) {
-                    (true, true, false) => op::PAYLOAD_EXIT,
-                    (true, true, true) => op::PAYLOAD_EXIT_TT,
-                    (true, false, false) => op::EXIT,
-                    (true, false, true) => op::EXIT_TT,
-                    (false, true, false) => op::PAYLOAD_EXIT2,
-                    (false, true, true) => op::PAYLOAD_EXIT2_TT,
-                    (false, false, false) => op::EXIT2,
-                    (false, false, true) => op::EXIT2_TT,
-                };
+                let op = exit_op(
+                    matches!(self, Control::Exit { .. }),
+                    payload_exits,
+                    token.is_some(),
+                );
                 let control = with_token(t(op, [pid(from), pid(to)]), token);
                 if payload_exits {
                     (control, Some(reason))
@@ -1042,17 +1036,11 @@ impl Control {
                 token,
                 reason,
             } => {
-                let is_exit = matches!(self, Control::Exit { .. });
-                let op = match (is_exit, payload_exits, token.is_some()) {
-                    (true, true, false) => op::PAYLOAD_EXIT,
-                    (true, true, true) => op::PAYLOAD_EXIT_TT,
-                    (true, false, false) => op::EXIT,
-                    (true, false, true) => op::EXIT_TT,
-                    (false, true, false) => op::PAYLOAD_EXIT2,
-                    (false, true, true) => op::PAYLOAD_EXIT2_TT,
-                    (false, false, false) => op::EXIT2,
-                    (false, false, true) => op::EXIT2_TT,
-                };
+                let op = exit_op(
+                    matches!(self, Control::Exit { .. }),
+                    payload_exits,
+                    token.is_some(),
+                );
                 start(e, op, if payload_exits { 3 } else { 4 }, token)?;
                 pid(e, from)?;
                 pid(e, to)?;
@@ -1210,6 +1198,21 @@ fn exit(is_exit: bool, from: Pid, to: Pid, token: Option<Term>, reason: Term) ->
             token,
             reason,
         }
+    }
+}
+
+/// The operation of an EXIT (`is_exit`) or EXIT2 signal: with the reason as payload
+/// (`DFLAG_EXIT_PAYLOAD`) or in the control tuple, with a trace token or without.
+fn exit_op(is_exit: bool, payload_exits: bool, traced: bool) -> u8 {
+    match (is_exit, payload_exits, traced) {
+        (true, true, false) => op::PAYLOAD_EXIT,
+        (true, true, true) => op::PAYLOAD_EXIT_TT,
+        (true, false, false) => op::EXIT,
+        (true, false, true) => op::EXIT_TT,
+        (false, true, false) => op::PAYLOAD_EXIT2,
+        (false, true, true) => op::PAYLOAD_EXIT2_TT,
+        (false, false, false) => op::EXIT2,
+        (false, false, true) => op::EXIT2_TT,
     }
 }
 
