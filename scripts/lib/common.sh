@@ -105,9 +105,12 @@ bl_same_file() {
 }
 
 # Bind-mount host path $2 at chroot path $1 (same absolute path inside), private so that
-# nothing propagates back to the host.
+# nothing propagates back to the host. A mount already at the target is not the source (the
+# callers check that first): typically the bind of an earlier clone at the same path that has
+# since been deleted. Mounting over a deleted directory fails with ENOENT, so it goes first.
 bl_bind() {
   local target="$1" source="$2"
+  while mountpoint -q "$target" 2>/dev/null; do umount -l "$target" || return 1; done
   if [ -d "$source" ]; then mkdir -p "$target"; else [ -e "$target" ] || : >"$target"; fi
   mount --bind "$source" "$target"
   mount --make-private "$target"
