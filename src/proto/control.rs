@@ -577,65 +577,78 @@ impl Control {
         Ok(control)
     }
 
+    /// The operation code this message is sent with, given the connection's flags: the
+    /// trace-token form when it carries a token, SEND_SENDER when negotiated, and the
+    /// payload forms of the exit signals with `DFLAG_EXIT_PAYLOAD`.
+    pub fn op(&self, flags: DistFlags) -> u8 {
+        let payload_exits = flags.contains(DistFlags::EXIT_PAYLOAD);
+        let traced = |token: &Option<Term>, plain: u8, with_token: u8| {
+            if token.is_some() { with_token } else { plain }
+        };
+        match self {
+            Control::Link { .. } => op::LINK,
+            Control::Unlink { .. } => op::UNLINK,
+            Control::GroupLeader { .. } => op::GROUP_LEADER,
+            Control::Send {
+                from: Some(_),
+                token,
+                ..
+            } if flags.contains(DistFlags::SEND_SENDER) => {
+                traced(token, op::SEND_SENDER, op::SEND_SENDER_TT)
+            }
+            Control::Send { token, .. } => traced(token, op::SEND, op::SEND_TT),
+            Control::RegSend { token, .. } => traced(token, op::REG_SEND, op::REG_SEND_TT),
+            Control::Exit { token, .. } => exit_op(true, payload_exits, token.is_some()),
+            Control::Exit2 { token, .. } => exit_op(false, payload_exits, token.is_some()),
+            Control::MonitorP { .. } => op::MONITOR_P,
+            Control::DemonitorP { .. } => op::DEMONITOR_P,
+            Control::MonitorPExit { .. } if payload_exits => op::PAYLOAD_MONITOR_P_EXIT,
+            Control::MonitorPExit { .. } => op::MONITOR_P_EXIT,
+            Control::SpawnRequest { token, .. } => {
+                traced(token, op::SPAWN_REQUEST, op::SPAWN_REQUEST_TT)
+            }
+            Control::SpawnReply { token, .. } => traced(token, op::SPAWN_REPLY, op::SPAWN_REPLY_TT),
+            Control::AliasSend { token, .. } => traced(token, op::ALIAS_SEND, op::ALIAS_SEND_TT),
+            Control::UnlinkId { .. } => op::UNLINK_ID,
+            Control::UnlinkIdAck { .. } => op::UNLINK_ID_ACK,
+        }
+    }
+
     /// The control term and payload this message is sent as, given the connection's flags.
     /// Payloads are borrowed, never copied.
     pub fn to_terms(&self, flags: DistFlags) -> (Term, Option<&Term>) {
-        fn t(op: u8, rest: impl IntoIterator<Item = Term>) -> Term {
-            let mut v = vec![Term::Int(op as i64)];
-            v.extend(rest);
-            Term::Tuple(v)
-        }
-        fn with_token(mut control: Term, token: &Option<Term>) -> Term {
-            if let (Term::Tuple(v), Some(token)) = (&mut control, token) {
-                v.push(token.clone());
-            }
-            control
-        }
+        let op = self.op(flags);
         let payload_exits = flags.contains(DistFlags::EXIT_PAYLOAD);
         let pid = |p: &Pid| Term::Pid(p.clone());
         let reference = |r: &Reference| Term::reference(r.clone());
-        match self {
-            Control::Link { from, to } => (t(op::LINK, [pid(from), pid(to)]), None),
+        // The fields after the operation code; the trace token, when there is one, follows
+        // them, and a reason that is not sent as payload comes last.
+        let (fields, token, payload): (Vec<Term>, &Option<Term>, Option<&Term>) = match self {
+            Control::Link { from, to }
+            | Control::Unlink { from, to }
+            | Control::GroupLeader { from, to } => (vec![pid(from), pid(to)], &None, None),
             Control::Send {
                 from,
                 to,
                 token,
                 message,
             } => {
-                let control = match from {
-                    Some(from) if flags.contains(DistFlags::SEND_SENDER) => {
-                        let op = if token.is_some() {
-                            op::SEND_SENDER_TT
-                        } else {
-                            op::SEND_SENDER
-                        };
-                        t(op, [pid(from), pid(to)])
-                    }
-                    _ => {
-                        let op = if token.is_some() {
-                            op::SEND_TT
-                        } else {
-                            op::SEND
-                        };
-                        t(op, [Term::atom(""), pid(to)])
-                    }
+                let sender = match from {
+                    Some(from) if op == op::SEND_SENDER || op == op::SEND_SENDER_TT => pid(from),
+                    _ => Term::atom(""),
                 };
-                (with_token(control, token), Some(message))
+                (vec![sender, pid(to)], token, Some(message))
             }
             Control::RegSend {
                 from,
                 to,
                 token,
                 message,
-            } => {
-                let op = if token.is_some() {
-                    op::REG_SEND_TT
-                } else {
-                    op::REG_SEND
-                };
-                let control = t(op, [pid(from), Term::atom(""), Term::Atom(to.clone())]);
-                (with_token(control, token), Some(message))
-            }
+            } => (
+                vec![pid(from), Term::atom(""), Term::Atom(to.clone())],
+                token,
+                Some(message),
+            ),
             Control::Exit {
                 from,
                 to,
@@ -647,61 +660,27 @@ impl Control {
                 to,
                 token,
                 reason,
-            } => {
-                let op = exit_op(
-                    matches!(self, Control::Exit { .. }),
-                    payload_exits,
-                    token.is_some(),
-                );
-                let control = with_token(t(op, [pid(from), pid(to)]), token);
-                if payload_exits {
-                    (control, Some(reason))
-                } else {
-                    let mut control = control;
-                    if let Term::Tuple(v) = &mut control {
-                        v.push(reason.clone());
-                    }
-                    (control, None)
-                }
-            }
-            Control::Unlink { from, to } => (t(op::UNLINK, [pid(from), pid(to)]), None),
-            Control::GroupLeader { from, to } => (t(op::GROUP_LEADER, [pid(from), pid(to)]), None),
+            } => (vec![pid(from), pid(to)], token, Some(reason)),
             Control::MonitorP {
                 from,
                 to,
                 reference: r,
-            } => (
-                t(op::MONITOR_P, [pid(from), to.to_term(), reference(r)]),
-                None,
-            ),
-            Control::DemonitorP {
+            }
+            | Control::DemonitorP {
                 from,
                 to,
                 reference: r,
-            } => (
-                t(op::DEMONITOR_P, [pid(from), to.to_term(), reference(r)]),
-                None,
-            ),
+            } => (vec![pid(from), to.to_term(), reference(r)], &None, None),
             Control::MonitorPExit {
                 from,
                 to,
                 reference: r,
                 reason,
-            } => {
-                if payload_exits {
-                    let control = t(
-                        op::PAYLOAD_MONITOR_P_EXIT,
-                        [from.to_term(), pid(to), reference(r)],
-                    );
-                    (control, Some(reason))
-                } else {
-                    let control = t(
-                        op::MONITOR_P_EXIT,
-                        [from.to_term(), pid(to), reference(r), reason.clone()],
-                    );
-                    (control, None)
-                }
-            }
+            } => (
+                vec![from.to_term(), pid(to), reference(r)],
+                &None,
+                Some(reason),
+            ),
             Control::SpawnRequest {
                 req_id,
                 from,
@@ -713,27 +692,19 @@ impl Control {
                 token,
                 args,
             } => {
-                let op = if token.is_some() {
-                    op::SPAWN_REQUEST_TT
-                } else {
-                    op::SPAWN_REQUEST
-                };
                 let mfa = Term::tuple([
                     Term::Atom(module.clone()),
                     Term::Atom(function.clone()),
                     Term::Int(*arity as i64),
                 ]);
-                let control = t(
-                    op,
-                    [
-                        reference(req_id),
-                        pid(from),
-                        pid(group_leader),
-                        mfa,
-                        opts.clone(),
-                    ],
-                );
-                (with_token(control, token), Some(args))
+                let fields = vec![
+                    reference(req_id),
+                    pid(from),
+                    pid(group_leader),
+                    mfa,
+                    opts.clone(),
+                ];
+                (fields, token, Some(args))
             }
             Control::SpawnReply {
                 req_id,
@@ -742,45 +713,45 @@ impl Control {
                 result,
                 token,
             } => {
-                let op = if token.is_some() {
-                    op::SPAWN_REPLY_TT
-                } else {
-                    op::SPAWN_REPLY
-                };
-                let control = t(
-                    op,
-                    [
-                        reference(req_id),
-                        pid(to),
-                        Term::Int(*reply_flags as i64),
-                        result.clone(),
-                    ],
-                );
-                (with_token(control, token), None)
+                let fields = vec![
+                    reference(req_id),
+                    pid(to),
+                    Term::Int(*reply_flags as i64),
+                    result.clone(),
+                ];
+                (fields, token, None)
             }
             Control::AliasSend {
                 from,
                 alias,
                 token,
                 message,
-            } => {
-                let op = if token.is_some() {
-                    op::ALIAS_SEND_TT
-                } else {
-                    op::ALIAS_SEND
-                };
-                let control = t(op, [pid(from), reference(alias)]);
-                (with_token(control, token), Some(message))
+            } => (vec![pid(from), reference(alias)], token, Some(message)),
+            Control::UnlinkId { id, from, to } | Control::UnlinkIdAck { id, from, to } => {
+                (vec![Term::from_u64(*id), pid(from), pid(to)], &None, None)
             }
-            Control::UnlinkId { id, from, to } => (
-                t(op::UNLINK_ID, [Term::from_u64(*id), pid(from), pid(to)]),
-                None,
-            ),
-            Control::UnlinkIdAck { id, from, to } => (
-                t(op::UNLINK_ID_ACK, [Term::from_u64(*id), pid(from), pid(to)]),
-                None,
-            ),
+        };
+        let mut tuple = Vec::with_capacity(fields.len() + 3);
+        tuple.push(Term::Int(op as i64));
+        tuple.extend(fields);
+        tuple.extend(token.iter().cloned());
+        let reason_in_tuple = !payload_exits && self.reason_is_payload_only_with_flag();
+        match payload {
+            Some(reason) if reason_in_tuple => {
+                tuple.push(reason.clone());
+                (Term::Tuple(tuple), None)
+            }
+            payload => (Term::Tuple(tuple), payload),
         }
+    }
+
+    /// Exit signals carry their reason as payload only with `DFLAG_EXIT_PAYLOAD`; without
+    /// it, the reason is the control tuple's last element.
+    fn reason_is_payload_only_with_flag(&self) -> bool {
+        matches!(
+            self,
+            Control::Exit { .. } | Control::Exit2 { .. } | Control::MonitorPExit { .. }
+        )
     }
 
     /// Calls `f` with the atoms of the control tuple, then with those of the payload
@@ -958,6 +929,7 @@ impl Control {
         };
         let empty = Atom::EMPTY;
         let payload_exits = flags.contains(DistFlags::EXIT_PAYLOAD);
+        let op = self.op(flags);
         let process = |e: &mut Enc<'_>, p: &ProcessRef| match p {
             ProcessRef::Pid(p) => pid(e, p),
             ProcessRef::Name(a) => atom(e, a),
@@ -966,11 +938,6 @@ impl Control {
             Control::Link { from, to }
             | Control::Unlink { from, to }
             | Control::GroupLeader { from, to } => {
-                let op = match self {
-                    Control::Link { .. } => op::LINK,
-                    Control::Unlink { .. } => op::UNLINK,
-                    _ => op::GROUP_LEADER,
-                };
                 start(e, op, 3, &None)?;
                 pid(e, from)?;
                 pid(e, to)?;
@@ -982,25 +949,12 @@ impl Control {
                 token,
                 message,
             } => {
+                start(e, op, 3, token)?;
                 match from {
-                    Some(from) if flags.contains(DistFlags::SEND_SENDER) => {
-                        let op = if token.is_some() {
-                            op::SEND_SENDER_TT
-                        } else {
-                            op::SEND_SENDER
-                        };
-                        start(e, op, 3, token)?;
-                        pid(e, from)?;
+                    Some(from) if op == op::SEND_SENDER || op == op::SEND_SENDER_TT => {
+                        pid(e, from)?
                     }
-                    _ => {
-                        let op = if token.is_some() {
-                            op::SEND_TT
-                        } else {
-                            op::SEND
-                        };
-                        start(e, op, 3, token)?;
-                        atom(e, &empty)?;
-                    }
+                    _ => atom(e, &empty)?,
                 }
                 pid(e, to)?;
                 token_then(e, token)?;
@@ -1012,11 +966,6 @@ impl Control {
                 token,
                 message,
             } => {
-                let op = if token.is_some() {
-                    op::REG_SEND_TT
-                } else {
-                    op::REG_SEND
-                };
                 start(e, op, 4, token)?;
                 pid(e, from)?;
                 atom(e, &empty)?;
@@ -1036,11 +985,6 @@ impl Control {
                 token,
                 reason,
             } => {
-                let op = exit_op(
-                    matches!(self, Control::Exit { .. }),
-                    payload_exits,
-                    token.is_some(),
-                );
                 start(e, op, if payload_exits { 3 } else { 4 }, token)?;
                 pid(e, from)?;
                 pid(e, to)?;
@@ -1062,11 +1006,6 @@ impl Control {
                 to,
                 reference: r,
             } => {
-                let op = if matches!(self, Control::MonitorP { .. }) {
-                    op::MONITOR_P
-                } else {
-                    op::DEMONITOR_P
-                };
                 start(e, op, 4, &None)?;
                 pid(e, from)?;
                 process(e, to)?;
@@ -1079,11 +1018,6 @@ impl Control {
                 reference: r,
                 reason,
             } => {
-                let op = if payload_exits {
-                    op::PAYLOAD_MONITOR_P_EXIT
-                } else {
-                    op::MONITOR_P_EXIT
-                };
                 start(e, op, if payload_exits { 4 } else { 5 }, &None)?;
                 process(e, from)?;
                 pid(e, to)?;
@@ -1106,11 +1040,6 @@ impl Control {
                 token,
                 args,
             } => {
-                let op = if token.is_some() {
-                    op::SPAWN_REQUEST_TT
-                } else {
-                    op::SPAWN_REQUEST
-                };
                 start(e, op, 6, token)?;
                 reference(e, req_id)?;
                 pid(e, from)?;
@@ -1130,11 +1059,6 @@ impl Control {
                 result,
                 token,
             } => {
-                let op = if token.is_some() {
-                    op::SPAWN_REPLY_TT
-                } else {
-                    op::SPAWN_REPLY
-                };
                 start(e, op, 5, token)?;
                 reference(e, req_id)?;
                 pid(e, to)?;
@@ -1149,11 +1073,6 @@ impl Control {
                 token,
                 message,
             } => {
-                let op = if token.is_some() {
-                    op::ALIAS_SEND_TT
-                } else {
-                    op::ALIAS_SEND
-                };
                 start(e, op, 3, token)?;
                 pid(e, from)?;
                 reference(e, alias)?;
@@ -1161,11 +1080,6 @@ impl Control {
                 Some(message)
             }
             Control::UnlinkId { id, from, to } | Control::UnlinkIdAck { id, from, to } => {
-                let op = if matches!(self, Control::UnlinkId { .. }) {
-                    op::UNLINK_ID
-                } else {
-                    op::UNLINK_ID_ACK
-                };
                 start(e, op, 4, &None)?;
                 term(e, &Term::from_u64(*id))?;
                 pid(e, from)?;
