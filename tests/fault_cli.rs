@@ -658,3 +658,50 @@ fn epmd_killed_and_restarted_beamlink_registers_again() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains(&format!("name {alive} at port")));
 }
+
+/// `RUST_LOG` (contract.md: logs go to stderr, filtered by it) takes `target=level`
+/// directives: a target set to `warn` silences that target's info lines and leaves the
+/// others; a directive that does not parse is reported in a warning and the default level
+/// (info for `run`) is used, rather than logging nothing.
+///
+/// Fails if `init_tracing` ignores `RUST_LOG` or drops the warning for a bad one.
+#[test]
+fn rust_log_filters_by_target_and_a_bad_filter_is_reported() {
+    let run_with_log = |rust_log: &str| {
+        let port = free_port().to_string();
+        let name = format!("{}@127.0.0.1", unique_name("rustlog"));
+        let mut command = beamlink_command(&[
+            "run",
+            "--name",
+            &name,
+            "--epmd",
+            "serve",
+            "--epmd-port",
+            &port,
+        ]);
+        command.env("RUST_LOG", rust_log);
+        let mut bl = Beamlink::start_with(command, TEST_COOKIE);
+        // Logged by beamlink::epmd (the registrar), before beamlink::node says "node started".
+        bl.wait_log("EPMD registration", Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(300));
+        bl.terminate(Duration::from_secs(5));
+        bl.log()
+    };
+
+    let quiet_node = run_with_log("beamlink::node=warn,info");
+    assert!(!quiet_node.contains("node started"), "{quiet_node}");
+    assert!(
+        !quiet_node.contains("not a list of target=level"),
+        "{quiet_node}"
+    );
+
+    let bad = run_with_log("[span{field=1}]=debug");
+    assert!(
+        bad.contains("RUST_LOG=\"[span{field=1}]=debug\" is not a list of target=level directives"),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("node started"),
+        "default level not used: {bad}"
+    );
+}

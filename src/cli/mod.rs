@@ -163,15 +163,34 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` as `target=level` directives (`info`,
+/// `beamlink=debug,hickory=warn`). A `RUST_LOG` that does not parse is reported and the
+/// default level used. `Targets` rather than `EnvFilter`: span and field filters are not
+/// worth the regex engine they bring (0.7 of the 4.4 MiB an idle `run` kept resident,
+/// workload f in docs/performance.md).
 fn init_tracing(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
+    let default: Targets = default_level.parse().unwrap_or_default();
+    let (filter, bad_directive) = match std::env::var("RUST_LOG") {
+        Ok(text) if !text.trim().is_empty() => match text.parse::<Targets>() {
+            Ok(filter) => (filter, None),
+            Err(e) => (default, Some((text, e))),
+        },
+        _ => (default, None),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
         .try_init();
+    if let Some((text, e)) = bad_directive {
+        tracing::warn!(
+            "RUST_LOG={text:?} is not a list of target=level directives ({e}); logging at {default_level}"
+        );
+    }
 }
 
 /// The cookie per the options and the environment.
