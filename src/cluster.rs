@@ -25,11 +25,13 @@
 use crate::discovery::{DnsError, DnsQuery};
 use crate::node::{ConnectError, Node};
 use crate::proto::node_name::NodeName;
+use futures_util::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -114,9 +116,25 @@ pub async fn run(node: Node, config: ClusterConfig) {
     let mut dns_report = DnsReport::default();
     let mut last_notes: HashSet<String> = HashSet::new();
     let cap = config.poll_interval.max(Duration::from_secs(1));
+    // DNS polls and dials run in tasks of their own (a slow DNS server or peer must not hold
+    // up the others); each stops at shutdown and is awaited before the manager returns.
+    let mut tasks = JoinSet::new();
+    let spawn_until_shutdown = |tasks: &mut JoinSet<()>, work: BoxFuture<'static, ()>| {
+        let node = node.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = node.shutting_down() => {}
+                _ = work => {}
+            }
+        });
+    };
     loop {
         tokio::select! {
-            _ = node.shutting_down() => return,
+            _ = node.shutting_down() => {
+                while tasks.join_next().await.is_some() {}
+                return;
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = poll.tick(), if config.dns.is_some() && !polling => {
                 polling = true;
                 let dns = config.dns.clone().expect("checked");
@@ -124,11 +142,11 @@ pub async fn run(node: Node, config: ClusterConfig) {
                 let deadline = config.dns_deadline();
                 let tx = tx.clone();
                 let node = node.clone();
-                tokio::spawn(async move {
+                spawn_until_shutdown(&mut tasks, Box::pin(async move {
                     let (peers, ips, notes) =
                         poll_once(&node, &dns, deadline, basename.as_deref()).await;
                     let _ = tx.send(Event::Polled { peers, ips, notes }).await;
-                });
+                }));
             }
             Some(event) = rx.recv() => match event {
                 Event::Polled { peers: result, ips, notes } => {
@@ -219,17 +237,20 @@ pub async fn run(node: Node, config: ClusterConfig) {
             let peer = peer.clone();
             let tx = tx.clone();
             let dials = dials.clone();
-            tokio::spawn(async move {
-                let Ok(_permit) = dials.acquire_owned().await else {
-                    return;
-                };
-                let result = node
-                    .connect(&peer)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| (FailureClass::of(&e), e.to_string()));
-                let _ = tx.send(Event::Dialed { peer, result }).await;
-            });
+            spawn_until_shutdown(
+                &mut tasks,
+                Box::pin(async move {
+                    let Ok(_permit) = dials.acquire_owned().await else {
+                        return;
+                    };
+                    let result = node
+                        .connect(&peer)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| (FailureClass::of(&e), e.to_string()));
+                    let _ = tx.send(Event::Dialed { peer, result }).await;
+                }),
+            );
         }
     }
 }
@@ -459,6 +480,50 @@ async fn poll_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A DNS poll still waiting for a server that never answers when the node shuts down
+    /// stops with the manager: once the manager's task has been awaited, nothing it spawned
+    /// is left running. Without the shutdown select and the JoinSet, the poll task outlived
+    /// the manager by its whole DNS deadline (3 s here).
+    #[tokio::test]
+    async fn polls_in_flight_stop_and_are_awaited_at_shutdown() {
+        use crate::node::NodeConfig;
+        use crate::proto::digest::Cookie;
+        let silent_dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut node_config = NodeConfig::new(
+            NodeName::parse("manager@127.0.0.1").unwrap(),
+            Cookie::new("c"),
+        );
+        node_config.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let node = Node::start(node_config).await.unwrap();
+        let mut config = ClusterConfig::statics(Vec::new(), Duration::from_secs(3));
+        config.dns =
+            Some(DnsQuery::new("tasks.s_web.", Some(silent_dns.local_addr().unwrap())).unwrap());
+        config.basename = Some("web".into());
+        let manager = tokio::spawn(run(node.clone(), config));
+        // The first poll starts at once and waits on the silent server.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let metrics = tokio::runtime::Handle::current().metrics();
+        assert!(
+            metrics.num_alive_tasks() >= 2,
+            "manager and its poll are running"
+        );
+
+        node.shutdown().await;
+        tokio::time::timeout(Duration::from_secs(1), manager)
+            .await
+            .expect("the manager returns at shutdown")
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while metrics.num_alive_tasks() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            0,
+            "tasks left after the manager returned"
+        );
+    }
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
