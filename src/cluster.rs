@@ -3,7 +3,8 @@
 //!
 //! Rules, chosen against the failures users report of dns_cluster and libcluster:
 //! * each poll, the peers are `basename@<ip>` for every address in the answer, or, without
-//!   a basename, every node the EPMD at that address lists (ourselves excluded);
+//!   a basename, every node the EPMD at that address lists (ourselves and a release's
+//!   `rpc-`/`rem-` shells excluded: [`crate::discovery::is_release_helper`]);
 //! * new peers are dialled at once and concurrently (up to `max_dials` at a time), each
 //!   attempt bounded by the handshake setup time;
 //! * a failed peer is retried with a backoff of 1 s doubling up to the poll interval, and a

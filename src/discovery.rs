@@ -283,6 +283,9 @@ pub async fn peers_at(
                 match &listing.result {
                     Ok(reply) => {
                         for entry in &reply.nodes {
+                            if is_release_helper(entry.name.as_str()) {
+                                continue;
+                            }
                             if let Ok(n) =
                                 NodeName::from_parts(entry.name.as_str(), &listing.ip.to_string())
                             {
@@ -300,9 +303,49 @@ pub async fn peers_at(
     found
 }
 
+/// Whether an EPMD name is one of the short-lived hidden nodes a `mix release` script
+/// starts for `bin/<app> rpc` (`rpc-<hex>-<node>`) and `bin/<app> remote`
+/// (`rem-<hex>-<node>`), `<hex>` being 4 random hex digits. They are operators' shells,
+/// not peers: dialling them only adds a link that fails a moment later.
+pub fn is_release_helper(alive: &str) -> bool {
+    let Some(rest) = alive
+        .strip_prefix("rpc-")
+        .or_else(|| alive.strip_prefix("rem-"))
+    else {
+        return false;
+    };
+    match rest.split_once('-') {
+        Some((random, node)) => {
+            !node.is_empty()
+                && (1..=8).contains(&random.len())
+                && random.bytes().all(|b| b.is_ascii_hexdigit())
+        }
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_rpc_and_remote_shells_are_not_peers() {
+        for helper in ["rpc-1a2b-labyrinth", "rem-00ff-web", "rem-c0de-my-app"] {
+            assert!(is_release_helper(helper), "{helper}");
+        }
+        for peer in [
+            "labyrinth",
+            "rpc",
+            "rpc-",
+            "rpc-1a2b",
+            "rpc-xyz1-app",
+            "remote-1a2b-app",
+            "rem--app",
+            "rem-123456789-app",
+        ] {
+            assert!(!is_release_helper(peer), "{peer}");
+        }
+    }
 
     #[test]
     fn servers_parse_with_and_without_port() {
