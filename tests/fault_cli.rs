@@ -705,3 +705,88 @@ fn rust_log_filters_by_target_and_a_bad_filter_is_reported() {
         "default level not used: {bad}"
     );
 }
+
+/// glibc's secondary malloc arenas of `pid`: each is a 64 MiB reservation aligned to 64 MiB
+/// (HEAP_MAX_SIZE on 64-bit), split into an `rw-p` part and a `---p` part, without a name.
+fn secondary_malloc_arenas(pid: u32) -> usize {
+    const HEAP: u64 = 64 << 20;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let regions: Vec<(u64, u64)> = maps
+        .lines()
+        .filter(|l| l.split_whitespace().nth(5).is_none())
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect();
+    let mut count = 0;
+    for (i, &(start, _)) in regions.iter().enumerate() {
+        if start % HEAP != 0 {
+            continue;
+        }
+        let mut end = start;
+        for &(a, b) in &regions[i..] {
+            if a != end || end - start >= HEAP {
+                break;
+            }
+            end = b;
+        }
+        if end - start == HEAP {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// `beamlink run` keeps one malloc arena (it calls `mallopt(M_ARENA_MAX, 1)`: the long
+/// soak's resident memory grew with glibc's per-thread arenas and stayed flat with one), and
+/// leaves the choice to the operator who sets `MALLOC_ARENA_MAX`. Checked after a BEAM has
+/// connected and sent it messages and rpc calls, so every worker thread has allocated.
+///
+/// Fails without `one_malloc_arena` (the first beamlink then has an arena per worker).
+#[test]
+fn run_keeps_one_malloc_arena_unless_the_environment_says_otherwise() {
+    let otp = Otp::from_env()[0];
+    let epmd = Epmd::start();
+    let beam = BeamNode::start(otp, epmd.port());
+    let mut arenas = Vec::new();
+    for arena_max in [None, Some("8")] {
+        let name = format!("{}@127.0.0.1", unique_name("arena"));
+        let port = epmd.port().to_string();
+        let mut command = beamlink_command(&[
+            "run",
+            "--name",
+            &name,
+            "--epmd",
+            "client",
+            "--epmd-port",
+            &port,
+            "--bench-services",
+        ]);
+        command
+            .env_remove("MALLOC_ARENA_MAX")
+            .env_remove("GLIBC_TUNABLES");
+        if let Some(max) = arena_max {
+            command.env("MALLOC_ARENA_MAX", max);
+        }
+        let bl = Beamlink::start_with(command, TEST_COOKIE);
+        bl.wait_log("node started", Duration::from_secs(15));
+        let sent = beam
+            .eval(&format!(
+                "pong = net_adm:ping('{name}'), \
+                 [{{rig_sink, '{name}'}} ! {{n, I, binary:copy(<<1>>, 100)}} || I <- lists:seq(1, 20000)], \
+                 [erpc:call('{name}', erlang, node, []) || _ <- lists:seq(1, 50)], sent"
+            ))
+            .unwrap();
+        assert_eq!(sent, "sent");
+        arenas.push(secondary_malloc_arenas(bl.pid()));
+    }
+    assert_eq!(arenas[0], 0, "beamlink run has secondary malloc arenas");
+    assert!(
+        arenas[1] >= 1,
+        "with MALLOC_ARENA_MAX=8 the worker threads should have arenas of their own: {arenas:?}"
+    );
+}
