@@ -1,7 +1,7 @@
 //! The binary's reliability and security contract (ecosystem.md part C, items 6, 12, 14, 20
 //! and 21; contract.md): names a BEAM refuses, cookie files checked as erl checks them, the
-//! cookie never printed, SIGTERM as PID 1 of a PID namespace, and EPMD killed and restarted
-//! under `beamlink run --epmd client`.
+//! cookie never printed, SIGTERM as PID 1 of a PID namespace, EPMD killed and restarted
+//! under `beamlink run --epmd client`, `RUST_LOG` filtering, and one malloc arena.
 
 mod support;
 
