@@ -755,25 +755,14 @@ fn run_keeps_one_malloc_arena_unless_the_environment_says_otherwise() {
     let mut arenas = Vec::new();
     for arena_max in [None, Some("8")] {
         let name = format!("{}@127.0.0.1", unique_name("arena"));
-        let port = epmd.port().to_string();
-        let mut command = beamlink_command(&[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
-            &port,
-            "--bench-services",
-        ]);
+        let mut command = support::run_command(&epmd, &name, &["--bench-services"]);
         command
             .env_remove("MALLOC_ARENA_MAX")
             .env_remove("GLIBC_TUNABLES");
         if let Some(max) = arena_max {
             command.env("MALLOC_ARENA_MAX", max);
         }
-        let bl = Beamlink::start_with(command, TEST_COOKIE);
-        bl.wait_log("node started", Duration::from_secs(15));
+        let bl = support::start_prepared(command);
         let sent = beam
             .eval(&format!(
                 "pong = net_adm:ping('{name}'), \

@@ -105,9 +105,8 @@ pub fn settles<T: PartialEq + Copy + std::fmt::Debug>(
     }
 }
 
-/// `beamlink run --name NAME --epmd client` with `epmd`, plus `extra` arguments, once it has
-/// started.
-pub fn start_beamlink(epmd: &Epmd, name: &str, extra: &[&str]) -> Beamlink {
+/// The command `beamlink run --name NAME --epmd client` with `epmd`, plus `extra` arguments.
+pub fn run_command(epmd: &Epmd, name: &str, extra: &[&str]) -> std::process::Command {
     let port = epmd.port().to_string();
     let mut args = vec![
         "run",
@@ -119,7 +118,17 @@ pub fn start_beamlink(epmd: &Epmd, name: &str, extra: &[&str]) -> Beamlink {
         &port,
     ];
     args.extend_from_slice(extra);
-    let bl = Beamlink::start(&args, TEST_COOKIE);
+    super::beamlink_command(&args)
+}
+
+/// [`run_command`] started, once it says so.
+pub fn start_beamlink(epmd: &Epmd, name: &str, extra: &[&str]) -> Beamlink {
+    start_prepared(run_command(epmd, name, extra))
+}
+
+/// A prepared `beamlink run` command started, once it says so.
+pub fn start_prepared(command: std::process::Command) -> Beamlink {
+    let bl = Beamlink::start_with(command, TEST_COOKIE);
     bl.wait_log("node started", Duration::from_secs(15));
     bl
 }
