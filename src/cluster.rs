@@ -26,7 +26,6 @@
 use crate::discovery::{DnsError, DnsQuery};
 use crate::node::{ConnectError, Node};
 use crate::proto::node_name::NodeName;
-use futures_util::future::BoxFuture;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -118,21 +117,12 @@ pub async fn run(node: Node, config: ClusterConfig) {
     let mut last_notes: HashSet<String> = HashSet::new();
     let cap = config.poll_interval.max(Duration::from_secs(1));
     // DNS polls and dials run in tasks of their own (a slow DNS server or peer must not hold
-    // up the others); each stops at shutdown and is awaited before the manager returns.
+    // up the others); at shutdown they are aborted and awaited before the manager returns.
     let mut tasks = JoinSet::new();
-    let spawn_until_shutdown = |tasks: &mut JoinSet<()>, work: BoxFuture<'static, ()>| {
-        let node = node.clone();
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = node.shutting_down() => {}
-                _ = work => {}
-            }
-        });
-    };
     loop {
         tokio::select! {
             _ = node.shutting_down() => {
-                while tasks.join_next().await.is_some() {}
+                tasks.shutdown().await;
                 return;
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -143,11 +133,11 @@ pub async fn run(node: Node, config: ClusterConfig) {
                 let deadline = config.dns_deadline();
                 let tx = tx.clone();
                 let node = node.clone();
-                spawn_until_shutdown(&mut tasks, Box::pin(async move {
+                tasks.spawn(async move {
                     let (peers, ips, notes) =
                         poll_once(&node, &dns, deadline, basename.as_deref()).await;
                     let _ = tx.send(Event::Polled { peers, ips, notes }).await;
-                }));
+                });
             }
             Some(event) = rx.recv() => match event {
                 Event::Polled { peers: result, ips, notes } => {
@@ -238,20 +228,17 @@ pub async fn run(node: Node, config: ClusterConfig) {
             let peer = peer.clone();
             let tx = tx.clone();
             let dials = dials.clone();
-            spawn_until_shutdown(
-                &mut tasks,
-                Box::pin(async move {
-                    let Ok(_permit) = dials.acquire_owned().await else {
-                        return;
-                    };
-                    let result = node
-                        .connect(&peer)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| (FailureClass::of(&e), e.to_string()));
-                    let _ = tx.send(Event::Dialed { peer, result }).await;
-                }),
-            );
+            tasks.spawn(async move {
+                let Ok(_permit) = dials.acquire_owned().await else {
+                    return;
+                };
+                let result = node
+                    .connect(&peer)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (FailureClass::of(&e), e.to_string()));
+                let _ = tx.send(Event::Dialed { peer, result }).await;
+            });
         }
     }
 }
@@ -484,7 +471,7 @@ mod tests {
 
     /// A DNS poll still waiting for a server that never answers when the node shuts down
     /// stops with the manager: once the manager's task has been awaited, nothing it spawned
-    /// is left running. Without the shutdown select and the JoinSet, the poll task outlived
+    /// is left running. Without the JoinSet and its shutdown, the poll task outlived
     /// the manager by its whole DNS deadline (3 s here).
     #[tokio::test]
     async fn polls_in_flight_stop_and_are_awaited_at_shutdown() {
