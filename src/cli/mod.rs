@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use tracing_subscriber::filter::LevelFilter;
 
 /// Exit codes (sysexits, as `ecosystem.md` suggests).
 pub mod exit {
@@ -137,8 +138,8 @@ pub fn main() -> ExitCode {
         }
     };
     let default_level = match cli.command {
-        Command::Run(_) | Command::Epmd(_) => "info",
-        _ => "warn",
+        Command::Run(_) | Command::Epmd(_) => LevelFilter::INFO,
+        _ => LevelFilter::WARN,
     };
     init_tracing(default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -187,10 +188,10 @@ fn one_malloc_arena() {
 /// default level used. `Targets` rather than `EnvFilter`: span and field filters are not
 /// worth the regex engine they bring (0.7 of the 4.4 MiB an idle `run` kept resident,
 /// workload f in docs/performance.md).
-fn init_tracing(default_level: &str) {
+fn init_tracing(default_level: LevelFilter) {
     use std::io::IsTerminal;
     use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
-    let default: Targets = default_level.parse().unwrap_or_default();
+    let default = Targets::new().with_default(default_level);
     let (filter, bad_directive) = match std::env::var("RUST_LOG") {
         Ok(text) if !text.trim().is_empty() => match text.parse::<Targets>() {
             Ok(filter) => (filter, None),
