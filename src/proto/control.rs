@@ -746,7 +746,7 @@ impl Control {
     }
 
     /// Exit signals carry their reason as payload only with `DFLAG_EXIT_PAYLOAD`; without
-    /// it, the reason is the control tuple's last element.
+    /// it, the reason is the control tuple's last element. Both encoders ask this.
     fn reason_is_payload_only_with_flag(&self) -> bool {
         matches!(
             self,
@@ -985,16 +985,11 @@ impl Control {
                 token,
                 reason,
             } => {
-                start(e, op, if payload_exits { 3 } else { 4 }, token)?;
+                start(e, op, 3 + usize::from(!payload_exits), token)?;
                 pid(e, from)?;
                 pid(e, to)?;
                 token_then(e, token)?;
-                if payload_exits {
-                    Some(reason)
-                } else {
-                    term(e, reason)?;
-                    None
-                }
+                Some(reason)
             }
             Control::MonitorP {
                 from,
@@ -1018,16 +1013,11 @@ impl Control {
                 reference: r,
                 reason,
             } => {
-                start(e, op, if payload_exits { 4 } else { 5 }, &None)?;
+                start(e, op, 4 + usize::from(!payload_exits), &None)?;
                 process(e, from)?;
                 pid(e, to)?;
                 reference(e, r)?;
-                if payload_exits {
-                    Some(reason)
-                } else {
-                    term(e, reason)?;
-                    None
-                }
+                Some(reason)
             }
             Control::SpawnRequest {
                 req_id,
@@ -1087,11 +1077,17 @@ impl Control {
                 None
             }
         };
-        if let Some(p) = payload {
-            if versioned {
-                e.out.put_u8(super::term::VERSION);
+        match payload {
+            Some(reason) if !payload_exits && self.reason_is_payload_only_with_flag() => {
+                term(e, reason)?
             }
-            term(e, p)?;
+            Some(p) => {
+                if versioned {
+                    e.out.put_u8(super::term::VERSION);
+                }
+                term(e, p)?;
+            }
+            None => {}
         }
         Ok(())
     }
