@@ -21,5 +21,7 @@ pub mod diagnose;
 pub mod discovery;
 pub mod epmd;
 pub mod node;
-pub mod proto;
 pub mod transport;
+
+/// The sans-IO protocol core, the crate [`beamlink_proto`].
+pub use beamlink_proto as proto;

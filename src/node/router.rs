@@ -250,6 +250,9 @@ impl Node {
                     &format!("obsolete UNLINK from {from} to {to} ignored"),
                 );
             }
+            // A control message a newer beamlink-proto decodes but this runtime does not act
+            // on yet: dropped, as a BEAM drops signals it has no receiver for.
+            other => debug!(op = other.op(link.info().flags), "control message ignored"),
         }
     }
 

@@ -421,7 +421,7 @@ pub fn encode_with_header_and_holes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::term::{Pid, Term, encode};
+    use crate::term::{Pid, Term, encode};
 
     fn flags() -> DistFlags {
         DistFlags::BEAMLINK_DEFAULT | DistFlags::DIST_HDR_ATOM_CACHE | DistFlags::FRAGMENTS
@@ -733,7 +733,7 @@ impl AtomCacheOut {
 #[cfg(test)]
 mod cache_out_tests {
     use super::*;
-    use crate::proto::term::{Pid, Reference, Term};
+    use crate::term::{Pid, Reference, Term};
 
     fn flags() -> DistFlags {
         DistFlags::BEAMLINK_DEFAULT

@@ -6,9 +6,9 @@
 //! CSPRNG, a test passes the one a recorded exchange used.
 
 use super::{Message, MessageError, Status, Step};
-use crate::proto::digest::{Cookie, Digest};
-use crate::proto::flags::DistFlags;
-use crate::proto::node_name::NodeName;
+use crate::digest::{Cookie, Digest};
+use crate::flags::DistFlags;
+use crate::node_name::NodeName;
 use bytes::BytesMut;
 use std::fmt;
 
@@ -130,7 +130,7 @@ impl fmt::Display for HandshakeError {
 }
 
 fn names_since(missing: DistFlags) -> String {
-    let newest = crate::proto::flags::FLAG_NAMES
+    let newest = crate::flags::FLAG_NAMES
         .iter()
         .filter(|(f, _)| missing.contains(*f))
         .filter_map(|(f, _)| DistFlags::required_since(*f))
