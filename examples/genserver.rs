@@ -13,7 +13,7 @@
 //! until Ctrl-C.
 
 use beamlink::epmd::{EpmdMode, EpmdStatus, Registrar, RegistrarConfig};
-use beamlink::node::{CallReply, From, GenServer, Node, NodeConfig, RpcError};
+use beamlink::node::{CallReply, Caller, GenServer, Node, NodeConfig, RpcError};
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::epmd::{Alive2Request, AliveName};
 use beamlink::proto::node_name::NodeName;
@@ -28,7 +28,7 @@ struct Counter {
 }
 
 impl GenServer for Counter {
-    async fn handle_call(&mut self, request: Term, _from: &From) -> CallReply {
+    async fn handle_call(&mut self, request: Term, _from: &Caller) -> CallReply {
         let reply = match request.as_tuple() {
             Some([op, n]) if op.is_atom("add") && n.as_i64().is_some() => {
                 let n = n.as_i64().unwrap_or(0);

@@ -169,7 +169,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
                             targets.entry(peer.clone()).or_insert_with(|| new_target(false, now)).in_dns = true;
                         }
                         // Peers gone from DNS are kept while their link is up.
-                        targets.retain(|name, t| t.is_static || t.in_dns || t.dialing || node.link(name).is_some());
+                        targets.retain(|name, t| t.is_static || t.in_dns || t.dialing || node.connection(name).is_some());
                     }
                 }
                 Event::Dialed { peer, result } => {
@@ -220,7 +220,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
         }
         let now = Instant::now();
         for (peer, t) in targets.iter_mut() {
-            if t.dialing || t.next_attempt > now || node.link(peer).is_some() {
+            if t.dialing || t.next_attempt > now || node.connection(peer).is_some() {
                 continue;
             }
             t.dialing = true;

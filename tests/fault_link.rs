@@ -11,12 +11,12 @@
 //!   mid-stream, the Rust sender gets an error for what was not accepted and the drop is
 //!   reported to its monitor.
 //!
-//! The send-queue policy these tests pin down (see `transport::link`):
-//! * each link has one output buffer, bounded at `LinkConfig::send_queue_bytes` (16 MiB by
+//! The send-queue policy these tests pin down (see `transport::connection`):
+//! * each link has one output buffer, bounded at `ConnectionConfig::send_queue_bytes` (16 MiB by
 //!   default). A message is always accepted into an empty buffer, so one larger message still
 //!   goes;
-//! * `LinkHandle::send` (and `Process::send`, `Node::send`) wait while the buffer is full;
-//!   `LinkHandle::try_send` fails at once with `QueueFull`;
+//! * `Connection::send` (and `Process::send`, `Node::send`) wait while the buffer is full;
+//!   `Connection::try_send` fails at once with `QueueFull`;
 //! * the peer must keep reading: if a write makes no progress for a whole net_ticktime, the
 //!   link is dropped (`stopped reading`), waiting senders get `LinkClosed`, monitors fire
 //!   `noconnection`. Bytes already accepted into the buffer are lost with the link, as on a
@@ -288,7 +288,7 @@ fn term_bombs_are_refused_and_the_link_goes_on() {
 /// (4 s here) without write progress, the link is dropped. Resident memory stays bounded by
 /// the buffer, and a BEAM pinging beamlink all along never waits.
 ///
-/// Fails without the write deadline of `transport::link` (the link never drops), or if the
+/// Fails without the write deadline of `transport::connection` (the link never drops), or if the
 /// output buffer were unbounded (memory grows with what the peer sends).
 #[test]
 fn a_peer_that_stops_reading_is_dropped_and_nobody_else_waits() {
@@ -392,7 +392,7 @@ fn rust_node(
     let mut config = NodeConfig::new(name, Cookie::new(TEST_COOKIE));
     config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     config.epmd_port = epmd.port();
-    config.link.net_ticktime = ticktime;
+    config.connection.net_ticktime = ticktime;
     config.mailbox_capacity = mailbox;
     rt.block_on(Node::start(config)).unwrap()
 }
@@ -447,7 +447,7 @@ fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error() {
         let peer = NodeName::parse(&me).unwrap();
         let mut link = None;
         for _ in 0..100 {
-            link = node.link(&peer);
+            link = node.connection(&peer);
             if link.is_some() {
                 break;
             }
@@ -473,7 +473,7 @@ fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error() {
                 token: None,
                 message: Term::atom("probe"),
             };
-            if link.try_send(&probe) == Err(beamlink::transport::link::SendError::QueueFull) {
+            if link.try_send(&probe) == Err(beamlink::transport::connection::SendError::QueueFull) {
                 saw_full = true;
             }
             let send = sender.send(to.clone(), big.clone());
@@ -490,7 +490,7 @@ fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error() {
     assert!(
         matches!(
             error,
-            SendError::Link(beamlink::transport::link::SendError::LinkClosed)
+            SendError::Link(beamlink::transport::connection::SendError::LinkClosed)
                 | SendError::Connect(_)
         ),
         "{error:?}"
@@ -594,7 +594,9 @@ fn a_slow_but_steady_reader_keeps_its_link() {
                 .unwrap();
         }
         // Wait until everything went out, or the link dropped.
-        let link = node.link(&NodeName::parse(&me).unwrap()).expect("link");
+        let link = node
+            .connection(&NodeName::parse(&me).unwrap())
+            .expect("link");
         let started = Instant::now();
         while link
             .stats()
@@ -698,7 +700,7 @@ fn messages_through_a_slow_consumer_all_arrive_in_order() {
 /// again, every message arrives, in order.
 ///
 /// Fails when tick supervision counts the intervals in which the reader waited for a full
-/// mailbox as silence (`LinkDown::TickTimeout` after a net_ticktime).
+/// mailbox as silence (`DisconnectReason::TickTimeout` after a net_ticktime).
 #[test]
 fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link() {
     let otp = Otp::from_env()[0];

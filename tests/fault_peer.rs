@@ -273,7 +273,7 @@ fn simultaneous_connects(otp: Otp) {
             // Both sides settle on one link.
             let linked = rt.block_on(async {
                 for _ in 0..200 {
-                    if node.link(&beam_name).is_some_and(|l| l.is_up())
+                    if node.connection(&beam_name).is_some_and(|l| l.is_up())
                         && node.pending_connections() == 0
                     {
                         return true;
@@ -289,7 +289,7 @@ fn simultaneous_connects(otp: Otp) {
                 Duration::from_secs(5),
             )
             .unwrap_or_else(|e| panic!("{otp} {name} round {round}: {e}"));
-            assert_eq!(node.links().len(), 1, "{otp} round {round}");
+            assert_eq!(node.connections().len(), 1, "{otp} round {round}");
             // One nodeup on our side.
             let ups = rt.block_on(async {
                 let mut ups = 0;
@@ -307,7 +307,7 @@ fn simultaneous_connects(otp: Otp) {
             });
             assert_eq!(ups, 1, "{otp} {name} round {round}: {ups} nodeups");
             // Drop it and wait for both sides to see it go.
-            node.link(&beam_name).unwrap().close();
+            node.connection(&beam_name).unwrap().close();
             beam.wait_until(
                 &format!("lists:member('{name}', nodes(hidden))"),
                 "false",
@@ -367,7 +367,7 @@ fn restarted_beam(otp: Otp) {
     watcher.register("watcher").unwrap();
     rt.block_on(async {
         for _ in 0..100 {
-            if node.link(&beam_name).is_some() {
+            if node.connection(&beam_name).is_some() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -149,8 +149,8 @@ async fn simultaneous_connects_give_exactly_one_link() {
         );
         let (la, lb) = (ra.unwrap(), rb.unwrap());
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(a.links().len(), 1, "round {round}");
-        assert_eq!(b.links().len(), 1, "round {round}");
+        assert_eq!(a.connections().len(), 1, "round {round}");
+        assert_eq!(b.connections().len(), 1, "round {round}");
         assert!(la.is_up() && lb.is_up(), "round {round}");
         a.shutdown().await;
         b.shutdown().await;
@@ -165,7 +165,7 @@ impl beamlink::node::GenServer for Counter {
     async fn handle_call(
         &mut self,
         request: Term,
-        _from: &beamlink::node::From,
+        _from: &beamlink::node::Caller,
     ) -> beamlink::node::CallReply {
         if request.is_atom("boom") {
             panic!("asked to fail");

@@ -1,4 +1,4 @@
-//! The link reader's frame splitting (`transport::link` `read_loop`) without tokio: the same
+//! The link reader's frame splitting (`transport::connection` `read_loop`) without tokio: the same
 //! stream fed in fuzzer-chosen chunks, with the read loop's buffer policy, must give the same
 //! frames and the same error as the stream fed at once.
 //!
@@ -16,7 +16,7 @@ use beamlink_fuzz::Chunker;
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 
-/// `transport::link::READ_CHUNK`.
+/// `transport::connection::READ_CHUNK`.
 const READ_CHUNK: usize = 8 * 1024;
 
 type Outcome = (Vec<Frame>, Option<FrameError>);

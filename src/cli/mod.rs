@@ -326,7 +326,7 @@ pub(crate) async fn oneshot_node(
     config.listen = None;
     config.visible = visible;
     config.epmd_port = opts.epmd_port;
-    config.link.net_ticktime = Duration::from_secs(opts.net_ticktime.max(1));
+    config.connection.net_ticktime = Duration::from_secs(opts.net_ticktime.max(1));
     match Node::start(config).await {
         Ok(n) => Ok((n, source)),
         Err(e) => {

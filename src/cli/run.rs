@@ -101,7 +101,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     let mut config = NodeConfig::new(name, cookie);
     config.visible = args.node.visible;
     config.epmd_port = args.node.epmd_port;
-    config.link.net_ticktime = Duration::from_secs(args.node.net_ticktime.max(1));
+    config.connection.net_ticktime = Duration::from_secs(args.node.net_ticktime.max(1));
     // EPMD gives a new creation when we re-register after it restarts; like the BEAM we
     // keep the first one, so pids we handed out stay valid.
     config.creation = Some(creation);

@@ -252,7 +252,7 @@ impl PeerProbe {
 /// Walks the chain for `peer` with `timeout` per step.
 pub async fn probe(node: &Node, peer: &NodeName, timeout: Duration) -> PeerProbe {
     let mut probe = PeerProbe::unreached(peer.clone());
-    if let Some(link) = node.link(peer) {
+    if let Some(link) = node.connection(peer) {
         let info = link.info();
         probe.connected = Some(Connected {
             addr: info.addr,

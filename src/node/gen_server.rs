@@ -16,16 +16,16 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use tracing::{Instrument, error, info_span};
 
-/// The caller of a `'$gen_call'`, to reply later with [`From::reply`].
+/// The caller of a `'$gen_call'`, to reply later with [`Caller::reply`].
 #[derive(Clone, Debug)]
-pub struct From {
+pub struct Caller {
     /// The calling process.
     pub pid: Pid,
     /// The call tag, exactly as received.
     pub tag: Term,
 }
 
-impl From {
+impl Caller {
     /// Sends the reply `{Tag, reply}`.
     pub async fn reply(&self, node: &Node, server: &Pid, reply: Term) {
         node.send_reply(
@@ -47,15 +47,18 @@ impl From {
 pub enum CallReply {
     /// Reply now with this term.
     Reply(Term),
-    /// Reply later with [`From::reply`].
+    /// Reply later with [`Caller::reply`].
     NoReply,
 }
 
 /// A GenServer implemented in Rust.
 pub trait GenServer: Send + 'static {
     /// A `GenServer.call`.
-    fn handle_call(&mut self, request: Term, from: &From)
-    -> impl Future<Output = CallReply> + Send;
+    fn handle_call(
+        &mut self,
+        request: Term,
+        from: &Caller,
+    ) -> impl Future<Output = CallReply> + Send;
 
     /// A `GenServer.cast`.
     fn handle_cast(&mut self, request: Term) -> impl Future<Output = ()> + Send {
@@ -99,7 +102,7 @@ async fn serve<S: GenServer>(node: Node, mut process: Process, mut server: S) {
         let Some(envelope) = envelope else { return };
         if let Envelope::Message { message, .. } = &envelope {
             if let Some(call) = GenCall::parse(message) {
-                let from = From {
+                let from = Caller {
                     pid: call.from.clone(),
                     tag: call.tag.clone(),
                 };
@@ -147,7 +150,7 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Makes the caller see this server exit with `{panic, Message}`: its call monitor fires.
-async fn crashed_for(node: &Node, process: &Process, from: &From, text: String) {
+async fn crashed_for(node: &Node, process: &Process, from: &Caller, text: String) {
     error!(caller = %from.pid, "handle_call panicked: {text}");
     let reason = Term::tuple([Term::atom("panic"), Term::binary(text.into_bytes())]);
     let mref = match &from.tag {

@@ -8,7 +8,7 @@ use crate::proto::control::{Control, ProcessRef};
 use crate::proto::flags::DistFlags;
 use crate::proto::node_name::NodeName;
 use crate::proto::term::{Atom, Pid, Reference, Term};
-use crate::transport::link::SendError as LinkSendError;
+use crate::transport::connection::SendError as LinkSendError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,7 +153,7 @@ impl Node {
             self.send_local(from, to, message).await;
             return Ok(());
         }
-        let link = match self.link_by_atom(to.node()) {
+        let link = match self.connection_by_atom(to.node()) {
             Some(link) => link,
             None => {
                 let node_name = NodeName::parse(to.node().as_str())

@@ -16,7 +16,7 @@ mod rpc;
 mod services;
 mod signals;
 
-pub use gen_server::{CallReply, From, GenServer};
+pub use gen_server::{CallReply, Caller, GenServer};
 pub use handle::{CallError, Dest, Process, SendError};
 pub use peers::{ConnectError, NodeEvent, PeerInfo};
 pub use process::{Envelope, RegisterError};
@@ -26,7 +26,7 @@ use crate::proto::digest::Cookie;
 use crate::proto::flags::DistFlags;
 use crate::proto::node_name::NodeName;
 use crate::proto::term::{Atom, Pid, Reference};
-use crate::transport::link::LinkConfig;
+use crate::transport::connection::ConnectionConfig;
 use peers::Peers;
 use process::{Inbox, ProcessTable};
 use std::collections::HashMap;
@@ -56,7 +56,7 @@ pub struct NodeConfig {
     /// Time allowed for each handshake step (the BEAM's `net_setuptime`).
     pub setup_timeout: Duration,
     /// Link settings (ticks, frame cap, send queue).
-    pub link: LinkConfig,
+    pub connection: ConnectionConfig,
     /// Messages a mailbox holds before senders wait.
     pub mailbox_capacity: usize,
     /// Handshakes of incoming connections in progress at once; more are closed at once.
@@ -79,7 +79,7 @@ impl NodeConfig {
             listen: Some(SocketAddr::from(([0, 0, 0, 0], 0))),
             epmd_port: 4369,
             setup_timeout: Duration::from_secs(7),
-            link: LinkConfig::default(),
+            connection: ConnectionConfig::default(),
             mailbox_capacity: 65_536,
             max_pending_handshakes: 256,
             creation: None,
@@ -318,7 +318,7 @@ impl Node {
     /// Stops the node: closes every link first, then waits for all its tasks.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
-        for link in self.links() {
+        for link in self.connections() {
             link.close();
         }
         self.inner.tracker.close();

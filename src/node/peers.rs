@@ -10,9 +10,9 @@ use super::{Node, lock, random_u32};
 use crate::proto::flags::DistFlags;
 use crate::proto::handshake::{Acceptor, HandshakeError, Initiator, LocalNode, Status};
 use crate::proto::node_name::NodeName;
+use crate::transport::connection::{self, Connection, ConnectionInfo};
 use crate::transport::handshake::{self, AcceptPolicy, Handshaken};
-use crate::transport::link::{self, LinkHandle, LinkInfo};
-use crate::transport::{HandshakeFailure, HandshakeFailureKind, LinkDown};
+use crate::transport::{DisconnectReason, HandshakeFailure, HandshakeFailureKind};
 use rustc_hash::FxHashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ pub enum NodeEvent {
         /// The peer.
         peer: NodeName,
         /// Why.
-        reason: LinkDown,
+        reason: DisconnectReason,
     },
 }
 
@@ -121,17 +121,17 @@ impl std::error::Error for ConnectError {
     }
 }
 
-type Waiter = oneshot::Sender<Result<LinkHandle, Arc<ConnectError>>>;
+type Waiter = oneshot::Sender<Result<Connection, Arc<ConnectError>>>;
 
 /// How a dial that did not produce a link ends.
 enum Outcome {
     Failed(Arc<ConnectError>),
     /// Another handshake with the same peer decides: wait for it.
-    Wait(oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>),
+    Wait(oneshot::Receiver<Result<Connection, Arc<ConnectError>>>),
     /// The peer answered `nok`: its own attempt towards us wins and is on its way. Wait for
     /// it; the error stands if it does not come.
     AwaitPeer(
-        oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>,
+        oneshot::Receiver<Result<Connection, Arc<ConnectError>>>,
         Arc<ConnectError>,
     ),
 }
@@ -147,7 +147,7 @@ enum PeerState {
         waiters: Vec<Waiter>,
     },
     /// Connected.
-    Up(LinkHandle),
+    Up(Connection),
 }
 
 #[derive(Default)]
@@ -198,7 +198,7 @@ impl RefusalLog {
 
 impl Node {
     /// The live links.
-    pub fn links(&self) -> Vec<LinkHandle> {
+    pub fn connections(&self) -> Vec<Connection> {
         lock(&self.inner.peers)
             .map
             .values()
@@ -219,12 +219,12 @@ impl Node {
     }
 
     /// The link to `peer`, if it is up.
-    pub fn link(&self, peer: &NodeName) -> Option<LinkHandle> {
-        self.link_by_atom(peer.as_atom())
+    pub fn connection(&self, peer: &NodeName) -> Option<Connection> {
+        self.connection_by_atom(peer.as_atom())
     }
 
     /// The link to the node whose name is `node` (the atom in a pid), if it is up.
-    pub fn link_by_atom(&self, node: &crate::proto::term::Atom) -> Option<LinkHandle> {
+    pub fn connection_by_atom(&self, node: &crate::proto::term::Atom) -> Option<Connection> {
         match lock(&self.inner.peers).map.get(node) {
             Some(PeerState::Up(l)) => Some(l.clone()),
             _ => None,
@@ -233,7 +233,7 @@ impl Node {
 
     /// The connected peers.
     pub fn peers(&self) -> Vec<PeerInfo> {
-        self.links()
+        self.connections()
             .iter()
             .map(|l| {
                 let i = l.info();
@@ -252,12 +252,15 @@ impl Node {
 
     /// The names of connected peers.
     pub fn connected_nodes(&self) -> Vec<NodeName> {
-        self.links().iter().map(|l| l.peer().clone()).collect()
+        self.connections()
+            .iter()
+            .map(|l| l.peer().clone())
+            .collect()
     }
 
     /// Connects to `peer` (or returns the existing link): EPMD lookup at the peer's host,
     /// TCP connect, handshake.
-    pub async fn connect(&self, peer: &NodeName) -> Result<LinkHandle, Arc<ConnectError>> {
+    pub async fn connect(&self, peer: &NodeName) -> Result<Connection, Arc<ConnectError>> {
         self.connect_with(peer, None).await
     }
 
@@ -266,7 +269,7 @@ impl Node {
         &self,
         peer: &NodeName,
         addr: SocketAddr,
-    ) -> Result<LinkHandle, Arc<ConnectError>> {
+    ) -> Result<Connection, Arc<ConnectError>> {
         self.connect_with(peer, Some(addr)).await
     }
 
@@ -275,7 +278,7 @@ impl Node {
     /// step), and starts its link. If a link to that peer is already up, the new connection
     /// is closed and the existing link returned; if another handshake with it is under way,
     /// the new connection is closed and `None` returned.
-    pub fn adopt(&self, done: Handshaken<TcpStream>, addr: SocketAddr) -> Option<LinkHandle> {
+    pub fn adopt(&self, done: Handshaken<TcpStream>, addr: SocketAddr) -> Option<Connection> {
         let peer = done.established.peer.clone();
         let mut peers = lock(&self.inner.peers);
         match peers.map.get(&peer) {
@@ -297,7 +300,7 @@ impl Node {
         &self,
         peer: &NodeName,
         addr: Option<SocketAddr>,
-    ) -> Result<LinkHandle, Arc<ConnectError>> {
+    ) -> Result<Connection, Arc<ConnectError>> {
         if peer == self.name() {
             return Err(Arc::new(ConnectError::Ourselves));
         }
@@ -306,8 +309,8 @@ impl Node {
         }
         enum Start {
             Attempt(u64),
-            Wait(oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>),
-            Up(LinkHandle),
+            Wait(oneshot::Receiver<Result<Connection, Arc<ConnectError>>>),
+            Up(Connection),
         }
         let start = {
             let mut peers = lock(&self.inner.peers);
@@ -362,9 +365,9 @@ impl Node {
     async fn await_peer_attempt(
         &self,
         peer: &NodeName,
-        rx: oneshot::Receiver<Result<LinkHandle, Arc<ConnectError>>>,
+        rx: oneshot::Receiver<Result<Connection, Arc<ConnectError>>>,
         e: Arc<ConnectError>,
-    ) -> Result<LinkHandle, Arc<ConnectError>> {
+    ) -> Result<Connection, Arc<ConnectError>> {
         let closed = || Err(Arc::new(ConnectError::ShuttingDown));
         if let Ok(result) = tokio::time::timeout(self.inner.config.setup_timeout, rx).await {
             return result.unwrap_or_else(|_| closed());
@@ -440,7 +443,7 @@ impl Node {
         let peer_name = peer.clone();
         let started = std::time::Instant::now();
         let done = handshake::initiate(stream, addr, machine, timeout, move || {
-            node.link(&peer_name).is_none()
+            node.connection(&peer_name).is_none()
         })
         .await
         .map_err(ConnectError::Handshake)?;
@@ -496,7 +499,7 @@ impl Node {
         peer: &NodeName,
         attempt: u64,
         result: Result<(Handshaken<TcpStream>, SocketAddr), ConnectError>,
-    ) -> Result<LinkHandle, Outcome> {
+    ) -> Result<Connection, Outcome> {
         let mut peers = lock(&self.inner.peers);
         let ours = matches!(
             peers.map.get(peer),
@@ -574,14 +577,14 @@ impl Node {
         }
     }
 
-    fn start_link(&self, done: Handshaken<TcpStream>, addr: SocketAddr) -> LinkHandle {
+    fn start_link(&self, done: Handshaken<TcpStream>, addr: SocketAddr) -> Connection {
         let Handshaken {
             stream,
             established,
             leftover,
         } = done;
         let (r, w) = stream.into_split();
-        let info = LinkInfo {
+        let info = ConnectionInfo {
             peer: established.peer,
             addr,
             flags: established.flags,
@@ -589,19 +592,19 @@ impl Node {
             peer_creation: established.peer_creation,
             id: self.inner.next_link_id.fetch_add(1, Ordering::Relaxed),
         };
-        link::spawn(
+        connection::spawn(
             r,
             w,
             leftover,
             info,
-            self.inner.config.link.clone(),
+            self.inner.config.connection.clone(),
             Arc::new(super::router::Router::new(self.clone())),
             &self.inner.tracker,
             &self.inner.shutdown,
         )
     }
 
-    fn node_up(&self, link: &LinkHandle) {
+    fn node_up(&self, link: &Connection) {
         let i = link.info();
         info!(
             peer = %i.peer,
@@ -616,7 +619,7 @@ impl Node {
     }
 
     /// Called by the router when a link is down: forget it and tell everyone.
-    pub(super) fn link_down(&self, link: &LinkHandle, reason: LinkDown) {
+    pub(super) fn link_down(&self, link: &Connection, reason: DisconnectReason) {
         let peer = link.peer();
         {
             let mut peers = lock(&self.inner.peers);
@@ -638,7 +641,7 @@ impl Node {
 struct Policy<'a> {
     node: &'a Node,
     peer: Option<NodeName>,
-    replaced: Option<LinkHandle>,
+    replaced: Option<Connection>,
 }
 
 impl AcceptPolicy for Policy<'_> {

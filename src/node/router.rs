@@ -11,8 +11,8 @@ use crate::proto::control::{Control, ProcessRef};
 use crate::proto::flags::DistFlags;
 use crate::proto::frame::MessageError;
 use crate::proto::term::{Atom, Pid, Reference, Term};
-use crate::transport::LinkDown;
-use crate::transport::link::{LinkHandle, LinkHandler};
+use crate::transport::DisconnectReason;
+use crate::transport::connection::{Connection, ConnectionHandler};
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -32,7 +32,7 @@ impl Router {
     }
 
     /// Logs a problem at warn level the first time its kind shows up on this link.
-    fn log_once(&self, link: &LinkHandle, kind: String, detail: &str) {
+    fn log_once(&self, link: &Connection, kind: String, detail: &str) {
         if lock(&self.logged).insert(kind.clone()) {
             warn!(peer = %link.peer(), "{detail} (further ones of this kind are logged at debug)");
         } else {
@@ -41,12 +41,12 @@ impl Router {
     }
 }
 
-impl LinkHandler for Router {
-    async fn on_message(&self, link: &LinkHandle, message: Control) {
+impl ConnectionHandler for Router {
+    async fn on_message(&self, link: &Connection, message: Control) {
         self.node.dispatch(link, message, self).await;
     }
 
-    fn on_bad_message(&self, link: &LinkHandle, error: MessageError, bytes: &Bytes) {
+    fn on_bad_message(&self, link: &Connection, error: MessageError, bytes: &Bytes) {
         // One log line per kind of problem: the variant, and the inner variant.
         let kind = match &error {
             MessageError::Control(e) => format!("control {:?}", std::mem::discriminant(e)),
@@ -62,7 +62,7 @@ impl LinkHandler for Router {
         );
     }
 
-    fn on_down(&self, link: &LinkHandle, reason: LinkDown) {
+    fn on_down(&self, link: &Connection, reason: DisconnectReason) {
         self.node.link_down(link, reason);
         self.node.peer_gone(link);
     }
@@ -148,11 +148,11 @@ impl Node {
         }
     }
 
-    fn link_for_node(&self, node: &Atom) -> Option<LinkHandle> {
-        self.link_by_atom(node)
+    fn link_for_node(&self, node: &Atom) -> Option<Connection> {
+        self.connection_by_atom(node)
     }
 
-    async fn dispatch(&self, link: &LinkHandle, message: Control, router: &Router) {
+    async fn dispatch(&self, link: &Connection, message: Control, router: &Router) {
         match message {
             Control::Send {
                 from, to, message, ..
@@ -258,7 +258,7 @@ impl Node {
 
     async fn remote_monitor(
         &self,
-        link: &LinkHandle,
+        link: &Connection,
         from: Pid,
         to: ProcessRef,
         reference: Reference,
@@ -297,7 +297,7 @@ impl Node {
         }
     }
 
-    async fn remote_link(&self, link: &LinkHandle, from: Pid, to: Pid) {
+    async fn remote_link(&self, link: &Connection, from: Pid, to: Pid) {
         let found = {
             let mut table = self.processes();
             match table.get_mut(&to) {
@@ -323,7 +323,7 @@ impl Node {
 
     /// The connection to a peer is gone: forget its watchers, and fire our links and
     /// monitors towards it with `noconnection`.
-    pub(super) fn peer_gone(&self, link: &LinkHandle) {
+    pub(super) fn peer_gone(&self, link: &Connection) {
         let peer = link.peer().as_atom().clone();
         let mut exits = Vec::new();
         {

@@ -21,7 +21,7 @@ use super::process::{Reply, ReplyTo, Service, ServiceContext};
 use super::services::GenCall;
 use crate::proto::control::Control;
 use crate::proto::term::{Atom, Pid, Term};
-use crate::transport::link::LinkHandle;
+use crate::transport::connection::Connection;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -173,7 +173,7 @@ impl Node {
     }
 
     /// Handles SPAWN_REQUEST: erpc calls and casts run, anything else is refused.
-    pub(crate) async fn spawn_request(&self, link: &LinkHandle, request: Control) {
+    pub(crate) async fn spawn_request(&self, link: &Connection, request: Control) {
         let Control::SpawnRequest {
             req_id,
             from,

@@ -178,7 +178,7 @@ fn stats_term(node: &Node) -> Term {
     let count = |n: usize| Term::from_u64(n as u64);
     Term::Map(vec![
         (Term::atom("tasks"), count(tasks)),
-        (Term::atom("links"), count(node.links().len())),
+        (Term::atom("links"), count(node.connections().len())),
         (Term::atom("pending"), count(node.pending_connections())),
         (Term::atom("processes"), count(node.process_count())),
     ])

@@ -6,7 +6,7 @@ use super::process::{Envelope, Inbox, LinkState};
 use super::{Node, lock};
 use crate::proto::control::{Control, ProcessRef};
 use crate::proto::term::{Atom, Pid, Reference, Term};
-use crate::transport::link::LinkHandle;
+use crate::transport::connection::Connection;
 use tracing::debug;
 
 /// A monitor one of our processes holds on a remote process.
@@ -129,8 +129,8 @@ impl Node {
     }
 
     /// The link to the node named by `node`, if up.
-    pub(crate) fn link_for(&self, node: &Atom) -> Option<LinkHandle> {
-        self.link_by_atom(node)
+    pub(crate) fn link_for(&self, node: &Atom) -> Option<Connection> {
+        self.connection_by_atom(node)
     }
 
     /// A monitor of ours on a remote process fired.
@@ -203,7 +203,7 @@ impl Node {
     }
 
     /// SPAWN_REQUEST and SPAWN_REPLY.
-    pub(crate) async fn spawn_signal(&self, link: &LinkHandle, message: Control) {
+    pub(crate) async fn spawn_signal(&self, link: &Connection, message: Control) {
         match message {
             m @ Control::SpawnRequest { .. } => self.spawn_request(link, m).await,
             Control::SpawnReply {

@@ -3,8 +3,8 @@
 //! once it is up ([`link`]). It makes no decision a node must make (which status to give an
 //! incoming name, where a message goes); those come in through traits.
 
+pub mod connection;
 pub mod handshake;
-pub mod link;
 
 use crate::proto::frame::FrameError;
 use crate::proto::handshake::{HandshakeError, Step};
@@ -106,7 +106,7 @@ impl std::error::Error for HandshakeFailure {
 /// Why an established link ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum LinkDown {
+pub enum DisconnectReason {
     /// The peer closed the connection.
     ClosedByPeer,
     /// Reading or writing failed.
@@ -126,17 +126,17 @@ pub enum LinkDown {
     Local,
 }
 
-impl fmt::Display for LinkDown {
+impl fmt::Display for DisconnectReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LinkDown::ClosedByPeer => f.write_str("connection closed by the peer"),
-            LinkDown::Io { message, .. } => write!(f, "connection failed: {message}"),
-            LinkDown::TickTimeout => f.write_str("not responding (net_tick_timeout)"),
-            LinkDown::SendStalled => {
+            DisconnectReason::ClosedByPeer => f.write_str("connection closed by the peer"),
+            DisconnectReason::Io { message, .. } => write!(f, "connection failed: {message}"),
+            DisconnectReason::TickTimeout => f.write_str("not responding (net_tick_timeout)"),
+            DisconnectReason::SendStalled => {
                 f.write_str("stopped reading: our send queue made no progress for a net_ticktime")
             }
-            LinkDown::Frame(e) => write!(f, "protocol error: {e}"),
-            LinkDown::Local => f.write_str("closed by us"),
+            DisconnectReason::Frame(e) => write!(f, "protocol error: {e}"),
+            DisconnectReason::Local => f.write_str("closed by us"),
         }
     }
 }

@@ -2,24 +2,24 @@
 //! queue, and tick supervision (`net_kernel`'s ticker and `dist_util:con_loop/2`).
 //!
 //! * Reading: 4-byte frames, each checked against the frame cap before any allocation;
-//!   every message is decoded and handed to the [`LinkHandler`] in order. A message that
+//!   every message is decoded and handed to the [`ConnectionHandler`] in order. A message that
 //!   does not decode is reported and skipped: the link stays up.
 //! * Writing: senders encode their message straight into the link's output buffer (no
 //!   allocation, no channel hop; the order of the buffer is the order of the wire). The
-//!   buffer is bounded in bytes: [`LinkHandle::send`] waits while it is full,
-//!   [`LinkHandle::try_send`] fails with [`SendError::QueueFull`]. The writer swaps the
+//!   buffer is bounded in bytes: [`Connection::send`] waits while it is full,
+//!   [`Connection::try_send`] fails with [`SendError::QueueFull`]. The writer swaps the
 //!   buffer out and writes all of it in one go. If a write makes no progress for a whole
 //!   net_ticktime, the peer has stopped reading: the link goes down
-//!   ([`LinkDown::SendStalled`]) and every waiting sender gets [`SendError::LinkClosed`].
+//!   ([`DisconnectReason::SendStalled`]) and every waiting sender gets [`SendError::LinkClosed`].
 //!   Other links are not affected.
 //! * Ticks: every `net_ticktime / intensity` we write a tick if we wrote nothing since the
 //!   last interval, and we count intervals in which nothing arrived; after `intensity` such
-//!   intervals in a row the peer is declared down ([`LinkDown::TickTimeout`]), the BEAM's
+//!   intervals in a row the peer is declared down ([`DisconnectReason::TickTimeout`]), the BEAM's
 //!   rule, so detection takes between (I-1)/I and (I+1)/I of net_ticktime. An interval in
 //!   which the reader was held up by a full mailbox is not silence: the peer's ticks wait
 //!   unread in the socket, and counting starts again once the reader waits on it.
 
-use super::LinkDown;
+use super::DisconnectReason;
 use crate::proto::control::Control;
 use crate::proto::dist_header::{AtomCacheOut, DistDecoder};
 use crate::proto::flags::DistFlags;
@@ -42,7 +42,7 @@ use tracing::{Instrument, debug, info_span, trace};
 
 /// Link settings.
 #[derive(Clone, Debug)]
-pub struct LinkConfig {
+pub struct ConnectionConfig {
     /// The BEAM's `net_ticktime`: a peer silent this long is down.
     pub net_ticktime: Duration,
     /// The BEAM's `net_tickintensity`: ticks per net_ticktime.
@@ -53,9 +53,9 @@ pub struct LinkConfig {
     pub send_queue_bytes: usize,
 }
 
-impl Default for LinkConfig {
-    fn default() -> LinkConfig {
-        LinkConfig {
+impl Default for ConnectionConfig {
+    fn default() -> ConnectionConfig {
+        ConnectionConfig {
             net_ticktime: Duration::from_secs(60),
             tick_intensity: 4,
             max_frame: frame::DEFAULT_MAX_FRAME,
@@ -66,7 +66,7 @@ impl Default for LinkConfig {
 
 /// What the link needs to know about the connection.
 #[derive(Clone, Debug)]
-pub struct LinkInfo {
+pub struct ConnectionInfo {
     /// The peer's name.
     pub peer: NodeName,
     /// The peer's address.
@@ -82,14 +82,14 @@ pub struct LinkInfo {
 }
 
 /// Receives what arrives on a link. The node implements it.
-pub trait LinkHandler: Send + Sync + 'static {
+pub trait ConnectionHandler: Send + Sync + 'static {
     /// A message arrived. Nothing more is read from this link until the future completes,
     /// so a slow consumer slows only this peer.
-    fn on_message(&self, link: &LinkHandle, message: Control) -> impl Future<Output = ()> + Send;
+    fn on_message(&self, link: &Connection, message: Control) -> impl Future<Output = ()> + Send;
     /// A message could not be decoded; it is dropped and the link stays up.
-    fn on_bad_message(&self, link: &LinkHandle, error: MessageError, bytes: &Bytes);
+    fn on_bad_message(&self, link: &Connection, error: MessageError, bytes: &Bytes);
     /// The link is down. Called once, after both halves stopped.
-    fn on_down(&self, link: &LinkHandle, reason: LinkDown);
+    fn on_down(&self, link: &Connection, reason: DisconnectReason);
 }
 
 /// Why a message could not be queued.
@@ -97,7 +97,7 @@ pub trait LinkHandler: Send + Sync + 'static {
 pub enum SendError {
     /// The link is down.
     LinkClosed,
-    /// The send queue is full ([`LinkHandle::try_send`] only).
+    /// The send queue is full ([`Connection::try_send`] only).
     QueueFull,
     /// The message cannot be encoded.
     Encode(EncodeError),
@@ -117,7 +117,7 @@ impl std::error::Error for SendError {}
 
 /// Counters of one link.
 #[derive(Debug, Default)]
-pub struct LinkStats {
+pub struct ConnectionStats {
     /// Messages received (ticks excluded).
     pub messages_in: AtomicU64,
     /// Messages sent (ticks excluded).
@@ -170,7 +170,7 @@ impl Outbox {
 }
 
 struct Shared {
-    info: LinkInfo,
+    info: ConnectionInfo,
     connected_at: SystemTime,
     outbox: Mutex<Outbox>,
     /// Bytes the outbox may hold before senders wait.
@@ -185,29 +185,29 @@ struct Shared {
     /// full mailbox to make room. Only the first is the peer's silence: a reader held up by
     /// our own back-pressure has unread ticks in the socket, and the peer is not to blame.
     awaiting_socket: AtomicBool,
-    down: OnceLock<LinkDown>,
+    down: OnceLock<DisconnectReason>,
     halves_left: AtomicU8,
-    stats: LinkStats,
+    stats: ConnectionStats,
 }
 
 /// A cheap, cloneable handle to a live link: send on it, look at it, close it.
 #[derive(Clone)]
-pub struct LinkHandle {
+pub struct Connection {
     shared: Arc<Shared>,
 }
 
-impl fmt::Debug for LinkHandle {
+impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LinkHandle")
+        f.debug_struct("Connection")
             .field("peer", &self.shared.info.peer)
             .field("id", &self.shared.info.id)
             .finish()
     }
 }
 
-impl LinkHandle {
+impl Connection {
     /// The connection's facts.
-    pub fn info(&self) -> &LinkInfo {
+    pub fn info(&self) -> &ConnectionInfo {
         &self.shared.info
     }
 
@@ -227,7 +227,7 @@ impl LinkHandle {
     }
 
     /// The counters.
-    pub fn stats(&self) -> &LinkStats {
+    pub fn stats(&self) -> &ConnectionStats {
         &self.shared.stats
     }
 
@@ -238,7 +238,7 @@ impl LinkHandle {
 
     /// Closes the link; the handler's `on_down` follows.
     pub fn close(&self) {
-        let _ = self.shared.down.set(LinkDown::Local);
+        let _ = self.shared.down.set(DisconnectReason::Local);
         self.shared.cancel.cancel();
     }
 
@@ -247,7 +247,7 @@ impl LinkHandle {
         self.shared.cancel.cancelled().await
     }
 
-    /// Encodes `message` as one packet, for [`LinkHandle::send_packet`].
+    /// Encodes `message` as one packet, for [`Connection::send_packet`].
     pub fn encode(&self, message: &Control) -> Result<Bytes, SendError> {
         let mut out = BytesMut::with_capacity(128);
         frame::encode_message(message, self.flags(), &mut out).map_err(SendError::Encode)?;
@@ -352,16 +352,16 @@ pub fn spawn<R, W, H>(
     reader: R,
     writer: W,
     leftover: BytesMut,
-    info: LinkInfo,
-    config: LinkConfig,
+    info: ConnectionInfo,
+    config: ConnectionConfig,
     handler: Arc<H>,
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
-) -> LinkHandle
+) -> Connection
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
-    H: LinkHandler,
+    H: ConnectionHandler,
 {
     let span = info_span!("link", peer = %info.peer, addr = %info.addr, id = info.id);
     let atom_cache = info
@@ -388,9 +388,9 @@ where
         awaiting_socket: AtomicBool::new(false),
         down: OnceLock::new(),
         halves_left: AtomicU8::new(2),
-        stats: LinkStats::default(),
+        stats: ConnectionStats::default(),
     });
-    let handle = LinkHandle { shared };
+    let handle = Connection { shared };
     let h = handle.clone();
     let cfg = config.clone();
     let hd = handler.clone();
@@ -412,7 +412,7 @@ where
     handle
 }
 
-fn finish<H: LinkHandler>(link: &LinkHandle, reason: LinkDown, handler: &H) {
+fn finish<H: ConnectionHandler>(link: &Connection, reason: DisconnectReason, handler: &H) {
     let _ = link.shared.down.set(reason);
     link.shared.cancel.cancel();
     // Senders waiting for room see the cancellation; later ones see the closed outbox.
@@ -425,18 +425,23 @@ fn finish<H: LinkHandler>(link: &LinkHandle, reason: LinkDown, handler: &H) {
     }
     link.shared.space_ready.notify_waiters();
     if link.shared.halves_left.fetch_sub(1, Ordering::AcqRel) == 1 {
-        let reason = link.shared.down.get().cloned().unwrap_or(LinkDown::Local);
+        let reason = link
+            .shared
+            .down
+            .get()
+            .cloned()
+            .unwrap_or(DisconnectReason::Local);
         debug!(%reason, "link down");
         handler.on_down(link, reason);
     }
 }
 
-fn io_down(e: std::io::Error) -> LinkDown {
+fn io_down(e: std::io::Error) -> DisconnectReason {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof
         | std::io::ErrorKind::ConnectionReset
-        | std::io::ErrorKind::BrokenPipe => LinkDown::ClosedByPeer,
-        kind => LinkDown::Io {
+        | std::io::ErrorKind::BrokenPipe => DisconnectReason::ClosedByPeer,
+        kind => DisconnectReason::Io {
             kind,
             message: e.to_string(),
         },
@@ -446,13 +451,13 @@ fn io_down(e: std::io::Error) -> LinkDown {
 /// Spare room kept in the read buffer; small, so idle links cost little memory.
 const READ_CHUNK: usize = 8 * 1024;
 
-async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
+async fn read_loop<R: AsyncRead + Unpin, H: ConnectionHandler>(
     mut reader: R,
     mut buf: BytesMut,
-    link: &LinkHandle,
-    config: &LinkConfig,
+    link: &Connection,
+    config: &ConnectionConfig,
     handler: &H,
-) -> LinkDown {
+) -> DisconnectReason {
     let stats = &link.shared.stats;
     let mut decoder = DistDecoder::new(link.flags(), config.max_frame as usize);
     loop {
@@ -460,7 +465,7 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
             let frame = match frame::take_frame(&mut buf, config.max_frame) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
-                Err(e) => return LinkDown::Frame(e),
+                Err(e) => return DisconnectReason::Frame(e),
             };
             let Frame::Message(bytes) = frame else {
                 trace!("tick received");
@@ -473,7 +478,7 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
                 Err(e) => handler.on_bad_message(link, e, &bytes),
             }
             if link.shared.cancel.is_cancelled() {
-                return LinkDown::Local;
+                return DisconnectReason::Local;
             }
         }
         if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
@@ -485,11 +490,11 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
         link.shared.awaiting_socket.store(true, Ordering::Relaxed);
         let read = tokio::select! {
             read = reader.read_buf(&mut buf) => read,
-            _ = link.shared.cancel.cancelled() => return LinkDown::Local,
+            _ = link.shared.cancel.cancelled() => return DisconnectReason::Local,
         };
         link.shared.awaiting_socket.store(false, Ordering::Relaxed);
         match read {
-            Ok(0) => return LinkDown::ClosedByPeer,
+            Ok(0) => return DisconnectReason::ClosedByPeer,
             Ok(n) => {
                 stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                 link.shared.read_something.store(true, Ordering::Relaxed);
@@ -501,9 +506,9 @@ async fn read_loop<R: AsyncRead + Unpin, H: LinkHandler>(
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
-    link: &LinkHandle,
-    config: &LinkConfig,
-) -> LinkDown {
+    link: &Connection,
+    config: &ConnectionConfig,
+) -> DisconnectReason {
     let shared = &link.shared;
     let intensity = config.tick_intensity.max(1);
     let period = config.net_ticktime / intensity;
@@ -516,7 +521,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut spare_chunks: Vec<Bytes> = Vec::new();
     let reason = loop {
         if shared.cancel.is_cancelled() {
-            break LinkDown::Local;
+            break DisconnectReason::Local;
         }
         let data = shared.data_ready.notified();
         tokio::pin!(data);
@@ -557,7 +562,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
         tokio::select! {
             biased;
-            _ = shared.cancel.cancelled() => break LinkDown::Local,
+            _ = shared.cancel.cancelled() => break DisconnectReason::Local,
             _ = data => {}
             _ = ticker.tick() => {
                 let heard = shared.read_something.swap(false, Ordering::Relaxed);
@@ -566,7 +571,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 } else {
                     silent_intervals += 1;
                     if silent_intervals >= intensity {
-                        break LinkDown::TickTimeout;
+                        break DisconnectReason::TickTimeout;
                     }
                 }
                 if !wrote {
@@ -592,7 +597,7 @@ async fn write_parts<W: AsyncWrite + Unpin>(
     chunks: &[Bytes],
     tail: &[u8],
     deadline: Duration,
-) -> Result<(), LinkDown> {
+) -> Result<(), DisconnectReason> {
     let parts: Vec<&[u8]> = chunks
         .iter()
         .map(|c| &c[..])
@@ -611,7 +616,7 @@ async fn write_parts<W: AsyncWrite + Unpin>(
             Ok(Ok(0)) => return Err(io_down(std::io::ErrorKind::WriteZero.into())),
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(io_down(e)),
-            Err(_) => return Err(LinkDown::SendStalled),
+            Err(_) => return Err(DisconnectReason::SendStalled),
         };
         while n > 0 {
             let left = parts[index].len() - offset;
@@ -636,14 +641,14 @@ async fn write_with_deadline<W: AsyncWrite + Unpin>(
     writer: &mut W,
     bytes: &[u8],
     deadline: Duration,
-) -> Result<(), LinkDown> {
+) -> Result<(), DisconnectReason> {
     let mut rest = bytes;
     while !rest.is_empty() {
         match tokio::time::timeout(deadline, writer.write(rest)).await {
             Ok(Ok(0)) => return Err(io_down(std::io::ErrorKind::WriteZero.into())),
             Ok(Ok(n)) => rest = &rest[n..],
             Ok(Err(e)) => return Err(io_down(e)),
-            Err(_) => return Err(LinkDown::SendStalled),
+            Err(_) => return Err(DisconnectReason::SendStalled),
         }
     }
     Ok(())
@@ -658,23 +663,23 @@ mod tests {
     struct Recorder {
         messages: Mutex<Vec<Control>>,
         bad: Mutex<Vec<MessageError>>,
-        down: Mutex<Option<LinkDown>>,
+        down: Mutex<Option<DisconnectReason>>,
     }
 
-    impl LinkHandler for Recorder {
-        async fn on_message(&self, _link: &LinkHandle, message: Control) {
+    impl ConnectionHandler for Recorder {
+        async fn on_message(&self, _link: &Connection, message: Control) {
             self.messages.lock().unwrap().push(message);
         }
-        fn on_bad_message(&self, _link: &LinkHandle, error: MessageError, _bytes: &Bytes) {
+        fn on_bad_message(&self, _link: &Connection, error: MessageError, _bytes: &Bytes) {
             self.bad.lock().unwrap().push(error);
         }
-        fn on_down(&self, _link: &LinkHandle, reason: LinkDown) {
+        fn on_down(&self, _link: &Connection, reason: DisconnectReason) {
             *self.down.lock().unwrap() = Some(reason);
         }
     }
 
-    fn info() -> LinkInfo {
-        LinkInfo {
+    fn info() -> ConnectionInfo {
+        ConnectionInfo {
             peer: NodeName::parse("peer@10.0.0.1").unwrap(),
             addr: "10.0.0.1:1".parse().unwrap(),
             flags: DistFlags::BEAMLINK_DEFAULT,
@@ -690,9 +695,9 @@ mod tests {
         let (r, w) = tokio::io::split(ours);
         let rec = Arc::new(Recorder::default());
         let tracker = TaskTracker::new();
-        let config = LinkConfig {
+        let config = ConnectionConfig {
             net_ticktime: Duration::from_secs(4),
-            ..LinkConfig::default()
+            ..ConnectionConfig::default()
         };
         let started = tokio::time::Instant::now();
         let link = spawn(
@@ -709,7 +714,10 @@ mod tests {
         tracker.close();
         tracker.wait().await;
         let elapsed = started.elapsed();
-        assert_eq!(*rec.down.lock().unwrap(), Some(LinkDown::TickTimeout));
+        assert_eq!(
+            *rec.down.lock().unwrap(),
+            Some(DisconnectReason::TickTimeout)
+        );
         // (I-1)/I*T ..= (I+1)/I*T with T = 4 s, I = 4.
         assert!(elapsed >= Duration::from_secs(3) && elapsed <= Duration::from_secs(5));
         drop(theirs);
@@ -722,9 +730,9 @@ mod tests {
         let (mut their_r, mut their_w) = tokio::io::split(theirs);
         let rec = Arc::new(Recorder::default());
         let tracker = TaskTracker::new();
-        let config = LinkConfig {
+        let config = ConnectionConfig {
             net_ticktime: Duration::from_secs(4),
-            ..LinkConfig::default()
+            ..ConnectionConfig::default()
         };
         let link = spawn(
             r,
@@ -751,7 +759,7 @@ mod tests {
         link.close();
         tracker.close();
         tracker.wait().await;
-        assert_eq!(*rec.down.lock().unwrap(), Some(LinkDown::Local));
+        assert_eq!(*rec.down.lock().unwrap(), Some(DisconnectReason::Local));
     }
 
     #[tokio::test]
@@ -761,9 +769,9 @@ mod tests {
         let (_their_r, mut their_w) = tokio::io::split(theirs);
         let rec = Arc::new(Recorder::default());
         let tracker = TaskTracker::new();
-        let config = LinkConfig {
+        let config = ConnectionConfig {
             max_frame: 1024,
-            ..LinkConfig::default()
+            ..ConnectionConfig::default()
         };
         let link = spawn(
             r,
@@ -786,7 +794,7 @@ mod tests {
         tracker.wait().await;
         assert!(matches!(
             *rec.down.lock().unwrap(),
-            Some(LinkDown::Frame(_))
+            Some(DisconnectReason::Frame(_))
         ));
     }
 
@@ -796,10 +804,10 @@ mod tests {
         let (r, w) = tokio::io::split(ours);
         let rec = Arc::new(Recorder::default());
         let tracker = TaskTracker::new();
-        let config = LinkConfig {
+        let config = ConnectionConfig {
             net_ticktime: Duration::from_secs(4),
             send_queue_bytes: 64 * 1024,
-            ..LinkConfig::default()
+            ..ConnectionConfig::default()
         };
         let link = spawn(
             r,
@@ -832,6 +840,9 @@ mod tests {
         assert_eq!(waiting.await, Err(SendError::LinkClosed));
         tracker.close();
         tracker.wait().await;
-        assert_eq!(*rec.down.lock().unwrap(), Some(LinkDown::SendStalled));
+        assert_eq!(
+            *rec.down.lock().unwrap(),
+            Some(DisconnectReason::SendStalled)
+        );
     }
 }
