@@ -6,10 +6,8 @@
 //! ```
 //! `ERL_EPMD_PORT` is honoured. The request is `{echo, <<"hello from Rust">>}`.
 
-use beamlink::node::{Dest, Node, NodeConfig};
-use beamlink::proto::digest::Cookie;
-use beamlink::proto::node_name::NodeName;
-use beamlink::proto::term::Term;
+use beamlink::node::Dest;
+use beamlink::{Cookie, Node, NodeName, Term};
 use std::time::Duration;
 
 #[tokio::main]
@@ -25,13 +23,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .host_ip()
         .map(|ip| ip.to_string())
         .unwrap_or("127.0.0.1".into());
-    let me = NodeName::from_parts(&format!("call-genserver-{}", std::process::id()), &host)?;
-    let mut config = NodeConfig::new(me, Cookie::new(cookie));
-    config.listen = None;
+    let mut node = Node::builder()
+        .name(format!("call-genserver-{}@{host}", std::process::id()))
+        .cookie(Cookie::new(cookie))
+        .dial_only();
     if let Ok(port) = std::env::var("ERL_EPMD_PORT") {
-        config.epmd_port = port.parse()?;
+        node = node.epmd_port(port.parse()?);
     }
-    let node = Node::start(config).await?;
+    let node = node.start().await?;
     let mut process = node.spawn_process();
     let request = Term::tuple([Term::atom("echo"), Term::binary(&b"hello from Rust"[..])]);
     let reply = process

@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+mod builder;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -25,3 +26,13 @@ pub mod transport;
 
 /// The sans-IO protocol core, the crate [`beamlink_proto`].
 pub use beamlink_proto as proto;
+
+pub use builder::{NodeBuilder, StartError};
+pub use epmd::EpmdMode;
+pub use node::{
+    CallReply, Caller, ConnectError, GenServer, Node, NodeConfig, NodeError, NodeEvent, Process,
+    RpcError,
+};
+pub use proto::digest::Cookie;
+pub use proto::node_name::NodeName;
+pub use proto::term::{Atom, Pid, Reference, Term};

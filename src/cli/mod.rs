@@ -10,7 +10,7 @@ mod run;
 use crate::config::{self, ConfigError};
 use crate::diagnose::Targets;
 use crate::discovery::DnsQuery;
-use crate::node::{ConnectError, Node, NodeConfig};
+use crate::node::{ConnectError, Node};
 use crate::proto::digest::Cookie;
 use crate::proto::node_name::{NodeName, NodeNameError};
 use clap::{Args, Parser, Subcommand};
@@ -271,34 +271,13 @@ impl PeerOpts {
     }
 }
 
-/// The address our name should carry: a static peer's, else the first DNS answer (up to
-/// `attempts` lookups, `poll` apart).
+/// The address our name should carry (see [`crate::builder`]).
 pub(crate) async fn address_toward(
     targets: &Targets,
     attempts: u32,
     poll: Duration,
 ) -> Option<IpAddr> {
-    if let Some(ip) = targets.statics.iter().find_map(|n| n.host_ip()) {
-        return Some(ip);
-    }
-    let dns = targets.dns.as_ref()?;
-    // A dead server must not hold up start-up longer than a poll (see ClusterConfig).
-    let deadline = poll.max(crate::cluster::MIN_DNS_DEADLINE);
-    for attempt in 0..attempts {
-        match dns.lookup_within(deadline).await {
-            Ok(ips) => return ips.first().copied(),
-            Err(e) => {
-                tracing::warn!(
-                    "{e} (attempt {} of {attempts} to pick our address)",
-                    attempt + 1
-                );
-                if attempt + 1 < attempts {
-                    tokio::time::sleep(poll).await;
-                }
-            }
-        }
-    }
-    None
+    crate::builder::address_toward(&targets.statics, targets.dns.as_ref(), attempts, poll).await
 }
 
 /// A node for a one-shot command: named `beamlink-<sub>-<4 hex>@<ip>` unless `--name` says
@@ -322,12 +301,16 @@ pub(crate) async fn oneshot_node(
     let (cookie, source) = loaded.map_err(|e| config_failure(&e))?;
     let name = opts.name.clone().unwrap_or_else(|| oneshot_alive(sub));
     let (name, _) = config::node_name(&name, toward).map_err(|e| config_failure(&e))?;
-    let mut config = NodeConfig::new(name, cookie);
-    config.listen = None;
-    config.visible = visible;
-    config.epmd_port = opts.epmd_port;
-    config.connection.net_ticktime = Duration::from_secs(opts.net_ticktime.max(1));
-    match Node::start(config).await {
+    let started = Node::builder()
+        .name(name.as_str())
+        .cookie(cookie)
+        .dial_only()
+        .visible(visible)
+        .epmd_port(opts.epmd_port)
+        .net_ticktime(Duration::from_secs(opts.net_ticktime))
+        .start()
+        .await;
+    match started {
         Ok(n) => Ok((n, source)),
         Err(e) => {
             eprintln!("beamlink: {e}");

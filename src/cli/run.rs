@@ -1,15 +1,12 @@
 //! `beamlink run`: join and stay until SIGTERM or SIGINT.
 
 use super::{NodeOpts, PeerOpts, exit};
-use crate::cluster::ClusterConfig;
-use crate::epmd::{EpmdMode, EpmdStatus, Registrar, RegistrarConfig};
-use crate::node::{Node, NodeConfig};
-use crate::proto::epmd::{Alive2Request, AliveName};
+use crate::builder::StartError;
+use crate::epmd::EpmdMode;
+use crate::node::Node;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 #[derive(Args, Debug)]
@@ -35,6 +32,8 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return super::config_failure(&e),
     };
+    // Checked here for the command line's own messages and exit codes; the builder parses
+    // the same values again.
     let targets = match args.peers.targets() {
         Ok(t) => t,
         Err(code) => return code,
@@ -45,87 +44,54 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             return exit::USAGE;
         }
     }
-    let name = args.node.name.clone().unwrap_or_else(|| "beamlink".into());
-    let toward = if name.contains('@') {
-        None
-    } else {
-        super::address_toward(&targets, 3, args.peers.poll_interval).await
-    };
-    let (name, why) = match crate::config::node_name(&name, toward) {
-        Ok(n) => n,
-        Err(e) => return super::config_failure(&e),
-    };
-    if let Some(why) = why {
-        info!(node = %name, "node name uses {why}");
+    let mut builder = Node::builder()
+        .name(args.node.name.clone().unwrap_or_else(|| "beamlink".into()))
+        .cookie(cookie)
+        .epmd(args.epmd)
+        .epmd_port(args.node.epmd_port)
+        .listen(SocketAddr::from(([0, 0, 0, 0], args.listen.unwrap_or(0))))
+        .visible(args.node.visible)
+        .net_ticktime(Duration::from_secs(args.node.net_ticktime))
+        .poll_interval(args.peers.poll_interval)
+        .bench_services(args.bench_services);
+    for peer in &targets.statics {
+        builder = builder.connect(peer.as_str());
     }
-    let listen = SocketAddr::from(([0, 0, 0, 0], args.listen.unwrap_or(0)));
-    let listener = match TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("beamlink: cannot listen for connections on {listen}: {e}");
-            return exit::UNAVAILABLE;
+    if let Some(dns) = &targets.dns {
+        builder = builder.dns_query(dns.query());
+        if let Some(server) = dns.server() {
+            builder = builder.dns_server(server);
         }
-    };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let alive = match AliveName::new(name.alive()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("beamlink: {name} cannot be registered with EPMD: {e}");
-            return exit::CONFIG;
-        }
-    };
-    // The registrar outlives the node: links close first, then the name goes.
-    let registrar_stop = CancellationToken::new();
-    let registrar = Registrar::start(
-        RegistrarConfig::new(
-            args.epmd,
-            args.node.epmd_port,
-            Alive2Request::new(alive, port),
-        ),
-        &registrar_stop,
-    );
-    let creation = tokio::select! {
-        status = registrar.registered() => match status {
-            Some(EpmdStatus::Registered { creation, .. }) => creation,
-            _ => {
-                eprintln!("beamlink: EPMD registration stopped");
-                return exit::UNAVAILABLE;
+    }
+    if let Some(basename) = targets.basename {
+        builder = builder.peer_basename(basename);
+    }
+    let node = tokio::select! {
+        started = builder.start() => match started {
+            Ok(node) => node,
+            Err(e) => {
+                eprintln!("beamlink: {e}");
+                return start_failure(&e);
             }
         },
-        _ = wait_for_signal() => {
-            registrar.shutdown().await;
-            return exit::OK;
-        }
+        // Dropping the start withdraws a registration in progress.
+        _ = wait_for_signal() => return exit::OK,
     };
-    info!(status = %*registrar.status().borrow(), "EPMD");
-    let mut config = NodeConfig::new(name, cookie);
-    config.visible = args.node.visible;
-    config.epmd_port = args.node.epmd_port;
-    config.connection.net_ticktime = Duration::from_secs(args.node.net_ticktime.max(1));
-    // EPMD gives a new creation when we re-register after it restarts; like the BEAM we
-    // keep the first one, so pids we handed out stay valid.
-    config.creation = Some(creation);
-    let node = match Node::start_on(config, Some(listener)).await {
-        Ok(n) => n,
-        Err(e) => {
-            eprintln!("beamlink: {e}");
-            registrar.shutdown().await;
-            return exit::UNAVAILABLE;
-        }
-    };
-    if args.bench_services {
-        node.start_bench_services();
-    }
-    let mut cluster = ClusterConfig::statics(targets.statics, args.peers.poll_interval);
-    cluster.dns = targets.dns;
-    cluster.basename = targets.basename;
-    let manager = tokio::spawn(crate::cluster::run(node.clone(), cluster));
     wait_for_signal().await;
     info!("shutting down");
     node.shutdown().await;
-    let _ = manager.await;
-    registrar.shutdown().await;
     exit::OK
+}
+
+/// The exit code of a failed start.
+fn start_failure(e: &StartError) -> u8 {
+    match e {
+        StartError::Listen { .. } | StartError::Epmd { .. } | StartError::Node(_) => {
+            exit::UNAVAILABLE
+        }
+        StartError::Peer { .. } => exit::USAGE,
+        _ => exit::CONFIG,
+    }
 }
 
 pub(crate) async fn wait_for_signal() {

@@ -152,6 +152,8 @@ pub(crate) struct Inner {
     events: broadcast::Sender<NodeEvent>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The EPMD registration [`crate::NodeBuilder`] made; withdrawn last at shutdown.
+    registrar: Mutex<Option<crate::epmd::Registrar>>,
 }
 
 impl fmt::Debug for Node {
@@ -220,6 +222,7 @@ impl Node {
             events,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            registrar: Mutex::new(None),
             config,
         });
         let node = Node { inner };
@@ -315,7 +318,9 @@ impl Node {
             .map(|e| e.pid.clone())
     }
 
-    /// Stops the node: closes every link first, then waits for all its tasks.
+    /// Stops the node: closes every connection first (so monitors on our processes fire with
+    /// `noconnection` on the peers), waits for all its tasks (the connection manager among
+    /// them), then withdraws the EPMD registration if the node has one.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         for link in self.connections() {
@@ -323,7 +328,28 @@ impl Node {
         }
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
+        let registrar = lock(&self.inner.registrar).take();
+        if let Some(registrar) = registrar {
+            registrar.shutdown().await;
+        }
         tracing::info!(node = %self.name(), "node stopped");
+    }
+
+    /// Where the node's EPMD registration stands; `None` for a node that is not registered
+    /// (started without [`crate::NodeBuilder`], or with [`crate::NodeBuilder::no_epmd`]).
+    pub fn epmd_status(&self) -> Option<tokio::sync::watch::Receiver<crate::epmd::EpmdStatus>> {
+        lock(&self.inner.registrar).as_ref().map(|r| r.status())
+    }
+
+    /// Hands the node the registration to withdraw at shutdown.
+    pub(crate) fn attach_registrar(&self, registrar: crate::epmd::Registrar) {
+        *lock(&self.inner.registrar) = Some(registrar);
+    }
+
+    /// Runs `task` as one of the node's own: shutdown waits for it. The task must end once
+    /// [`Node::shutting_down`] resolves.
+    pub(crate) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.inner.tracker.spawn(task);
     }
 
     pub(crate) fn processes(&self) -> MutexGuard<'_, ProcessTable> {

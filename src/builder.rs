@@ -1,0 +1,451 @@
+//! [`NodeBuilder`]: one call that does what joining a cluster takes, the way `beamlink run`
+//! does it. Bind the distribution listener first (EPMD needs its port), register with EPMD
+//! (or serve EPMD, per [`EpmdMode`]) and take the creation EPMD hands out, start the node,
+//! then, when peers are named, start the connection manager ([`crate::cluster`]). The node
+//! owns all of it: [`Node::shutdown`] closes the connections first, then stops the manager,
+//! then unregisters, the order a BEAM's `init:stop/0` follows (`net_kernel` goes down before
+//! `erl_epmd`), so monitors on our processes fire with `noconnection` on the peers.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), beamlink::StartError> {
+//! use beamlink::{Cookie, EpmdMode, Node};
+//!
+//! let node = Node::builder()
+//!     .name("counter") // the host part: our address toward the peers
+//!     .cookie(Cookie::new("secret"))
+//!     .epmd(EpmdMode::Auto)
+//!     .dns_query("tasks.shop_web")
+//!     .peer_basename("web")
+//!     .start()
+//!     .await?;
+//! node.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::cluster::{self, ClusterConfig};
+use crate::config::{self, ConfigError};
+use crate::discovery::{DnsError, DnsQuery};
+use crate::epmd::{EpmdMode, EpmdStatus, Registrar, RegistrarConfig};
+use crate::node::{Node, NodeConfig, NodeError};
+use crate::proto::digest::Cookie;
+use crate::proto::epmd::{Alive2Request, AliveName};
+use crate::proto::node_name::{NodeName, NodeNameError};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+/// Adjusts the [`NodeConfig`] the builder made, for settings it has no method for.
+type Tune = Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
+
+/// Builds and starts a [`Node`]: see the [module documentation](self).
+#[derive(Clone)]
+#[must_use = "a builder does nothing until start() is awaited"]
+pub struct NodeBuilder {
+    name: String,
+    cookie: Option<Cookie>,
+    epmd: Option<EpmdMode>,
+    epmd_port: u16,
+    /// `None`: the node only dials.
+    listen: Option<SocketAddr>,
+    creation: Option<u32>,
+    tune: Option<Tune>,
+    visible: bool,
+    net_ticktime: Option<Duration>,
+    connect: Vec<String>,
+    dns_query: Option<String>,
+    dns_server: Option<SocketAddr>,
+    peer_basename: Option<String>,
+    poll_interval: Duration,
+    registration_timeout: Option<Duration>,
+    bench_services: bool,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> NodeBuilder {
+        NodeBuilder {
+            name: "beamlink".into(),
+            cookie: None,
+            epmd: Some(EpmdMode::Auto),
+            epmd_port: 4369,
+            listen: Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+            creation: None,
+            tune: None,
+            visible: false,
+            net_ticktime: None,
+            connect: Vec::new(),
+            dns_query: None,
+            dns_server: None,
+            peer_basename: None,
+            poll_interval: Duration::from_secs(5),
+            registration_timeout: None,
+            bench_services: false,
+        }
+    }
+}
+
+impl fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cookie's Debug hides its value.
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .field("cookie", &self.cookie)
+            .field("epmd", &self.epmd)
+            .field("epmd_port", &self.epmd_port)
+            .field("listen", &self.listen)
+            .field("visible", &self.visible)
+            .field("connect", &self.connect)
+            .field("dns_query", &self.dns_query)
+            .field("peer_basename", &self.peer_basename)
+            .field("tune", &self.tune.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A builder for a node that joins a cluster: see [`NodeBuilder`].
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+}
+
+impl NodeBuilder {
+    /// Our name: `alive@host`, or just `alive`, completed with our address toward the peers
+    /// (the first static peer's, else the first DNS answer's, else the first non-loopback
+    /// IPv4 address). Default `beamlink`. Long names only.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The cookie. Required.
+    pub fn cookie(mut self, cookie: Cookie) -> Self {
+        self.cookie = Some(cookie);
+        self
+    }
+
+    /// How to register with EPMD (default [`EpmdMode::Auto`]: a local EPMD if one answers,
+    /// else serve EPMD ourselves).
+    pub fn epmd(mut self, mode: EpmdMode) -> Self {
+        self.epmd = Some(mode);
+        self
+    }
+
+    /// Do not register with EPMD at all: BEAM nodes cannot find us by name, only dial us at
+    /// [`Node::listen_addr`]; our creation is drawn at random.
+    pub fn no_epmd(mut self) -> Self {
+        self.epmd = None;
+        self
+    }
+
+    /// The port EPMDs listen on, ours and the peers' (default 4369, `ERL_EPMD_PORT`).
+    pub fn epmd_port(mut self, port: u16) -> Self {
+        self.epmd_port = port;
+        self
+    }
+
+    /// Where to accept connections (default every IPv4 address, an ephemeral port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// A node that only dials: no listener and no EPMD registration, as `beamlink ping`,
+    /// `nodes` and `doctor` are. Peers cannot connect to it.
+    pub fn dial_only(mut self) -> Self {
+        self.listen = None;
+        self.epmd = None;
+        self
+    }
+
+    /// Our creation, for a node without EPMD (with EPMD the creation is the one EPMD gives).
+    /// Default: drawn at random.
+    pub fn creation(mut self, creation: u32) -> Self {
+        self.creation = Some(creation);
+        self
+    }
+
+    /// Adjusts any other setting of the [`NodeConfig`] (mailbox size, frame cap, send
+    /// queue, setup timeout, ...) after the builder has filled in the rest.
+    pub fn tune(mut self, tune: impl Fn(&mut NodeConfig) + Send + Sync + 'static) -> Self {
+        self.tune = Some(Arc::new(tune));
+        self
+    }
+
+    /// Publish as a visible node instead of hidden (default hidden).
+    pub fn visible(mut self, visible: bool) -> Self {
+        self.visible = visible;
+        self
+    }
+
+    /// As the BEAM's `net_ticktime` (default 60 s).
+    pub fn net_ticktime(mut self, ticktime: Duration) -> Self {
+        self.net_ticktime = Some(ticktime);
+        self
+    }
+
+    /// A peer to stay connected to, e.g. `web@10.0.1.5` (repeatable).
+    pub fn connect(mut self, peer: impl Into<String>) -> Self {
+        self.connect.push(peer.into());
+        self
+    }
+
+    /// Poll the A and AAAA records of this name for peers, e.g. `tasks.shop_web`.
+    pub fn dns_query(mut self, query: impl Into<String>) -> Self {
+        self.dns_query = Some(query.into());
+        self
+    }
+
+    /// Ask this DNS server instead of the system's resolv.conf.
+    pub fn dns_server(mut self, server: SocketAddr) -> Self {
+        self.dns_server = Some(server);
+        self
+    }
+
+    /// Peers found by DNS are `basename@<ip>`; without it, every node the EPMD at each
+    /// address lists.
+    pub fn peer_basename(mut self, basename: impl Into<String>) -> Self {
+        self.peer_basename = Some(basename.into());
+        self
+    }
+
+    /// Time between DNS polls, and the cap of the reconnect backoff (default 5 s).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Give up if EPMD has not registered us within this time (default: wait; in
+    /// [`EpmdMode::Client`] that is until an EPMD answers).
+    pub fn registration_timeout(mut self, timeout: Duration) -> Self {
+        self.registration_timeout = Some(timeout);
+        self
+    }
+
+    /// Also register `rig_sink` and `rig_echo`, the peers `scripts/bench` measures against.
+    pub fn bench_services(mut self, on: bool) -> Self {
+        self.bench_services = on;
+        self
+    }
+
+    /// Binds, registers, starts the node and, when peers are named, the connection manager.
+    /// If this future is dropped before it completes, the registration is withdrawn.
+    pub async fn start(self) -> Result<Node, StartError> {
+        let cookie = self.cookie.clone().ok_or(StartError::NoCookie)?;
+        let mut statics = Vec::new();
+        for text in &self.connect {
+            let peer = NodeName::parse(text).map_err(|source| StartError::Peer {
+                peer: text.clone(),
+                source,
+            })?;
+            statics.push(peer);
+        }
+        let dns = match &self.dns_query {
+            Some(q) => Some(DnsQuery::new(q, self.dns_server).map_err(StartError::Dns)?),
+            None => None,
+        };
+        let toward = if self.name.contains('@') {
+            None
+        } else {
+            address_toward(&statics, dns.as_ref(), 3, self.poll_interval).await
+        };
+        let (name, why) = config::node_name(&self.name, toward).map_err(StartError::Name)?;
+        if let Some(why) = why {
+            info!(node = %name, "node name uses {why}");
+        }
+        let listener = match self.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Listen { addr, source })?,
+            ),
+            None => None,
+        };
+        let port = match &listener {
+            Some(l) => l
+                .local_addr()
+                .map_err(|source| StartError::Listen {
+                    addr: self
+                        .listen
+                        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+                    source,
+                })?
+                .port(),
+            None => 0,
+        };
+
+        // Withdrawn if start() is dropped or fails from here on; handed to the node after.
+        let stop_epmd = CancellationToken::new();
+        let guard = stop_epmd.clone().drop_guard();
+        let registration = match self.epmd.filter(|_| listener.is_some()) {
+            Some(mode) => {
+                let alive = AliveName::new(name.alive())
+                    .map_err(|_| StartError::Alive { name: name.clone() })?;
+                let registrar = Registrar::start(
+                    RegistrarConfig::new(mode, self.epmd_port, Alive2Request::new(alive, port)),
+                    &stop_epmd,
+                );
+                let registered = registrar.registered();
+                let status = match self.registration_timeout {
+                    Some(t) => tokio::time::timeout(t, registered).await.ok().flatten(),
+                    None => registered.await,
+                };
+                let Some(EpmdStatus::Registered { creation, .. }) = status else {
+                    let last = registrar.status().borrow().clone();
+                    registrar.shutdown().await;
+                    return Err(StartError::Epmd {
+                        port: self.epmd_port,
+                        status: last.to_string(),
+                    });
+                };
+                Some((registrar, creation))
+            }
+            None => None,
+        };
+
+        let mut node_config = NodeConfig::new(name, cookie);
+        node_config.visible = self.visible;
+        node_config.epmd_port = self.epmd_port;
+        if let Some(t) = self.net_ticktime {
+            node_config.connection.net_ticktime = t.max(Duration::from_secs(1));
+        }
+        // EPMD gives a new creation when we re-register after it restarts; like the BEAM we
+        // keep the first one, so pids we handed out stay valid.
+        node_config.creation = registration.as_ref().map(|(_, c)| *c).or(self.creation);
+        if let Some(tune) = &self.tune {
+            tune(&mut node_config);
+        }
+        let node = match Node::start_on(node_config, listener).await {
+            Ok(node) => node,
+            Err(e) => {
+                if let Some((registrar, _)) = registration {
+                    registrar.shutdown().await;
+                }
+                return Err(StartError::Node(e));
+            }
+        };
+        guard.disarm();
+        if let Some((registrar, _)) = registration {
+            node.attach_registrar(registrar);
+        }
+        if self.bench_services {
+            node.start_bench_services();
+        }
+        if !statics.is_empty() || dns.is_some() {
+            let mut cluster = ClusterConfig::statics(statics, self.poll_interval);
+            cluster.dns = dns;
+            cluster.basename = self.peer_basename;
+            node.spawn_task(cluster::run(node.clone(), cluster));
+        }
+        Ok(node)
+    }
+}
+
+/// The address our name should carry: a static peer's, else the first DNS answer (up to
+/// `attempts` lookups, `poll` apart).
+pub(crate) async fn address_toward(
+    statics: &[NodeName],
+    dns: Option<&DnsQuery>,
+    attempts: u32,
+    poll: Duration,
+) -> Option<IpAddr> {
+    if let Some(ip) = statics.iter().find_map(|n| n.host_ip()) {
+        return Some(ip);
+    }
+    let dns = dns?;
+    // A dead server must not hold up start-up longer than a poll (see ClusterConfig).
+    let deadline = poll.max(cluster::MIN_DNS_DEADLINE);
+    for attempt in 0..attempts {
+        match dns.lookup_within(deadline).await {
+            Ok(ips) => return ips.first().copied(),
+            Err(e) => {
+                tracing::warn!(
+                    "{e} (attempt {} of {attempts} to pick our address)",
+                    attempt + 1
+                );
+                if attempt + 1 < attempts {
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Why [`NodeBuilder::start`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// No cookie was given.
+    NoCookie,
+    /// Our name is not a valid long name, or no address was found to complete it.
+    Name(ConfigError),
+    /// A static peer's name is not a node name.
+    Peer {
+        /// The text given.
+        peer: String,
+        /// Why it is not a name.
+        source: NodeNameError,
+    },
+    /// The DNS query or server is unusable.
+    Dns(DnsError),
+    /// The distribution port could not be bound.
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The part of our name before `@` cannot be registered with EPMD.
+    Alive {
+        /// Our name.
+        name: NodeName,
+    },
+    /// EPMD did not register us (in time).
+    Epmd {
+        /// The EPMD port.
+        port: u16,
+        /// The registrar's last state, in words.
+        status: String,
+    },
+    /// The node could not start.
+    Node(NodeError),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NoCookie => f.write_str("no cookie given (NodeBuilder::cookie)"),
+            StartError::Name(e) => write!(f, "{e}"),
+            StartError::Peer { peer, source } => write!(f, "peer {peer:?}: {source}"),
+            StartError::Dns(e) => write!(f, "{e}"),
+            StartError::Listen { addr, source } => {
+                write!(f, "cannot listen for connections on {addr}: {source}")
+            }
+            StartError::Alive { name } => {
+                write!(f, "{name} cannot be registered with EPMD (name too long)")
+            }
+            StartError::Epmd { port, status } => {
+                write!(f, "EPMD on port {port} did not register us: {status}")
+            }
+            StartError::Node(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Name(e) => Some(e),
+            StartError::Peer { source, .. } => Some(source),
+            StartError::Dns(e) => Some(e),
+            StartError::Listen { source, .. } => Some(source),
+            StartError::Node(e) => Some(e),
+            StartError::NoCookie | StartError::Alive { .. } | StartError::Epmd { .. } => None,
+        }
+    }
+}
