@@ -398,19 +398,21 @@ async fn any_byte_on_a_registration_socket_ends_it() {
     server.shutdown().await;
 }
 
+/// A server that is not killable (the default: the one a node serves) answers KILL_REQ
+/// `NO` even with no name registered, and without relaxed command check ignores STOP_REQ,
+/// as `epmd` does; DUMP works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_and_stop_are_refused_and_dump_works() {
+async fn an_unkillable_server_answers_kill_no_ignores_stop_and_dumps() {
     let (server, port) = server().await;
+    let refused = Outcome {
+        reply: b"NO".to_vec(),
+        closed: true,
+    };
+    assert_eq!(probe(local(port), &framed(b"k")).await, refused);
     let _held = register(local(port), &request("keeper", 7), T)
         .await
         .unwrap();
-    assert_eq!(
-        probe(local(port), &framed(b"k")).await,
-        Outcome {
-            reply: vec![],
-            closed: true
-        }
-    );
+    assert_eq!(probe(local(port), &framed(b"k")).await, refused);
     assert_eq!(
         probe(local(port), &framed(b"skeeper")).await,
         Outcome {
@@ -507,8 +509,11 @@ async fn shutdown_closes_registrations_and_serves_ipv6() {
     assert!(!answers(local(port)));
 }
 
-/// With the default packet timeout (60 s), a silent connection is closed after 60 s and not
-/// before; paused time makes that exact.
+/// With the default packet timeout (60 s), a silent connection is closed 61 s after its
+/// last byte (`epmd` closes it between 60 and 67 s, see the server's docs) and not before,
+/// and each byte of a request restarts the count, as in `epmd`; paused time makes that
+/// exact. Fails if the timeout counts from the accept (the trickled request is then cut off
+/// after 61 s) or is not applied.
 #[tokio::test(start_paused = true)]
 async fn silent_connections_are_closed_after_the_default_packet_timeout() {
     let (server, _token) = server_with(ServerConfig::new(0)).await;
@@ -520,9 +525,18 @@ async fn silent_connections_are_closed_after_the_default_packet_timeout() {
     assert!(matches!(read, Ok(0)), "{read:?}");
     let waited = start.elapsed();
     assert!(
-        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+        waited >= Duration::from_secs(61) && waited < Duration::from_secs(62),
         "closed after {waited:?} of virtual time"
     );
+    // A NAMES request sent one byte a minute, 3 minutes in all, is answered.
+    let mut slow = TcpStream::connect(local(port)).await.unwrap();
+    for byte in [0u8, 1, b'n'] {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        slow.write_all(&[byte]).await.unwrap();
+    }
+    let mut reply = Vec::new();
+    slow.read_to_end(&mut reply).await.unwrap();
+    assert_eq!(reply, u32::from(port).to_be_bytes());
     // A registration is exempt: still registered long after.
     let held = register(local(port), &request("patient", 1), T)
         .await
@@ -531,4 +545,357 @@ async fn silent_connections_are_closed_after_the_default_packet_timeout() {
     assert_eq!(server.registered().len(), 1);
     drop(held);
     server.shutdown().await;
+}
+
+/// An EPMD server process on `port`: `beamlink epmd` (the binary, as an operator runs it)
+/// or one OTP release's `epmd`. Killed by pid and reaped on drop unless it exited by itself.
+struct EpmdProcess {
+    child: std::process::Child,
+}
+
+impl EpmdProcess {
+    fn spawn(mut command: Command, port: u16) -> EpmdProcess {
+        let child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start an EPMD");
+        let server = EpmdProcess { child };
+        wait_until("the EPMD to listen", T, || answers(local(port)));
+        server
+    }
+
+    /// `beamlink epmd --epmd-port PORT ARGS` with `env` added.
+    fn beamlink(port: u16, args: &[&str], env: &[(&str, &str)]) -> EpmdProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_beamlink"));
+        command
+            .args(["epmd", "--epmd-port", &port.to_string()])
+            .args(args)
+            .env_remove("ERL_EPMD_RELAXED_COMMAND_CHECK")
+            .envs(env.iter().copied());
+        EpmdProcess::spawn(command, port)
+    }
+
+    /// OTP `release`'s `epmd -port PORT ARGS` (`scripts/otp-run` execs it: the pid is epmd's).
+    fn otp(release: &str, port: u16, args: &[&str]) -> EpmdProcess {
+        let mut command = Command::new(OTP_RUN);
+        command
+            .args([release, "epmd", "-port", &port.to_string()])
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        EpmdProcess::spawn(command, port)
+    }
+
+    /// Waits for the server to exit by itself; its exit code.
+    fn exited(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "beamlink epmd still runs"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for EpmdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const OTP_RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/otp-run");
+
+/// What a command printed and how it exited.
+#[derive(Debug, PartialEq, Eq)]
+struct Printed {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Printed {
+    /// The same, with `port` written as `P` (a NAMES header names the answering EPMD's port).
+    fn port_as_p(self, port: u16) -> Printed {
+        let p = |text: String| text.replace(&port.to_string(), "P");
+        Printed {
+            code: self.code,
+            stdout: p(self.stdout),
+            stderr: p(self.stderr),
+        }
+    }
+}
+
+fn printed(mut command: Command) -> Printed {
+    let out = command.output().expect("run command");
+    Printed {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// OTP `release`'s own `epmd` client (`epmd -names`, `-kill`, `-stop NAME`), pointed at the
+/// EPMD on `port` with `ERL_EPMD_PORT`. It only ever talks to the local EPMD, and gives up
+/// at once when nothing answers.
+fn epmd_tool(release: &str, port: u16, args: &[&str]) -> Printed {
+    let mut command = Command::new(OTP_RUN);
+    command
+        .args([release, "epmd"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("ERL_EPMD_PORT", port.to_string());
+    printed(command)
+}
+
+/// `beamlink names 127.0.0.1` against the EPMD on `port`.
+fn beamlink_names(port: u16) -> Printed {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_beamlink"));
+    command.args(["names", "127.0.0.1", "--epmd-port", &port.to_string()]);
+    printed(command)
+}
+
+/// Runs OTP `release`'s `epmd ARGS` against Debian's epmd on `real` and `beamlink epmd` on
+/// `ours`: both must print the same (ports aside) and exit alike. Returns what it printed.
+async fn same_answer(release: &str, real: u16, ours: u16, args: &[&str]) -> Printed {
+    let (rel, owned) = (
+        release.to_owned(),
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+    );
+    let (real_out, our_out) = blocking(move || {
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        (
+            epmd_tool(&rel, real, &args).port_as_p(real),
+            epmd_tool(&rel, ours, &args).port_as_p(ours),
+        )
+    })
+    .await;
+    assert_eq!(our_out, real_out, "OTP {release}: epmd {args:?}");
+    our_out
+}
+
+/// For every OTP release in `BEAMLINK_OTP`, that release's `epmd -names`, `-kill` and
+/// `-stop` get the same answers from `beamlink epmd` as from Debian's epmd, and
+/// `beamlink names` prints exactly what `epmd -names` prints: while a name is registered,
+/// `-kill` is refused (`NO`: "Killing not allowed") and `-stop` ignored; with none, `-kill`
+/// is obeyed ("Killed") and both servers exit 0; then `epmd -names` and `beamlink names`
+/// say "epmd: Cannot connect to local epmd" (exit 1 and 69). Fails if KILL_REQ is closed
+/// without an answer, if the server does not exit on an obeyed KILL_REQ, or if the header
+/// or the wording of `beamlink names` differs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epmd_kill_stop_and_names_of_every_release_answered_as_by_epmd() {
+    for release in blocking(releases).await {
+        let (real_port, our_port) = (free_port(), free_port());
+        let real = epmd(real_port, &[]);
+        let mut ours = EpmdProcess::beamlink(our_port, &["--packet-timeout", "1"], &[]);
+        let mut held = Vec::new();
+        for port in [real_port, our_port] {
+            held.push(
+                register(local(port), &request("keeper", 4711), T)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let names = same_answer(&release, real_port, our_port, &["-names"]).await;
+        assert_eq!(
+            names.stdout, "epmd: up and running on port P with data:\nname keeper at port 4711\n",
+            "OTP {release}"
+        );
+        let ours_printed = blocking(move || beamlink_names(our_port)).await;
+        assert_eq!(
+            ours_printed.port_as_p(our_port),
+            names,
+            "OTP {release}: beamlink names"
+        );
+        let kill = same_answer(&release, real_port, our_port, &["-kill"]).await;
+        assert_eq!(
+            (kill.code, kill.stdout.as_str()),
+            (Some(1), "Killing not allowed - living nodes in database.\n"),
+            "OTP {release}"
+        );
+        let stop = same_answer(&release, real_port, our_port, &["-stop", "keeper"]).await;
+        assert_eq!(
+            (stop.code, stop.stdout.as_str()),
+            (Some(1), "epmd: local epmd responded with <>\n"),
+            "OTP {release}"
+        );
+        drop(held);
+        for port in [real_port, our_port] {
+            eventually("the name to go", T, || async move {
+                listed_async(local(port)).await.is_empty()
+            })
+            .await;
+        }
+        let kill = same_answer(&release, real_port, our_port, &["-kill"]).await;
+        assert_eq!(
+            (kill.code, kill.stdout.as_str()),
+            (Some(0), "Killed\n"),
+            "OTP {release}"
+        );
+        blocking(move || real.output(T)).await;
+        assert_eq!(
+            blocking(move || ours.exited()).await,
+            Some(0),
+            "OTP {release}"
+        );
+        let gone = same_answer(&release, real_port, our_port, &["-names"]).await;
+        let nothing = Printed {
+            code: Some(1),
+            stdout: String::new(),
+            stderr: "epmd: Cannot connect to local epmd\n".to_owned(),
+        };
+        assert_eq!(gone, nothing, "OTP {release}");
+        let ours_printed = blocking(move || beamlink_names(our_port)).await;
+        assert_eq!(
+            ours_printed,
+            Printed {
+                code: Some(69),
+                ..nothing
+            },
+            "OTP {release}"
+        );
+    }
+}
+
+/// With relaxed command check (`--relaxed-command-check`, or `ERL_EPMD_RELAXED_COMMAND_CHECK`
+/// set, as epmd reads it), every release's `epmd -stop` and `-kill` get Debian's
+/// `epmd -relaxed_command_check` answers: `STOPPED` for a registered name, whose
+/// registration socket is closed; `NOEXIST` for another (the raw answer is
+/// `NOEXISTSTOPPED` from both); `-kill` obeyed while a name is registered, the server exits
+/// 0 and the registration is closed. Fails if STOP_REQ is refused or answered otherwise, or
+/// if the stopped name's socket stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_command_check_answers_stop_and_kill_as_epmd_does() {
+    for (round, release) in blocking(releases).await.into_iter().enumerate() {
+        let (real_port, our_port) = (free_port(), free_port());
+        let real = epmd(real_port, &["-relaxed_command_check"]);
+        // The flag in even rounds, the environment variable in odd ones.
+        let mut ours = if round % 2 == 0 {
+            EpmdProcess::beamlink(our_port, &["--relaxed-command-check"], &[])
+        } else {
+            EpmdProcess::beamlink(our_port, &[], &[("ERL_EPMD_RELAXED_COMMAND_CHECK", "")])
+        };
+        let (mut victims, mut bystanders) = (Vec::new(), Vec::new());
+        for port in [real_port, our_port] {
+            victims.push(
+                register(local(port), &request("victim", 1), T)
+                    .await
+                    .unwrap(),
+            );
+            bystanders.push(
+                register(local(port), &request("bystander", 2), T)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let stop = same_answer(&release, real_port, our_port, &["-stop", "victim"]).await;
+        assert_eq!(
+            (stop.code, stop.stdout.as_str()),
+            (Some(0), "STOPPED\n"),
+            "OTP {release}"
+        );
+        for victim in &mut victims {
+            tokio::time::timeout(T, victim.closed())
+                .await
+                .expect("STOP_REQ closes the registration socket");
+        }
+        let noexist = same_answer(&release, real_port, our_port, &["-stop", "victim"]).await;
+        assert_eq!(
+            (noexist.code, noexist.stdout.as_str()),
+            (Some(0), "NOEXIST\n"),
+            "OTP {release}"
+        );
+        let raw = framed(b"snosuch");
+        assert_eq!(
+            probe(local(our_port), &raw).await,
+            probe(local(real_port), &raw).await,
+            "OTP {release}"
+        );
+        assert_eq!(listed_async(local(our_port)).await, ["bystander"]);
+        let kill = same_answer(&release, real_port, our_port, &["-kill"]).await;
+        assert_eq!(
+            (kill.code, kill.stdout.as_str()),
+            (Some(0), "Killed\n"),
+            "OTP {release}"
+        );
+        blocking(move || real.output(T)).await;
+        assert_eq!(
+            blocking(move || ours.exited()).await,
+            Some(0),
+            "OTP {release}"
+        );
+        for bystander in &mut bystanders {
+            tokio::time::timeout(T, bystander.closed())
+                .await
+                .expect("the killed EPMD closes the registration");
+        }
+    }
+}
+
+/// `beamlink epmd --packet-timeout 1` beside each release's `epmd -packet_timeout 1`: a
+/// silent connection is closed by both, not before 1 s (the default, 60 s, would keep it
+/// past this test's end); a PORT_PLEASE2 request sent a byte every 250 ms, 2.75 s in all
+/// (epmd_SUITE's `slow_get_port_nr`), is answered by both, since each byte restarts the
+/// count. Fails if the flag is not wired to the server, or if the timeout counts from the
+/// accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packet_timeout_flag_closes_silent_connections_as_epmd_does() {
+    let silent = |port| async move {
+        let mut stream = TcpStream::connect(local(port)).await.unwrap();
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 8];
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0))), "port {port}: {read:?}");
+        start.elapsed()
+    };
+    let trickle = |port| async move {
+        let mut stream = TcpStream::connect(local(port)).await.unwrap();
+        for byte in framed(b"zslowpoke") {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            stream.write_all(&[byte]).await.unwrap();
+        }
+        let mut reply = Vec::new();
+        tokio::time::timeout(T, stream.read_to_end(&mut reply))
+            .await
+            .expect("answered")
+            .unwrap();
+        reply
+    };
+    for release in blocking(releases).await {
+        let (real_port, our_port) = (free_port(), free_port());
+        let _real = blocking({
+            let release = release.clone();
+            move || EpmdProcess::otp(&release, real_port, &["-packet_timeout", "1"])
+        })
+        .await;
+        let _ours = EpmdProcess::beamlink(our_port, &["--packet-timeout", "1"], &[]);
+        let mut held = Vec::new();
+        for port in [real_port, our_port] {
+            held.push(
+                register(local(port), &request("slowpoke", 1042), T)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let (real_silent, our_silent, real_slow, our_slow) = tokio::join!(
+            silent(real_port),
+            silent(our_port),
+            trickle(real_port),
+            trickle(our_port)
+        );
+        for waited in [real_silent, our_silent] {
+            assert!(
+                waited >= Duration::from_secs(1),
+                "OTP {release}: closed after {waited:?}"
+            );
+        }
+        assert_eq!(our_slow, real_slow, "OTP {release}");
+        assert_eq!(&our_slow[..4], b"w\x00\x04\x12", "OTP {release}");
+    }
 }

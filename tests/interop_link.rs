@@ -303,24 +303,24 @@ fn the_embedded_epmd_serves_real_beams() {
         );
         let out = beamlink_oneshot(&["names", "127.0.0.1", "--epmd-port", &ports], None);
         assert!(out.status.success());
-        let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(String::from)
-            .collect();
         let theirs = std::process::Command::new("epmd")
             .args(["-port", &ports, "-names"])
             .output()
             .unwrap();
-        let theirs: Vec<String> = String::from_utf8_lossy(&theirs.stdout)
-            .lines()
-            .filter(|l| l.starts_with("name "))
-            .map(String::from)
-            .collect();
         assert_eq!(
-            ours, theirs,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
             "{otp}: beamlink names differs from epmd -names"
         );
-        assert_eq!(ours.len(), 2, "{otp}: {ours:?}");
+        let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        assert_eq!(ours.len(), 3, "{otp}: {ours:?}");
+        assert_eq!(
+            ours[0],
+            format!("epmd: up and running on port {port} with data:")
+        );
         let alive_a = a.node_name().split('@').next().unwrap().to_string();
         assert!(
             ours.iter()

@@ -12,7 +12,7 @@ use beamlink::proto::digest::Digest;
 use beamlink::proto::dist_header::{AtomCacheOut, DistDecoder};
 use beamlink::proto::epmd::{
     Alive2Request, Alive2Response, AliveName, EpmdRequest, Extra, NamesEntry, NamesResponse,
-    NodeEntry, NodeType, Port2Response, PortPlease2Request,
+    NodeEntry, NodeType, Port2Response, PortPlease2Request, StopRequest,
 };
 use beamlink::proto::flags::DistFlags;
 use beamlink::proto::frame::{self, Frame};
@@ -81,7 +81,8 @@ fn arb_request() -> impl Strategy<Value = EpmdRequest> {
         Just(EpmdRequest::Names),
         Just(EpmdRequest::Dump),
         Just(EpmdRequest::Kill),
-        Just(EpmdRequest::Stop),
+        prop::collection::vec(any::<u8>(), 1..=100)
+            .prop_map(|body| { EpmdRequest::Stop(StopRequest { body: body.into() }) }),
     ]
 }
 

@@ -31,6 +31,7 @@ mod registry;
 pub mod server;
 
 pub use client::{DEFAULT_TIMEOUT, Registration, names, port_please, register};
+pub(crate) use error::describe;
 pub use error::{EpmdError, EpmdStep};
 pub use server::{Clock, EpmdServer, ServerConfig};
 
@@ -392,6 +393,13 @@ impl NamesReport {
         }
     }
 
+    /// The first line `epmd -names` prints (`epmd_call` in `epmd_cli.c`), without its
+    /// newline: `epmd: up and running on port <P> with data:`, P being the port the EPMD
+    /// reports.
+    pub fn header(&self) -> String {
+        format!("epmd: up and running on port {} with data:", self.epmd_port)
+    }
+
     /// The lines `epmd -names` prints after its header: `name <n> at port <p>`, one per
     /// node, without newlines.
     pub fn lines(&self) -> Vec<String> {
@@ -428,6 +436,10 @@ mod tests {
             }],
         };
         let report = NamesReport::new("10.0.1.5:4369".parse().unwrap(), &reply);
+        assert_eq!(
+            report.header(),
+            "epmd: up and running on port 4369 with data:"
+        );
         assert_eq!(report.lines(), ["name minotaur at port 41234"]);
         assert_eq!(
             serde_json::to_string(&report).unwrap(),

@@ -99,6 +99,20 @@ impl Registry {
             .active
             .iter()
             .position(|a| a.connection == connection)?;
+        Some(self.remove(at).1)
+    }
+
+    /// Ends the registration of the name spelt `name` (STOP_REQ; `epmd`'s `node_unreg`
+    /// compares the bytes), remembers it, and returns the connection that held it.
+    pub(crate) fn unregister_name(&mut self, name: &[u8]) -> Option<(u64, AliveName)> {
+        let at = self
+            .active
+            .iter()
+            .position(|a| a.node.name.as_str().as_bytes() == name)?;
+        Some(self.remove(at))
+    }
+
+    fn remove(&mut self, at: usize) -> (u64, AliveName) {
         let gone = self.active.remove(at);
         if self.remembered.len() >= MAX_REMEMBERED {
             self.remembered.pop_front();
@@ -109,7 +123,12 @@ impl Registry {
             port: gone.node.port,
             counter: gone.counter,
         });
-        Some(name)
+        (gone.connection, name)
+    }
+
+    /// True when no name is registered (KILL_REQ is obeyed then).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.active.is_empty()
     }
 
     pub(crate) fn lookup(&self, name: &AliveName) -> Option<NodeEntry> {
@@ -250,5 +269,20 @@ mod tests {
         assert_eq!(registry.names().len(), 1);
         let (active, old) = registry.dump();
         assert_eq!((active.len(), old.len()), (1, 1));
+    }
+
+    #[test]
+    fn unregister_by_name_remembers_the_name_and_names_the_connection() {
+        let mut registry = Registry::new(10);
+        registry.register(&request("a", 6), 1, 10).unwrap();
+        assert!(!registry.is_empty());
+        assert_eq!(registry.unregister_name(b"b"), None);
+        let (connection, name) = registry.unregister_name(b"a").unwrap();
+        assert_eq!((connection, name.as_str()), (1, "a"));
+        assert!(registry.is_empty());
+        // The connection's own close finds nothing left to end.
+        assert_eq!(registry.unregister(1), None);
+        // Remembered: the next registration of the name bumps its creation.
+        assert_eq!(registry.register(&request("a", 6), 2, 10), Ok(12));
     }
 }

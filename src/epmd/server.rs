@@ -14,16 +14,33 @@
 //!   name is refused (`epmd` registers it, and lists it as `name  at port P`).
 //! * PORT_PLEASE2_REQ and NAMES_REQ from anyone, answered byte for byte as `epmd` does.
 //! * DUMP_REQ from local peers (the connection id stands in for `epmd`'s file descriptor).
-//! * KILL_REQ and STOP_REQ are refused: the connection is closed without an answer.
+//! * KILL_REQ (`epmd -kill`) from local peers, as `do_request` answers it: `NO` while names
+//!   are registered; `OK` when none are (or always, with
+//!   [`ServerConfig::relaxed_command_check`]), after which the server stops, as `epmd`
+//!   exits through `epmd_cleanup_exit`. A server that is not [`ServerConfig::killable`] (the
+//!   default: the one a node serves, which holds the node's own name) answers `NO` always:
+//!   a KILL_REQ cannot take a node's EPMD away. From other peers: closed without an answer.
+//! * STOP_REQ (`epmd -stop NAME`) from local peers: without
+//!   [`ServerConfig::relaxed_command_check`] closed without an answer, as `epmd` does
+//!   ("Disallowed STOP_REQ"); with it, the name is unregistered and its registration socket
+//!   closed (`node_unreg`, `conn_close_fd`), answered `STOPPED`, and an unknown name is
+//!   answered `NOEXISTSTOPPED`: `do_request` sends `NOEXIST` and then falls through to
+//!   `STOPPED` (every release up to OTP 29 does; `epmd -stop` reads 7 bytes and prints
+//!   `NOEXIST`). A STOP_REQ without a name is ignored.
 //! * Anything malformed (see [`EpmdWireError`]) or a second request on the same connection:
 //!   closed without an answer.
 //!
 //! Bounds: at most [`ServerConfig::max_connections`] connections at once, registrations
 //! included; a connection past that is accepted and closed at once (as `epmd` does when its
 //! table is full) and counted in a warning. At most [`ServerConfig::max_registrations`]
-//! names. A connection that has not sent a complete request within
-//! [`ServerConfig::packet_timeout`] of being accepted is closed (registrations are exempt
-//! once registered). Replies are written under the same timeout.
+//! names. A connection that stays silent, before its request is complete, for more than
+//! [`ServerConfig::packet_timeout`] is closed: each byte restarts the count, as each read
+//! updates `mod_time` in `epmd`'s `do_read`. `epmd`'s `run` loop compares whole seconds
+//! (`mod_time + packet_timeout < now`) once a second (every `IDLE_TIMEOUT`, 5 s, for a
+//! packet timeout of 5 s or more), so it closes a connection between `packet_timeout` and
+//! `packet_timeout` + 2 s (+ 5 s) after its last byte; this server closes it
+//! `packet_timeout` + 1 s after, the first moment `epmd` may be sure it timed out.
+//! Registrations are exempt once registered. Replies are written under the packet timeout.
 //!
 //! Every connection runs in a task with a `epmd_conn` tracing span carrying the peer
 //! address; all tasks are tracked and awaited by [`EpmdServer::shutdown`].
@@ -35,6 +52,7 @@ use crate::proto::epmd::{
     Port2Response, encode_dump,
 };
 use bytes::{BufMut, BytesMut};
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -99,9 +117,16 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Names registered at once (default 1000).
     pub max_registrations: usize,
-    /// Time a non-registration connection has to send its request (default 60 s, `epmd`'s
-    /// `-packet_timeout`).
+    /// How long a connection may stay silent before its request is complete (default 60 s,
+    /// `epmd`'s `-packet_timeout` and its default; counted as the module docs say).
     pub packet_timeout: Duration,
+    /// Whether a KILL_REQ may stop the server (`epmd -kill`). Off by default, so a server
+    /// embedded in a node answers `NO` however few names it holds; `beamlink epmd` turns it
+    /// on and then behaves as `epmd`.
+    pub killable: bool,
+    /// `epmd -relaxed_command_check`: a KILL_REQ is obeyed even while names are registered
+    /// (if [`killable`](Self::killable)), and STOP_REQ unregisters names. Off by default.
+    pub relaxed_command_check: bool,
     /// Source of creations.
     pub clock: Clock,
 }
@@ -116,6 +141,8 @@ impl ServerConfig {
             max_connections: 1024,
             max_registrations: 1000,
             packet_timeout: Duration::from_secs(60),
+            killable: false,
+            relaxed_command_check: false,
             clock: Clock::system(),
         }
     }
@@ -123,17 +150,33 @@ impl ServerConfig {
 
 struct Shared {
     registry: Mutex<Registry>,
+    /// Per connection that registers (or tries to): cancelled when a STOP_REQ takes its name,
+    /// which closes its socket as `epmd`'s `conn_close_fd` does.
+    evictions: Mutex<HashMap<u64, CancellationToken>>,
     port: u16,
     packet_timeout: Duration,
+    killable: bool,
+    relaxed_command_check: bool,
     clock: Clock,
     next_connection: AtomicU64,
     turned_away: AtomicU64,
+    /// Cancelled when the server stops because it obeyed a KILL_REQ.
+    killed: CancellationToken,
 }
 
 impl Shared {
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // No code panics while holding the lock; recover the table if one ever did.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn evictions(&self) -> MutexGuard<'_, HashMap<u64, CancellationToken>> {
+        self.evictions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long a connection may stay silent before it is closed (see the module docs).
+    fn idle_limit(&self) -> Duration {
+        self.packet_timeout + Duration::from_secs(1)
     }
 }
 
@@ -193,11 +236,15 @@ impl EpmdServer {
         }
         let shared = Arc::new(Shared {
             registry: Mutex::new(Registry::new(config.max_registrations)),
+            evictions: Mutex::new(HashMap::new()),
             port: local.port(),
             packet_timeout: config.packet_timeout,
+            killable: config.killable,
+            relaxed_command_check: config.relaxed_command_check,
             clock: config.clock,
             next_connection: AtomicU64::new(1),
             turned_away: AtomicU64::new(0),
+            killed: CancellationToken::new(),
         });
         let cancel = shutdown.child_token();
         let tracker = TaskTracker::new();
@@ -240,6 +287,13 @@ impl EpmdServer {
     /// Connections closed at once because [`ServerConfig::max_connections`] were open.
     pub fn turned_away(&self) -> u64 {
         self.shared.turned_away.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the server has stopped itself because it obeyed a KILL_REQ (only a
+    /// [`ServerConfig::killable`] server does); [`shutdown`](Self::shutdown) then waits for
+    /// its tasks.
+    pub async fn killed(&self) {
+        self.shared.killed.cancelled().await;
     }
 
     /// Stops accepting, closes every connection (which ends every registration), and waits
@@ -316,6 +370,8 @@ enum ReadOutcome {
     Request(EpmdRequest),
     Malformed(EpmdWireError),
     Closed,
+    /// No byte for the idle limit before the request was complete.
+    Silent,
 }
 
 struct Connection {
@@ -327,14 +383,23 @@ struct Connection {
 }
 
 /// Ends a registration however its task ends (EOF, stray byte, write error, shutdown,
-/// panic), so no name outlives its socket.
+/// STOP_REQ, panic), so no name outlives its socket. Made before the name is registered, so
+/// a STOP_REQ always finds the connection's eviction token.
 struct Unregister {
     shared: Arc<Shared>,
     id: u64,
 }
 
+impl Unregister {
+    fn new(shared: Arc<Shared>, id: u64, evicted: CancellationToken) -> Unregister {
+        shared.evictions().insert(id, evicted);
+        Unregister { shared, id }
+    }
+}
+
 impl Drop for Unregister {
     fn drop(&mut self) {
+        self.shared.evictions().remove(&self.id);
         if let Some(name) = self.shared.registry().unregister(self.id) {
             info!(%name, "unregistered");
         }
@@ -344,20 +409,18 @@ impl Drop for Unregister {
 impl Connection {
     async fn serve(self, mut stream: TcpStream) {
         let local_peer = is_local_peer(self.peer, stream.local_addr().ok());
-        let timeout = self.shared.packet_timeout;
+        let idle = self.shared.idle_limit();
         let outcome = tokio::select! {
             _ = self.cancel.cancelled() => return,
-            read = tokio::time::timeout(timeout, read_request(&mut stream)) => match read {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    debug!(?timeout, "closing: no complete request in time");
-                    return;
-                }
-            },
+            outcome = read_request(&mut stream, idle) => outcome,
         };
         let request = match outcome {
             ReadOutcome::Request(request) => request,
             ReadOutcome::Closed => return,
+            ReadOutcome::Silent => {
+                debug!(?idle, "closing: silent before the request was complete");
+                return;
+            }
             ReadOutcome::Malformed(EpmdWireError::Alive2Refused {
                 highest_version,
                 problem,
@@ -375,7 +438,10 @@ impl Connection {
             }
         };
         match request {
-            EpmdRequest::Alive2(_) | EpmdRequest::Dump | EpmdRequest::Kill | EpmdRequest::Stop
+            EpmdRequest::Alive2(_)
+            | EpmdRequest::Dump
+            | EpmdRequest::Kill
+            | EpmdRequest::Stop(_)
                 if !local_peer =>
             {
                 debug!(
@@ -385,12 +451,11 @@ impl Connection {
             }
             EpmdRequest::Alive2(request) => {
                 let highest_version = request.highest_version;
+                let evicted = CancellationToken::new();
+                let guard = Unregister::new(self.shared.clone(), self.id, evicted.clone());
                 let now = self.shared.clock.now();
                 let result = self.shared.registry().register(&request, self.id, now);
-                let guard = result.is_ok().then(|| Unregister {
-                    shared: self.shared.clone(),
-                    id: self.id,
-                });
+                let registered = result.is_ok();
                 let response = match result {
                     Ok(creation) => {
                         info!(name = %request.name, port = request.port, creation, "registered");
@@ -405,13 +470,10 @@ impl Connection {
                         Alive2Response::refused(highest_version)
                     }
                 };
-                if !self.reply(&mut stream, |out| response.encode(out)).await {
-                    return;
+                if self.reply(&mut stream, |out| response.encode(out)).await && registered {
+                    self.hold_registration(stream, &evicted).await;
                 }
-                if let Some(guard) = guard {
-                    self.hold_registration(stream).await;
-                    drop(guard);
-                }
+                drop(guard);
             }
             EpmdRequest::PortPlease2(request) => {
                 let reply = match self.shared.registry().lookup(&request.name) {
@@ -433,13 +495,52 @@ impl Connection {
                 self.reply(&mut stream, |out| encode_dump(port, &active, &old, out))
                     .await;
             }
-            EpmdRequest::Kill | EpmdRequest::Stop => {
-                info!(
-                    code = request.code(),
-                    "refused: the embedded EPMD cannot be killed or told to drop names"
-                );
-            }
+            EpmdRequest::Kill => self.kill(&mut stream).await,
+            EpmdRequest::Stop(request) => self.stop(&mut stream, request.name()).await,
         }
+    }
+
+    /// KILL_REQ from a local peer (`epmd_srv.c`, `do_request`).
+    async fn kill(&self, stream: &mut TcpStream) {
+        let shared = &self.shared;
+        if !shared.killable {
+            info!("KILL_REQ refused: this EPMD stops only with its owner (a node)");
+            self.reply(stream, |out| out.put_slice(b"NO")).await;
+            return;
+        }
+        if !shared.relaxed_command_check && !shared.registry().is_empty() {
+            info!("KILL_REQ refused: names are registered");
+            self.reply(stream, |out| out.put_slice(b"NO")).await;
+            return;
+        }
+        self.reply(stream, |out| out.put_slice(b"OK")).await;
+        info!("KILL_REQ obeyed: stopping");
+        shared.killed.cancel();
+        self.cancel.cancel();
+    }
+
+    /// STOP_REQ from a local peer (`epmd_srv.c`, `do_request`).
+    async fn stop(&self, stream: &mut TcpStream, name: &[u8]) {
+        if !self.shared.relaxed_command_check {
+            info!("STOP_REQ refused: not started with relaxed command check");
+            return;
+        }
+        let stopped = self.shared.registry().unregister_name(name);
+        let answer: &[u8] = match stopped {
+            Some((connection, name)) => {
+                info!(%name, "unregistered by STOP_REQ");
+                if let Some(evict) = self.shared.evictions().get(&connection) {
+                    evict.cancel();
+                }
+                b"STOPPED"
+            }
+            None => {
+                info!(name = %String::from_utf8_lossy(name), "STOP_REQ for a name not registered");
+                // epmd sends NOEXIST, then falls through to STOPPED.
+                b"NOEXISTSTOPPED"
+            }
+        };
+        self.reply(stream, |out| out.put_slice(answer)).await;
     }
 
     /// Writes one answer in a single write (a BEAM's `net_adm:names` needs the first four
@@ -468,11 +569,13 @@ impl Connection {
     }
 
     /// Keeps a registration until its socket closes, errs, or sends anything (which `epmd`
-    /// treats as the end of the registration), or until shutdown.
-    async fn hold_registration(&self, mut stream: TcpStream) {
+    /// treats as the end of the registration), until a STOP_REQ takes its name, or until
+    /// shutdown.
+    async fn hold_registration(&self, mut stream: TcpStream, evicted: &CancellationToken) {
         let mut byte = [0u8; 1];
         tokio::select! {
             _ = self.cancel.cancelled() => debug!("shutdown: closing registration"),
+            _ = evicted.cancelled() => debug!("closing the registration a STOP_REQ ended"),
             read = stream.read(&mut byte) => match read {
                 Ok(0) => debug!("registration socket closed"),
                 Ok(_) => info!("unexpected byte on a registration socket: unregistering"),
@@ -482,9 +585,10 @@ impl Connection {
     }
 }
 
-/// Reads exactly one request. Never buffers more than the largest request plus its length
-/// field; bytes after the request (a second request in the same segment) are malformed.
-async fn read_request(stream: &mut TcpStream) -> ReadOutcome {
+/// Reads exactly one request, giving up after `idle` without a byte. Never buffers more than
+/// the largest request plus its length field; bytes after the request (a second request in
+/// the same segment) are malformed.
+async fn read_request(stream: &mut TcpStream, idle: Duration) -> ReadOutcome {
     const MAX_FRAME: usize = 2 + MAX_REQUEST_LEN;
     let mut buf = BytesMut::with_capacity(64);
     loop {
@@ -497,9 +601,11 @@ async fn read_request(stream: &mut TcpStream) -> ReadOutcome {
             Err(err) => return ReadOutcome::Malformed(err),
         }
         let room = MAX_FRAME - buf.len();
-        match stream.read_buf(&mut (&mut buf).limit(room)).await {
-            Ok(0) | Err(_) => return ReadOutcome::Closed,
-            Ok(_) => {}
+        let mut window = (&mut buf).limit(room);
+        match tokio::time::timeout(idle, stream.read_buf(&mut window)).await {
+            Err(_) => return ReadOutcome::Silent,
+            Ok(Ok(0) | Err(_)) => return ReadOutcome::Closed,
+            Ok(Ok(_)) => {}
         }
     }
 }

@@ -190,6 +190,8 @@ pub enum EpmdWireError {
         /// What is wrong.
         problem: FieldError,
     },
+    /// A STOP_REQ with nothing after the code.
+    StopWithoutName,
     /// A PORT_PLEASE2_REQ without a usable name.
     PortPleaseName {
         /// What is wrong.
@@ -275,6 +277,7 @@ impl fmt::Display for EpmdWireError {
             EpmdWireError::Alive2Refused { problem, .. } => {
                 write!(f, "registration refused: {problem}")
             }
+            EpmdWireError::StopWithoutName => f.write_str("STOP request without a name"),
             EpmdWireError::PortPleaseName { problem } => {
                 write!(f, "PORT_PLEASE2 request refused: {problem}")
             }
@@ -434,7 +437,7 @@ fn be16(bytes: &[u8], at: usize) -> u16 {
 mod request;
 mod response;
 
-pub use request::{Alive2Request, EpmdRequest, PortPlease2Request};
+pub use request::{Alive2Request, EpmdRequest, PortPlease2Request, StopRequest};
 pub use response::{
     Alive2Response, DumpEntry, NamesEntry, NamesResponse, NodeEntry, Port2Response, encode_dump,
 };

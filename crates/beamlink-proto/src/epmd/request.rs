@@ -50,11 +50,33 @@ pub struct PortPlease2Request {
     pub nul_terminated: bool,
 }
 
+/// STOP_REQ: ask EPMD to drop a registration (`epmd -stop NAME`; honoured only by an EPMD
+/// started with `-relaxed_command_check`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StopRequest {
+    /// Every byte after the request code, as sent (`epmd -stop` sends the name without a
+    /// NUL). Not checked: `epmd` only compares it with the registered names.
+    pub body: Bytes,
+}
+
+impl StopRequest {
+    /// The name `epmd_srv.c` looks up: the body up to its first NUL, as `node_unreg`
+    /// compares it as a C string. May be empty (then it matches no registration).
+    pub fn name(&self) -> &[u8] {
+        let end = self
+            .body
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(self.body.len());
+        &self.body[..end]
+    }
+}
+
 /// A request to EPMD.
 ///
 /// Decoding is as lenient as `epmd`: bytes after the fields of ALIVE2_REQ, NAMES_REQ,
-/// DUMP_REQ and KILL_REQ are ignored, and STOP_REQ's body is not kept (beamlink never
-/// honours it). Such requests decode, but re-encode without the ignored bytes.
+/// DUMP_REQ and KILL_REQ are ignored. Such requests decode, but re-encode without the
+/// ignored bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EpmdRequest {
     /// Register.
@@ -68,7 +90,7 @@ pub enum EpmdRequest {
     /// Ask EPMD to exit.
     Kill,
     /// Ask EPMD to drop a registration.
-    Stop,
+    Stop(StopRequest),
 }
 
 impl EpmdRequest {
@@ -80,7 +102,7 @@ impl EpmdRequest {
             EpmdRequest::Names => code::NAMES_REQ,
             EpmdRequest::Dump => code::DUMP_REQ,
             EpmdRequest::Kill => code::KILL_REQ,
-            EpmdRequest::Stop => code::STOP_REQ,
+            EpmdRequest::Stop(_) => code::STOP_REQ,
         }
     }
 
@@ -115,7 +137,15 @@ impl EpmdRequest {
                     dst.put_u8(0);
                 }
             }
-            EpmdRequest::Names | EpmdRequest::Dump | EpmdRequest::Kill | EpmdRequest::Stop => {
+            EpmdRequest::Stop(req) => {
+                // At most MAX_REQUEST_LEN - 1 bytes when decoded; a longer body built by hand
+                // is the caller's mistake, and epmd would close the connection on it.
+                dst.reserve(3 + req.body.len());
+                dst.put_u16((1 + req.body.len()) as u16);
+                dst.put_u8(code::STOP_REQ);
+                dst.put_slice(&req.body);
+            }
+            EpmdRequest::Names | EpmdRequest::Dump | EpmdRequest::Kill => {
                 dst.put_u16(1);
                 dst.put_u8(self.code());
             }
@@ -151,7 +181,11 @@ fn parse_request(body: &[u8], length: u16) -> Result<EpmdRequest, EpmdWireError>
         code::NAMES_REQ => Ok(EpmdRequest::Names),
         code::DUMP_REQ => Ok(EpmdRequest::Dump),
         code::KILL_REQ => Ok(EpmdRequest::Kill),
-        code::STOP_REQ => Ok(EpmdRequest::Stop),
+        // `epmd_srv.c` (`do_request`) ignores a STOP_REQ without a name, relaxed or not.
+        code::STOP_REQ if body.len() <= 1 => Err(EpmdWireError::StopWithoutName),
+        code::STOP_REQ => Ok(EpmdRequest::Stop(StopRequest {
+            body: Bytes::copy_from_slice(&body[1..]),
+        })),
         code => Err(EpmdWireError::UnknownRequest { code }),
     }
 }

@@ -149,6 +149,32 @@ fn fixture_kill() {
     );
 }
 
+/// STOP_REQ as `epmd -stop NAME` sends it (`stop_cli` in `epmd_cli.c`: the name without a
+/// NUL), and the C-string name `epmd_srv.c` compares.
+#[test]
+fn stop_carries_its_name_up_to_the_first_nul() {
+    let stop = request_round_trip(b"\x00\x07skeeper");
+    let EpmdRequest::Stop(req) = &stop else {
+        panic!("{stop:?}")
+    };
+    assert_eq!(req.name(), b"keeper");
+    let odd = request_round_trip(b"\x00\x05sa\0bc");
+    let EpmdRequest::Stop(req) = &odd else {
+        panic!("{odd:?}")
+    };
+    assert_eq!((req.name(), &req.body[..]), (&b"a"[..], &b"a\0bc"[..]));
+    let empty = request_round_trip(b"\x00\x02s\0");
+    let EpmdRequest::Stop(req) = &empty else {
+        panic!("{empty:?}")
+    };
+    assert_eq!(req.name(), b"");
+    // Nothing after the code: epmd ignores it.
+    assert_eq!(
+        decode_request(b"\x00\x01s"),
+        Err(EpmdWireError::StopWithoutName)
+    );
+}
+
 #[test]
 fn protocol_md_example_encodes() {
     let req = Alive2Request {
