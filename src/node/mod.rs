@@ -7,6 +7,8 @@
 //! on our processes fire with `noconnection` on the peers), wait for every task, then drop
 //! the EPMD registration.
 
+mod accept;
+mod connect;
 mod gen_server;
 mod handle;
 mod peers;
@@ -16,17 +18,22 @@ mod rpc;
 mod services;
 mod signals;
 
+pub use crate::transport::ConnectError;
+pub use crate::transport::random_u32;
 pub use gen_server::{CallReply, Caller, GenServer};
 pub use handle::{CallError, Dest, Process, SendError};
-pub use peers::{ConnectError, NodeEvent, PeerInfo};
+pub use peers::{NodeEvent, PeerInfo};
 pub use process::{Envelope, RegisterError};
 pub use rpc::{RpcCall, RpcCallError, RpcError, RpcFuture, RpcHandler, RpcResult};
 
 use crate::proto::digest::Cookie;
 use crate::proto::flags::DistFlags;
+use crate::proto::handshake::LocalNode;
 use crate::proto::node_name::NodeName;
 use crate::proto::term::{Atom, Pid, Reference};
 use crate::transport::connection::ConnectionConfig;
+use crate::transport::dialler::{DialConfig, Dialler};
+use crate::transport::listener::{self, ListenerConfig};
 use peers::Peers;
 use process::{Inbox, ProcessTable};
 use std::collections::HashMap;
@@ -142,6 +149,7 @@ pub(crate) struct Inner {
     config: NodeConfig,
     started: Instant,
     listen_addr: Option<SocketAddr>,
+    dialler: Dialler,
     peers: Mutex<Peers>,
     processes: Mutex<ProcessTable>,
     remote_monitors: Mutex<HashMap<Reference, signals::RemoteMonitor>>,
@@ -165,13 +173,6 @@ impl fmt::Debug for Node {
     }
 }
 
-/// A 32-bit value from the OS CSPRNG (handshake challenges, creations).
-pub fn random_u32() -> Result<u32, getrandom::Error> {
-    let mut b = [0u8; 4];
-    getrandom::fill(&mut b)?;
-    Ok(u32::from_ne_bytes(b))
-}
-
 /// Locks a table, recovering from a panic in another holder: the tables stay consistent
 /// because no critical section can panic half-way through an update.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,7 +185,7 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let listener = match config.listen {
             Some(addr) => Some(
-                TcpListener::bind(addr)
+                listener::bind(addr)
                     .await
                     .map_err(|source| NodeError::Listen { addr, source })?,
             ),
@@ -206,12 +207,26 @@ impl Node {
         };
         let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (events, _) = broadcast::channel(1024);
+        let local = LocalNode {
+            name: config.name.clone(),
+            flags: config.flags(),
+            creation,
+            cookie: config.cookie.clone(),
+        };
+        let dialler = Dialler::new(
+            local.clone(),
+            DialConfig {
+                epmd_port: config.epmd_port,
+                setup_timeout: config.setup_timeout,
+            },
+        );
         let inner = Arc::new(Inner {
             name: config.name.clone(),
             creation,
             flags: config.flags(),
             started: Instant::now(),
             listen_addr,
+            dialler,
             peers: Mutex::new(Peers::default()),
             processes: Mutex::new(ProcessTable::default()),
             remote_monitors: Mutex::new(HashMap::new()),
@@ -228,10 +243,18 @@ impl Node {
         let node = Node { inner };
         services::start_builtin(&node);
         if let Some(listener) = listener {
-            let n = node.clone();
-            node.inner
-                .tracker
-                .spawn(async move { peers::accept_loop(n, listener).await });
+            let config = ListenerConfig {
+                local,
+                setup_timeout: node.inner.config.setup_timeout,
+                max_pending_handshakes: node.inner.config.max_pending_handshakes,
+            };
+            listener::spawn(
+                listener,
+                config,
+                accept::Accepting(node.clone()),
+                &node.inner.tracker,
+                &node.inner.shutdown,
+            );
         }
         tracing::info!(
             node = %node.name(),
@@ -271,11 +294,6 @@ impl Node {
     /// Time since start.
     pub fn uptime(&self) -> Duration {
         self.inner.started.elapsed()
-    }
-
-    /// nodeup / nodedown events from now on.
-    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
-        self.inner.events.subscribe()
     }
 
     /// Resolves once shutdown has begun.

@@ -63,7 +63,7 @@ impl ConnectionHandler for Router {
     }
 
     fn on_down(&self, link: &Connection, reason: DisconnectReason) {
-        self.node.link_down(link, reason);
+        self.node.connection_down(link, reason);
         self.node.peer_gone(link);
     }
 }
