@@ -8,7 +8,7 @@
 use super::{Node, lock};
 use crate::proto::flags::DistFlags;
 use crate::proto::node_name::NodeName;
-use crate::transport::connection::{self, Connection, ConnectionInfo};
+use crate::transport::connection::{self, Connection, ConnectionInfo, ConnectionParts};
 use crate::transport::handshake::Handshaken;
 use crate::transport::{ConnectError, DisconnectReason, DistStream};
 use rustc_hash::FxHashMap;
@@ -234,16 +234,15 @@ impl Node {
             peer_creation: established.peer_creation,
             id: self.inner.next_link_id.fetch_add(1, Ordering::Relaxed),
         };
-        connection::spawn(
+        let parts = ConnectionParts {
             reader,
             writer,
             leftover,
             info,
-            self.inner.config.connection.clone(),
-            Arc::new(super::router::Router::new(self.clone())),
-            &self.inner.tracker,
-            &self.inner.shutdown,
-        )
+            config: self.inner.config.connection.clone(),
+            handler: Arc::new(super::router::Router::new(self.clone())),
+        };
+        connection::spawn(parts, &self.inner.tracker, &self.inner.shutdown)
     }
 
     fn node_up(&self, link: &Connection) {
