@@ -3,6 +3,35 @@
 //! `is_auth`, monitors on names we do not have). It sees node names and control messages,
 //! never bytes: [`crate::transport`] does the rest.
 //!
+//! # Where [`Node`]'s methods are
+//! One `impl Node` block per concern, in the file of that concern:
+//! * `mod.rs`, identity and life cycle: [`start`](Node::start), [`start_on`](Node::start_on),
+//!   [`shutdown`](Node::shutdown), [`shutting_down`](Node::shutting_down),
+//!   [`name`](Node::name), [`creation`](Node::creation), [`flags`](Node::flags),
+//!   [`listen_addr`](Node::listen_addr), [`config`](Node::config), [`uptime`](Node::uptime),
+//!   [`make_ref`](Node::make_ref), [`is_local`](Node::is_local),
+//!   [`epmd_status`](Node::epmd_status) (the registration [`crate::NodeBuilder`] made).
+//! * `peers.rs`, the peer table and nodeup/nodedown: [`events`](Node::events),
+//!   [`connections`](Node::connections), [`connection`](Node::connection),
+//!   [`connection_by_atom`](Node::connection_by_atom),
+//!   [`pending_connections`](Node::pending_connections), [`peers`](Node::peers),
+//!   [`connected_nodes`](Node::connected_nodes).
+//! * `connect.rs`, dialling (coalescing, simultaneous connects): [`connect`](Node::connect),
+//!   [`connect_addr`](Node::connect_addr), [`adopt`](Node::adopt).
+//! * `accept.rs`, accepting (the status of an incoming name, `alive`): nothing public; the
+//!   transport's listener calls it.
+//! * `process.rs`, the process table: [`registered`](Node::registered),
+//!   [`unregister`](Node::unregister), [`whereis`](Node::whereis),
+//!   [`process_count`](Node::process_count).
+//! * `handle.rs`, processes owned by Rust code: [`spawn_process`](Node::spawn_process),
+//!   [`send`](Node::send).
+//! * `gen_server.rs`: [`spawn_gen_server`](Node::spawn_gen_server).
+//! * `rpc.rs`, rpc and erpc both ways: [`register_rpc`](Node::register_rpc),
+//!   [`apply`](Node::apply), [`rpc_call`](Node::rpc_call).
+//! * `services.rs`, the built-in services: [`start_bench_services`](Node::start_bench_services).
+//! * `router.rs` (where inbound control messages go) and `signals.rs` (exit signals, links,
+//!   monitors, aliases): nothing public.
+//!
 //! Shutdown order ([`Node::shutdown`]): stop accepting, close every link (so monitors
 //! on our processes fire with `noconnection` on the peers), wait for every task, then drop
 //! the EPMD registration.
@@ -30,12 +59,12 @@ use crate::proto::digest::Cookie;
 use crate::proto::flags::DistFlags;
 use crate::proto::handshake::LocalNode;
 use crate::proto::node_name::NodeName;
-use crate::proto::term::{Atom, Pid, Reference};
+use crate::proto::term::{Pid, Reference};
 use crate::transport::connection::ConnectionConfig;
 use crate::transport::dialler::{DialConfig, Dialler};
 use crate::transport::listener::{self, ListenerConfig};
 use peers::Peers;
-use process::{Inbox, ProcessTable};
+use process::ProcessTable;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -314,28 +343,6 @@ impl Node {
         pid.node == *self.inner.name.as_atom() && pid.creation == self.inner.creation
     }
 
-    /// Registered names of this node.
-    pub fn registered(&self) -> Vec<Atom> {
-        lock(&self.inner.processes).registered()
-    }
-
-    /// Removes a registered name; true if it was registered.
-    pub fn unregister(&self, name: &Atom) -> bool {
-        self.processes().unregister(name)
-    }
-
-    /// The number of local processes (built-in services included).
-    pub fn process_count(&self) -> usize {
-        self.processes().len()
-    }
-
-    /// The pid registered as `name`.
-    pub fn whereis(&self, name: &Atom) -> Option<Pid> {
-        lock(&self.inner.processes)
-            .whereis(name)
-            .map(|e| e.pid.clone())
-    }
-
     /// Stops the node: closes every connection first (so monitors on our processes fire with
     /// `noconnection` on the peers), waits for all its tasks (the connection manager among
     /// them), then withdraws the EPMD registration if the node has one.
@@ -368,18 +375,5 @@ impl Node {
     /// [`Node::shutting_down`] resolves.
     pub(crate) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.inner.tracker.spawn(task);
-    }
-
-    pub(crate) fn processes(&self) -> MutexGuard<'_, ProcessTable> {
-        lock(&self.inner.processes)
-    }
-
-    pub(crate) fn add_process(&self, inbox: Inbox) -> (Pid, CancellationToken) {
-        self.processes()
-            .insert(self.inner.name.as_atom(), self.inner.creation, inbox)
-    }
-
-    pub(crate) fn register_pid(&self, name: Atom, pid: &Pid) -> Result<(), RegisterError> {
-        self.processes().register(name, pid)
     }
 }
