@@ -1,6 +1,10 @@
 //! Failures in plain words: for each way a peer's chain can stop (and for the DNS answer and
 //! the EPMD listings) the [`Cause`], the evidence and the fix. `doctor` shows them in full,
 //! `nodes` shows the cause and summary of an unreachable node.
+//!
+//! By where the chain stopped: `lookup.rs` for the DNS answer and the EPMDs, `handshake.rs`
+//! for the handshake and the naming mistakes it reveals, this file for the rest (host
+//! resolution, TCP, ping, rpc) and the dispatch over [`Failure`].
 
 mod handshake;
 mod lookup;
