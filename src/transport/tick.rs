@@ -96,6 +96,13 @@ mod tests {
     use super::*;
     use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
+    /// `n` intervals that each end with the rule asking for a tick.
+    fn ticks(state: &mut TickState, n: u32) {
+        for _ in 0..n {
+            assert_eq!(state.interval_elapsed(), TickAction::SendTick);
+        }
+    }
+
     #[test]
     fn an_idle_connection_ticks_every_interval_while_the_peer_ticks_too() {
         let mut state = TickState::new(4);
@@ -119,11 +126,9 @@ mod tests {
     fn a_silent_peer_is_down_after_intensity_intervals_in_a_row() {
         for intensity in 1..=8 {
             let mut state = TickState::new(intensity);
-            // The handshake counts as heard: the first interval is not silence.
-            assert_eq!(state.interval_elapsed(), TickAction::SendTick);
-            for _ in 1..intensity {
-                assert_eq!(state.interval_elapsed(), TickAction::SendTick);
-            }
+            // The handshake counts as heard: the first interval is not silence, and
+            // `intensity - 1` silent ones are not enough.
+            ticks(&mut state, 1 + intensity - 1);
             assert_eq!(state.interval_elapsed(), TickAction::PeerDown);
         }
     }
@@ -131,14 +136,10 @@ mod tests {
     #[test]
     fn one_read_starts_the_count_again() {
         let mut state = TickState::new(4);
-        let _ = state.interval_elapsed();
-        for _ in 0..3 {
-            assert_eq!(state.interval_elapsed(), TickAction::SendTick);
-        }
+        // The first interval (the handshake was heard), then three silent ones.
+        ticks(&mut state, 1 + 3);
         state.read();
-        for _ in 0..4 {
-            assert_eq!(state.interval_elapsed(), TickAction::SendTick);
-        }
+        ticks(&mut state, 4);
         assert_eq!(state.interval_elapsed(), TickAction::PeerDown);
     }
 
@@ -152,9 +153,7 @@ mod tests {
             assert_eq!(state.interval_elapsed(), TickAction::SendTick);
         }
         // Waiting on the socket again: the count starts from zero.
-        for _ in 0..3 {
-            assert_eq!(state.interval_elapsed(), TickAction::SendTick);
-        }
+        ticks(&mut state, 3);
         assert_eq!(state.interval_elapsed(), TickAction::PeerDown);
     }
 
