@@ -115,7 +115,6 @@ impl<H: AcceptHandler> Accept<H> {
             warn!(%addr, "too many handshakes in progress; connection closed");
             return;
         };
-        let stream = DistStream::plain(stream);
         let span = info_span!(
             "handshake",
             %addr,
@@ -123,14 +122,13 @@ impl<H: AcceptHandler> Accept<H> {
             role = "acceptor"
         );
         let handler = self.handler.clone();
-        let local = self.config.local.clone();
-        let timeout = self.config.setup_timeout;
+        let config = self.config.clone();
         let shutdown = self.shutdown.clone();
         self.tracker.spawn(
             async move {
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
-                    _ = accept_one(&*handler, local, timeout, stream, addr) => {}
+                    _ = accept_one(&*handler, &config, stream, addr) => {}
                 }
                 drop(permit);
             }
@@ -139,19 +137,21 @@ impl<H: AcceptHandler> Accept<H> {
     }
 }
 
+/// One incoming connection, from the accepted socket to the node's verdict.
 async fn accept_one<H: AcceptHandler>(
     handler: &H,
-    local: LocalNode,
-    timeout: Duration,
-    stream: DistStream,
+    config: &ListenerConfig,
+    stream: TcpStream,
     addr: SocketAddr,
 ) {
+    let stream = DistStream::plain(stream);
     let Ok(challenge) = random_u32() else {
         warn!("the OS random source failed; connection closed");
         return;
     };
-    let machine = Acceptor::new(local, challenge);
+    let machine = Acceptor::new(config.local.clone(), challenge);
     let mut policy = handler.policy();
+    let timeout = config.setup_timeout;
     let outcome = handshake::accept(stream, addr, machine, timeout, &mut policy).await;
     handler.finish(policy, addr, outcome);
 }
