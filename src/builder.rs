@@ -35,7 +35,6 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -259,7 +258,7 @@ impl NodeBuilder {
         }
         let listener = match self.listen {
             Some(addr) => Some(
-                TcpListener::bind(addr)
+                crate::transport::listener::bind(addr)
                     .await
                     .map_err(|source| StartError::Listen { addr, source })?,
             ),

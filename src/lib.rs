@@ -6,7 +6,8 @@
 //! Dependencies point one way: [`node`] → [`transport`] → [`proto`].
 //! * [`proto`]: the sans-IO protocol core (terms, EPMD messages, handshake, frames, control
 //!   messages). No tokio, clock or RNG.
-//! * [`transport`]: tokio; owns sockets and buffers, runs handshakes and links.
+//! * [`transport`]: tokio; owns every socket and buffer: the listener, the dialler, the
+//!   handshakes and the running connections.
 //! * [`epmd`]: EPMD client and the embedded EPMD server.
 //! * [`node`]: the runtime; sees node names and control messages, never bytes.
 //! * [`discovery`] and [`cluster`]: DNS discovery and the connection manager of `run`.

@@ -34,23 +34,11 @@ pub(crate) struct DoctorArgs {
 }
 
 pub(crate) async fn doctor(args: DoctorArgs) -> u8 {
-    let targets = match args.peers.targets() {
-        Ok(t) => t,
+    let surveyor = super::surveyor(&args.node, &args.peers, "doctor", false, "nothing to check");
+    let (targets, node, cookie_source) = match surveyor.await {
+        Ok(s) => s,
         Err(code) => return code,
     };
-    if targets.is_empty() {
-        eprintln!("beamlink: nothing to check: give --connect NODE or --dns-query QUERY");
-        return exit::USAGE;
-    }
-    if args.node.visible {
-        eprintln!("beamlink: doctor always joins hidden (--visible ignored)");
-    }
-    let toward = super::address_toward(&targets, 1, args.peers.poll_interval).await;
-    let (node, cookie_source) =
-        match super::oneshot_node(&args.node, "doctor", toward, false, false).await {
-            Ok(n) => n,
-            Err(code) => return code,
-        };
     let options = SurveyOptions {
         timeout: args.timeout,
         ..SurveyOptions::default()

@@ -319,6 +319,29 @@ pub(crate) async fn oneshot_node(
     }
 }
 
+/// What `doctor` and `nodes` start from: the peers to look at (`no_peers` is printed when
+/// there are none) and a hidden one-shot node named after `sub`, with where its cookie came
+/// from. On error, prints it and gives the exit code.
+pub(crate) async fn surveyor(
+    node: &NodeOpts,
+    peers: &PeerOpts,
+    sub: &str,
+    release_env: bool,
+    no_peers: &str,
+) -> Result<(Targets, Node, String), u8> {
+    let targets = peers.targets()?;
+    if targets.is_empty() {
+        eprintln!("beamlink: {no_peers}: give --connect NODE or --dns-query QUERY");
+        return Err(exit::USAGE);
+    }
+    if node.visible {
+        eprintln!("beamlink: {sub} always joins hidden (--visible ignored)");
+    }
+    let toward = address_toward(&targets, 1, peers.poll_interval).await;
+    let (node, cookie_source) = oneshot_node(node, sub, toward, false, release_env).await?;
+    Ok((targets, node, cookie_source))
+}
+
 /// Prints a configuration error and gives its exit code.
 pub(crate) fn config_failure(e: &ConfigError) -> u8 {
     eprintln!("beamlink: {e}");

@@ -32,22 +32,11 @@ pub(crate) struct NodesArgs {
 }
 
 pub(crate) async fn nodes(args: NodesArgs) -> u8 {
-    let targets = match args.peers.targets() {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    if targets.is_empty() {
-        eprintln!("beamlink: no peers: give --connect NODE or --dns-query QUERY");
-        return exit::USAGE;
-    }
-    if args.node.visible {
-        eprintln!("beamlink: nodes always joins hidden (--visible ignored)");
-    }
-    let toward = super::address_toward(&targets, 1, args.peers.poll_interval).await;
-    let (node, _) = match super::oneshot_node(&args.node, "nodes", toward, false, true).await {
-        Ok(n) => n,
-        Err(code) => return code,
-    };
+    let (targets, node, _) =
+        match super::surveyor(&args.node, &args.peers, "nodes", true, "no peers").await {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
     let options = SurveyOptions {
         timeout: args.timeout,
         ..SurveyOptions::default()

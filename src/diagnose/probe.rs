@@ -15,14 +15,13 @@ use crate::epmd::{EpmdError, EpmdStep};
 use crate::node::{CallError, Dest, Node, RpcCallError, RpcError};
 use crate::proto::epmd::{AliveName, NodeType};
 use crate::proto::flags::DistFlags;
-use crate::proto::handshake::{HandshakeError, Initiator, LocalNode, Step};
+use crate::proto::handshake::{HandshakeError, Step};
 use crate::proto::node_name::NodeName;
 use crate::proto::term::Term;
 use crate::transport::{HandshakeFailure, HandshakeFailureKind};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// What the peer's EPMD said about it (`PORT2_RESP`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -346,40 +345,26 @@ async fn dial(
     });
     let addr = SocketAddr::new(ip, entry.port);
     let started = Instant::now();
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let dialler = node.dialler().with_setup_timeout(timeout);
+    let stream = match dialler.connect(&peer, addr).await {
+        Ok(s) => s,
+        Err(HandshakeFailure {
+            kind: HandshakeFailureKind::Timeout { after, .. },
+            ..
+        }) => {
             return Err(probe.fail(Failure::Connect {
                 addr,
-                reason: describe_io(&e),
-                timed_out: false,
-            }));
-        }
-        Err(_) => {
-            return Err(probe.fail(Failure::Connect {
-                addr,
-                reason: format!("no answer within {timeout:?}"),
+                reason: format!("no answer within {after:?}"),
                 timed_out: true,
             }));
         }
+        Err(e) => return Err(probe.fail(handshake_failure(e, addr))),
     };
-    let _ = stream.set_nodelay(true);
     probe.tcp = Some(addr);
-    let local = LocalNode {
-        name: node.name().clone(),
-        flags: node.flags(),
-        creation: node.creation(),
-        cookie: node.config().cookie.clone(),
-    };
-    let challenge = crate::node::random_u32().unwrap_or(0x5eed_1234);
-    let machine = Initiator::new(local, peer.clone(), challenge);
     // `false` to `alive`: never take a name over from a node that is connected under it.
-    let done = crate::transport::handshake::initiate(stream, addr, machine, timeout, || false)
-        .await
-        .map_err(|e| handshake_failure(e, addr));
-    let done = match done {
+    let done = match dialler.handshake(stream, &peer, addr, || false).await {
         Ok(d) => d,
-        Err(f) => return Err(probe.fail(f)),
+        Err(e) => return Err(probe.fail(handshake_failure(e, addr))),
     };
     let connected = Connected {
         addr,

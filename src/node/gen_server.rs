@@ -169,7 +169,7 @@ async fn crashed_for(node: &Node, process: &Process, from: &Caller, text: String
         .unwrap_or_else(|| ProcessRef::Pid(process.pid().clone()));
     if node.is_local(&from.pid) {
         node.deliver_down(&from.pid, mref, target, reason).await;
-    } else if let Some(link) = node.link_for(&from.pid.node) {
+    } else if let Some(link) = node.connection_by_atom(&from.pid.node) {
         let _ = link
             .send(&Control::MonitorPExit {
                 from: target,

@@ -386,7 +386,7 @@ impl Process {
     pub async fn demonitor(&self, reference: &Reference) {
         let monitor = lock(&self.node.inner.remote_monitors).remove(reference);
         if let Some(m) = monitor {
-            if let Some(link) = self.node.link_for(&m.node) {
+            if let Some(link) = self.node.connection_by_atom(&m.node) {
                 let _ = link
                     .send(&Control::DemonitorP {
                         from: self.pid.clone(),
@@ -464,7 +464,7 @@ impl Process {
             }
             _ => return Ok(()),
         }
-        let Some(link) = self.node.link_for(&to.node) else {
+        let Some(link) = self.node.connection_by_atom(&to.node) else {
             return Ok(());
         };
         link.send(&Control::UnlinkId {
@@ -488,7 +488,7 @@ impl Process {
         let alias_ok = self.node.is_local_node(to.node())
             || self
                 .node
-                .link_for(to.node())
+                .connection_by_atom(to.node())
                 .is_some_and(|l| l.flags().contains(DistFlags::ALIAS));
         let tag = if alias_ok {
             lock(&self.node.inner.aliases).insert(mref.clone(), self.pid.clone());

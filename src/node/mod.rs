@@ -3,10 +3,41 @@
 //! `is_auth`, monitors on names we do not have). It sees node names and control messages,
 //! never bytes: [`crate::transport`] does the rest.
 //!
+//! # Where [`Node`]'s methods are
+//! One `impl Node` block per concern, in the file of that concern:
+//! * `mod.rs`, identity and life cycle: [`start`](Node::start), [`start_on`](Node::start_on),
+//!   [`shutdown`](Node::shutdown), [`shutting_down`](Node::shutting_down),
+//!   [`name`](Node::name), [`creation`](Node::creation), [`flags`](Node::flags),
+//!   [`listen_addr`](Node::listen_addr), [`config`](Node::config), [`uptime`](Node::uptime),
+//!   [`make_ref`](Node::make_ref), [`is_local`](Node::is_local),
+//!   [`epmd_status`](Node::epmd_status) (the registration [`crate::NodeBuilder`] made).
+//! * `peers.rs`, the peer table and nodeup/nodedown: [`events`](Node::events),
+//!   [`connections`](Node::connections), [`connection`](Node::connection),
+//!   [`connection_by_atom`](Node::connection_by_atom),
+//!   [`pending_connections`](Node::pending_connections), [`peers`](Node::peers),
+//!   [`connected_nodes`](Node::connected_nodes).
+//! * `connect.rs`, dialling (coalescing, simultaneous connects): [`connect`](Node::connect),
+//!   [`connect_addr`](Node::connect_addr), [`adopt`](Node::adopt).
+//! * `accept.rs`, accepting (the status of an incoming name, `alive`): nothing public; the
+//!   transport's listener calls it.
+//! * `process.rs`, the process table: [`registered`](Node::registered),
+//!   [`unregister`](Node::unregister), [`whereis`](Node::whereis),
+//!   [`process_count`](Node::process_count).
+//! * `handle.rs`, processes owned by Rust code: [`spawn_process`](Node::spawn_process),
+//!   [`send`](Node::send).
+//! * `gen_server.rs`: [`spawn_gen_server`](Node::spawn_gen_server).
+//! * `rpc.rs`, rpc and erpc both ways: [`register_rpc`](Node::register_rpc),
+//!   [`apply`](Node::apply), [`rpc_call`](Node::rpc_call).
+//! * `services.rs`, the built-in services: [`start_bench_services`](Node::start_bench_services).
+//! * `router.rs` (where inbound control messages go) and `signals.rs` (exit signals, links,
+//!   monitors, aliases): nothing public.
+//!
 //! Shutdown order ([`Node::shutdown`]): stop accepting, close every link (so monitors
 //! on our processes fire with `noconnection` on the peers), wait for every task, then drop
 //! the EPMD registration.
 
+mod accept;
+mod connect;
 mod gen_server;
 mod handle;
 mod peers;
@@ -16,19 +47,24 @@ mod rpc;
 mod services;
 mod signals;
 
+pub use crate::transport::ConnectError;
+pub use crate::transport::random_u32;
 pub use gen_server::{CallReply, Caller, GenServer};
 pub use handle::{CallError, Dest, Process, SendError};
-pub use peers::{ConnectError, NodeEvent, PeerInfo};
+pub use peers::{NodeEvent, PeerInfo};
 pub use process::{Envelope, RegisterError};
 pub use rpc::{RpcCall, RpcCallError, RpcError, RpcFuture, RpcHandler, RpcResult};
 
 use crate::proto::digest::Cookie;
 use crate::proto::flags::DistFlags;
+use crate::proto::handshake::LocalNode;
 use crate::proto::node_name::NodeName;
-use crate::proto::term::{Atom, Pid, Reference};
+use crate::proto::term::{Pid, Reference};
 use crate::transport::connection::ConnectionConfig;
+use crate::transport::dialler::{DialConfig, Dialler};
+use crate::transport::listener::{self, ListenerConfig};
 use peers::Peers;
-use process::{Inbox, ProcessTable};
+use process::ProcessTable;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -142,6 +178,7 @@ pub(crate) struct Inner {
     config: NodeConfig,
     started: Instant,
     listen_addr: Option<SocketAddr>,
+    dialler: Dialler,
     peers: Mutex<Peers>,
     processes: Mutex<ProcessTable>,
     remote_monitors: Mutex<HashMap<Reference, signals::RemoteMonitor>>,
@@ -165,13 +202,6 @@ impl fmt::Debug for Node {
     }
 }
 
-/// A 32-bit value from the OS CSPRNG (handshake challenges, creations).
-pub fn random_u32() -> Result<u32, getrandom::Error> {
-    let mut b = [0u8; 4];
-    getrandom::fill(&mut b)?;
-    Ok(u32::from_ne_bytes(b))
-}
-
 /// Locks a table, recovering from a panic in another holder: the tables stay consistent
 /// because no critical section can panic half-way through an update.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -184,7 +214,7 @@ impl Node {
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let listener = match config.listen {
             Some(addr) => Some(
-                TcpListener::bind(addr)
+                listener::bind(addr)
                     .await
                     .map_err(|source| NodeError::Listen { addr, source })?,
             ),
@@ -206,12 +236,26 @@ impl Node {
         };
         let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (events, _) = broadcast::channel(1024);
+        let local = LocalNode {
+            name: config.name.clone(),
+            flags: config.flags(),
+            creation,
+            cookie: config.cookie.clone(),
+        };
+        let dialler = Dialler::new(
+            local.clone(),
+            DialConfig {
+                epmd_port: config.epmd_port,
+                setup_timeout: config.setup_timeout,
+            },
+        );
         let inner = Arc::new(Inner {
             name: config.name.clone(),
             creation,
             flags: config.flags(),
             started: Instant::now(),
             listen_addr,
+            dialler,
             peers: Mutex::new(Peers::default()),
             processes: Mutex::new(ProcessTable::default()),
             remote_monitors: Mutex::new(HashMap::new()),
@@ -228,10 +272,18 @@ impl Node {
         let node = Node { inner };
         services::start_builtin(&node);
         if let Some(listener) = listener {
-            let n = node.clone();
-            node.inner
-                .tracker
-                .spawn(async move { peers::accept_loop(n, listener).await });
+            let config = ListenerConfig {
+                local,
+                setup_timeout: node.inner.config.setup_timeout,
+                max_pending_handshakes: node.inner.config.max_pending_handshakes,
+            };
+            listener::spawn(
+                listener,
+                config,
+                accept::Accepting(node.clone()),
+                &node.inner.tracker,
+                &node.inner.shutdown,
+            );
         }
         tracing::info!(
             node = %node.name(),
@@ -273,11 +325,6 @@ impl Node {
         self.inner.started.elapsed()
     }
 
-    /// nodeup / nodedown events from now on.
-    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
-        self.inner.events.subscribe()
-    }
-
     /// Resolves once shutdown has begun.
     pub async fn shutting_down(&self) {
         self.inner.shutdown.cancelled().await
@@ -294,28 +341,6 @@ impl Node {
     /// True if `pid` names a process of this node incarnation.
     pub fn is_local(&self, pid: &Pid) -> bool {
         pid.node == *self.inner.name.as_atom() && pid.creation == self.inner.creation
-    }
-
-    /// Registered names of this node.
-    pub fn registered(&self) -> Vec<Atom> {
-        lock(&self.inner.processes).registered()
-    }
-
-    /// Removes a registered name; true if it was registered.
-    pub fn unregister(&self, name: &Atom) -> bool {
-        self.processes().unregister(name)
-    }
-
-    /// The number of local processes (built-in services included).
-    pub fn process_count(&self) -> usize {
-        self.processes().len()
-    }
-
-    /// The pid registered as `name`.
-    pub fn whereis(&self, name: &Atom) -> Option<Pid> {
-        lock(&self.inner.processes)
-            .whereis(name)
-            .map(|e| e.pid.clone())
     }
 
     /// Stops the node: closes every connection first (so monitors on our processes fire with
@@ -350,18 +375,5 @@ impl Node {
     /// [`Node::shutting_down`] resolves.
     pub(crate) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.inner.tracker.spawn(task);
-    }
-
-    pub(crate) fn processes(&self) -> MutexGuard<'_, ProcessTable> {
-        lock(&self.inner.processes)
-    }
-
-    pub(crate) fn add_process(&self, inbox: Inbox) -> (Pid, CancellationToken) {
-        self.processes()
-            .insert(self.inner.name.as_atom(), self.inner.creation, inbox)
-    }
-
-    pub(crate) fn register_pid(&self, name: Atom, pid: &Pid) -> Result<(), RegisterError> {
-        self.processes().register(name, pid)
     }
 }

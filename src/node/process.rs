@@ -11,12 +11,13 @@
 //! BEAM, which suspends its senders) and nothing is dropped. Local senders get
 //! [`crate::node::SendError::MailboxFull`] from `try_send` instead.
 
+use super::{Node, lock};
 use crate::proto::control::ProcessRef;
 use crate::proto::term::{Atom, Pid, Reference, Term};
 use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -158,6 +159,43 @@ impl fmt::Display for RegisterError {
 }
 
 impl std::error::Error for RegisterError {}
+
+impl Node {
+    /// Registered names of this node.
+    pub fn registered(&self) -> Vec<Atom> {
+        lock(&self.inner.processes).registered()
+    }
+
+    /// Removes a registered name; true if it was registered.
+    pub fn unregister(&self, name: &Atom) -> bool {
+        self.processes().unregister(name)
+    }
+
+    /// The number of local processes (built-in services included).
+    pub fn process_count(&self) -> usize {
+        self.processes().len()
+    }
+
+    /// The pid registered as `name`.
+    pub fn whereis(&self, name: &Atom) -> Option<Pid> {
+        lock(&self.inner.processes)
+            .whereis(name)
+            .map(|e| e.pid.clone())
+    }
+
+    pub(crate) fn processes(&self) -> MutexGuard<'_, ProcessTable> {
+        lock(&self.inner.processes)
+    }
+
+    pub(crate) fn add_process(&self, inbox: Inbox) -> (Pid, CancellationToken) {
+        self.processes()
+            .insert(self.inner.name.as_atom(), self.inner.creation, inbox)
+    }
+
+    pub(crate) fn register_pid(&self, name: Atom, pid: &Pid) -> Result<(), RegisterError> {
+        self.processes().register(name, pid)
+    }
+}
 
 impl ProcessTable {
     /// Adds a process; its pid uses `node` and `creation`.

@@ -63,7 +63,7 @@ impl ConnectionHandler for Router {
     }
 
     fn on_down(&self, link: &Connection, reason: DisconnectReason) {
-        self.node.link_down(link, reason);
+        self.node.connection_down(link, reason);
         self.node.peer_gone(link);
     }
 }
@@ -122,7 +122,7 @@ impl Node {
             ReplyTo::Pid(pid) => (pid, None),
             ReplyTo::Caller { pid, tag } => (pid, Some(tag)),
         };
-        let Some(link) = self.link_for_node(&pid.node) else {
+        let Some(link) = self.connection_by_atom(&pid.node) else {
             debug!(to = %pid, "reply dropped: no connection to its node");
             return;
         };
@@ -146,10 +146,6 @@ impl Node {
         if let Err(e) = link.send(&message).await {
             debug!(peer = %link.peer(), "reply dropped: {e}");
         }
-    }
-
-    fn link_for_node(&self, node: &Atom) -> Option<Connection> {
-        self.connection_by_atom(node)
     }
 
     async fn dispatch(&self, link: &Connection, message: Control, router: &Router) {

@@ -72,6 +72,36 @@ impl fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
+/// Why a call to a remote function failed.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum RpcCallError {
+    /// The function raised: throw, exit or error, as on the remote node.
+    Raised(RpcError),
+    /// The remote node refused the spawn (`{erpc, Reason}`, e.g. `notsup`).
+    Refused(Term),
+    /// The connection failed or dropped (`{erpc, noconnection}`).
+    NoConnection(String),
+    /// No answer within the timeout (`{erpc, timeout}`).
+    Timeout,
+    /// The spawned process ended some other way (`{signal, Reason}`).
+    Signal(Term),
+}
+
+impl fmt::Display for RpcCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RpcCallError::Raised(e) => write!(f, "the function raised: {e}"),
+            RpcCallError::Refused(r) => write!(f, "the node refused the call: {r}"),
+            RpcCallError::NoConnection(e) => write!(f, "no connection: {e}"),
+            RpcCallError::Timeout => f.write_str("no answer in time"),
+            RpcCallError::Signal(r) => write!(f, "the call ended with {r}"),
+        }
+    }
+}
+
+impl std::error::Error for RpcCallError {}
+
 /// What a handler returns.
 pub type RpcResult = Result<Term, RpcError>;
 
@@ -168,6 +198,75 @@ impl Node {
                     ]),
                     stack: Term::NIL,
                 })
+            }
+        }
+    }
+
+    /// Calls `module:function(args)` on `peer` the way `erpc:call/5` does: a spawn request
+    /// for `erpc:execute_call/4` with a monitor, the result read from the DOWN reason.
+    pub async fn rpc_call(
+        &self,
+        peer: &crate::proto::node_name::NodeName,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        timeout: std::time::Duration,
+    ) -> Result<Term, RpcCallError> {
+        use super::process::Envelope;
+        let link = self
+            .connect(peer)
+            .await
+            .map_err(|e| RpcCallError::NoConnection(e.to_string()))?;
+        let mut me = self.spawn_process();
+        let req_id = self.make_ref();
+        let tag = Term::reference(self.make_ref());
+        let arg_list = Term::list([
+            tag.clone(),
+            Term::atom(module),
+            Term::atom(function),
+            Term::List(args),
+        ]);
+        self.watch_remote(me.pid(), &req_id, peer);
+        let request = Control::SpawnRequest {
+            req_id: req_id.clone(),
+            from: me.pid().clone(),
+            group_leader: me.pid().clone(),
+            module: Atom::new("erpc"),
+            function: Atom::new("execute_call"),
+            arity: 4,
+            opts: Term::list([Term::atom("monitor")]),
+            token: None,
+            args: arg_list,
+        };
+        if let Err(e) = link.send(&request).await {
+            self.unwatch_remote(&req_id);
+            return Err(RpcCallError::NoConnection(e.to_string()));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let Ok(envelope) = tokio::time::timeout_at(deadline, me.recv()).await else {
+                self.unwatch_remote(&req_id);
+                return Err(RpcCallError::Timeout);
+            };
+            match envelope {
+                None => return Err(RpcCallError::Timeout),
+                Some(Envelope::Message { message, .. }) => {
+                    // {spawn_reply, ReqId, error, Reason}
+                    if let Some([label, r, status, reason]) = message
+                        .as_tuple()
+                        .and_then(|t| <&[Term; 4]>::try_from(t).ok())
+                        && label.is_atom("spawn_reply")
+                        && r.as_ref() == Some(&req_id)
+                        && status.is_atom("error")
+                    {
+                        self.unwatch_remote(&req_id);
+                        return Err(RpcCallError::Refused(reason.clone()));
+                    }
+                }
+                Some(Envelope::Down {
+                    reference, reason, ..
+                }) if reference == req_id => return erpc_outcome(&tag, reason),
+                Some(_) => {}
             }
         }
     }
@@ -400,107 +499,6 @@ async fn rex_apply(node: &Node, caller: &Pid, m: &Term, f: &Term, a: &Term) -> T
         Err(RpcError::Throw(t)) => t,
         Err(RpcError::Exit(r)) => badrpc(r),
         Err(RpcError::Error { reason, stack }) => badrpc(Term::tuple([reason, stack])),
-    }
-}
-
-/// Why a call to a remote function failed.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum RpcCallError {
-    /// The function raised: throw, exit or error, as on the remote node.
-    Raised(RpcError),
-    /// The remote node refused the spawn (`{erpc, Reason}`, e.g. `notsup`).
-    Refused(Term),
-    /// The connection failed or dropped (`{erpc, noconnection}`).
-    NoConnection(String),
-    /// No answer within the timeout (`{erpc, timeout}`).
-    Timeout,
-    /// The spawned process ended some other way (`{signal, Reason}`).
-    Signal(Term),
-}
-
-impl fmt::Display for RpcCallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RpcCallError::Raised(e) => write!(f, "the function raised: {e}"),
-            RpcCallError::Refused(r) => write!(f, "the node refused the call: {r}"),
-            RpcCallError::NoConnection(e) => write!(f, "no connection: {e}"),
-            RpcCallError::Timeout => f.write_str("no answer in time"),
-            RpcCallError::Signal(r) => write!(f, "the call ended with {r}"),
-        }
-    }
-}
-
-impl std::error::Error for RpcCallError {}
-
-impl Node {
-    /// Calls `module:function(args)` on `peer` the way `erpc:call/5` does: a spawn request
-    /// for `erpc:execute_call/4` with a monitor, the result read from the DOWN reason.
-    pub async fn rpc_call(
-        &self,
-        peer: &crate::proto::node_name::NodeName,
-        module: &str,
-        function: &str,
-        args: Vec<Term>,
-        timeout: std::time::Duration,
-    ) -> Result<Term, RpcCallError> {
-        use super::process::Envelope;
-        let link = self
-            .connect(peer)
-            .await
-            .map_err(|e| RpcCallError::NoConnection(e.to_string()))?;
-        let mut me = self.spawn_process();
-        let req_id = self.make_ref();
-        let tag = Term::reference(self.make_ref());
-        let arg_list = Term::list([
-            tag.clone(),
-            Term::atom(module),
-            Term::atom(function),
-            Term::List(args),
-        ]);
-        self.watch_remote(me.pid(), &req_id, peer);
-        let request = Control::SpawnRequest {
-            req_id: req_id.clone(),
-            from: me.pid().clone(),
-            group_leader: me.pid().clone(),
-            module: Atom::new("erpc"),
-            function: Atom::new("execute_call"),
-            arity: 4,
-            opts: Term::list([Term::atom("monitor")]),
-            token: None,
-            args: arg_list,
-        };
-        if let Err(e) = link.send(&request).await {
-            self.unwatch_remote(&req_id);
-            return Err(RpcCallError::NoConnection(e.to_string()));
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let Ok(envelope) = tokio::time::timeout_at(deadline, me.recv()).await else {
-                self.unwatch_remote(&req_id);
-                return Err(RpcCallError::Timeout);
-            };
-            match envelope {
-                None => return Err(RpcCallError::Timeout),
-                Some(Envelope::Message { message, .. }) => {
-                    // {spawn_reply, ReqId, error, Reason}
-                    if let Some([label, r, status, reason]) = message
-                        .as_tuple()
-                        .and_then(|t| <&[Term; 4]>::try_from(t).ok())
-                        && label.is_atom("spawn_reply")
-                        && r.as_ref() == Some(&req_id)
-                        && status.is_atom("error")
-                    {
-                        self.unwatch_remote(&req_id);
-                        return Err(RpcCallError::Refused(reason.clone()));
-                    }
-                }
-                Some(Envelope::Down {
-                    reference, reason, ..
-                }) if reference == req_id => return erpc_outcome(&tag, reason),
-                Some(_) => {}
-            }
-        }
     }
 }
 

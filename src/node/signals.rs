@@ -85,7 +85,7 @@ impl Node {
                 .collect()
         };
         for (reference, monitor) in own_monitors {
-            if let Some(link) = self.link_for(&monitor.node) {
+            if let Some(link) = self.connection_by_atom(&monitor.node) {
                 let _ = link
                     .send(&Control::DemonitorP {
                         from: pid.clone(),
@@ -96,7 +96,7 @@ impl Node {
             }
         }
         for (reference, watcher) in entry.watchers {
-            if let Some(link) = self.link_for(&watcher.pid.node) {
+            if let Some(link) = self.connection_by_atom(&watcher.pid.node) {
                 let down = Control::MonitorPExit {
                     from: watcher.target,
                     to: watcher.pid,
@@ -114,7 +114,7 @@ impl Node {
             }
             if self.is_local(&linked) {
                 Box::pin(self.exit_signal(&linked, pid.clone(), reason.clone())).await;
-            } else if let Some(link) = self.link_for(&linked.node) {
+            } else if let Some(link) = self.connection_by_atom(&linked.node) {
                 let exit = Control::Exit {
                     from: pid.clone(),
                     to: linked,
@@ -126,11 +126,6 @@ impl Node {
                 }
             }
         }
-    }
-
-    /// The link to the node named by `node`, if up.
-    pub(crate) fn link_for(&self, node: &Atom) -> Option<Connection> {
-        self.connection_by_atom(node)
     }
 
     /// A monitor of ours on a remote process fired.

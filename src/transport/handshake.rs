@@ -1,6 +1,7 @@
 //! Runs the handshake state machines over a stream, with the setup timeout applied to every
 //! step (`net_setuptime`, 7 s by default), and hands the stream and any bytes read past the
-//! last handshake message to the link.
+//! last handshake message to the connection. Generic over the stream: the node's
+//! connections run over a [`super::DistStream`], tests drive it over plain TCP.
 
 use super::{HandshakeFailure, HandshakeFailureKind};
 use crate::proto::flags::DistFlags;
@@ -191,6 +192,8 @@ where
         let peer = machine.peer().cloned();
         let outcome = match result {
             Ok(AcceptorStep::NameReceived { peer, flags }) => {
+                // The listener's span learns whom it is talking to.
+                tracing::Span::current().record("peer", tracing::field::display(&peer));
                 let status = policy.status_for(&peer, flags);
                 let refusal = match status {
                     Status::Nok => Some(HandshakeFailureKind::Superseded),

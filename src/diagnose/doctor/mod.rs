@@ -32,16 +32,23 @@
 //! ports, ping, rpc, an incomplete mesh). A configuration mistake usually causes the
 //! unavailability seen downstream, so it is the one to report.
 
-use super::checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass, SKIPPED};
+//!
+//! # Layout
+//! This file runs the checks and adds up the report (our own set-up, the mesh); `chain.rs`
+//! turns each peer's probe into the checks of its steps; `text.rs` renders the report for
+//! a terminal (`--json` serialises [`DoctorReport`] as it is).
+
+mod chain;
+mod text;
+
+use super::checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass};
 use super::environment::environment_checks;
 use super::explain::{Context, Diagnosis, diagnose_failure, dns_checks, listing_checks};
-use super::probe::{PeerProbe, Software};
 use super::view::ClusterView;
 use super::{Survey, SurveyOptions, Targets, survey};
 use crate::node::Node;
-use crate::proto::flags::DistFlags;
+use chain::chain;
 use serde::Serialize;
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 /// What the doctor found.
@@ -197,235 +204,6 @@ async fn local_name_in_use(node: &Node, options: &SurveyOptions) -> Option<Check
         },
     ))
 }
-/// The checks of one peer: each step up to the failing one, then `skipped`.
-fn chain(probe: &PeerProbe, ctx: &Context) -> Vec<Check> {
-    let subject = probe.name.to_string();
-    let steps = [
-        CheckStep::Epmd,
-        CheckStep::Tcp,
-        CheckStep::Handshake,
-        CheckStep::Flags,
-        CheckStep::Cookie,
-        CheckStep::Ping,
-        CheckStep::Rpc,
-    ];
-    let mut out = Vec::new();
-    if let Some(failure) = &probe.failure {
-        let d = diagnose_failure(probe, failure, ctx);
-        let failed_at = d.step;
-        if failed_at != CheckStep::Dns {
-            for step in steps.iter().take_while(|s| **s != failed_at) {
-                out.extend(passed(probe, *step, ctx));
-            }
-        }
-        out.push(Check::from_diagnosis(&subject, CheckStatus::Fail, d));
-        let after = steps
-            .iter()
-            .skip_while(|s| **s != failed_at)
-            .skip(1)
-            .copied();
-        let after: Vec<CheckStep> = if failed_at == CheckStep::Dns {
-            steps.to_vec()
-        } else {
-            after.collect()
-        };
-        for step in after {
-            out.push(Check::skipped(&subject, step));
-        }
-    } else {
-        for step in steps {
-            out.extend(passed(probe, step, ctx));
-        }
-    }
-    out
-}
-
-/// The check for a step the peer got through.
-fn passed(probe: &PeerProbe, step: CheckStep, ctx: &Context) -> Option<Check> {
-    let subject = probe.name.to_string();
-    let name = &probe.name;
-    let connected = probe.connected.as_ref();
-    let reused = connected.is_some_and(|c| c.reused);
-    Some(match step {
-        CheckStep::Epmd => match (&probe.epmd, reused) {
-            (_, true) => Check::ok(&subject, step, "already connected (EPMD not asked)"),
-            (Some(e), _) => {
-                let check = Check::ok(
-                    &subject,
-                    step,
-                    format!(
-                        "EPMD at {} lists {} at port {}",
-                        e.epmd,
-                        name.alive(),
-                        e.port
-                    ),
-                )
-                .with_evidence(format!(
-                    "{} node, distribution versions {}..{}",
-                    if e.hidden { "hidden" } else { "normal" },
-                    e.lowest_version,
-                    e.highest_version
-                ));
-                if e.highest_version < 6 {
-                    Check {
-                        status: CheckStatus::Warn,
-                        cause: Some(Cause::MissingFlags),
-                        fix: Some(
-                            "it registered distribution version 5 only: an OTP 22 or older \
-                             node, which OTP 25 and later refuse; upgrade it"
-                                .into(),
-                        ),
-                        ..check
-                    }
-                } else {
-                    check
-                }
-            }
-            (None, _) => return None,
-        },
-        CheckStep::Tcp => match (connected, probe.tcp) {
-            (Some(c), _) if c.reused => {
-                Check::ok(&subject, step, format!("already connected to {}", c.addr))
-            }
-            (Some(c), _) => {
-                let mut check = Check::ok(&subject, step, format!("connected to {}", c.addr));
-                if let Some(t) = c.connect_time {
-                    check = check.with_evidence(format!(
-                        "TCP connect and handshake took {:.1} ms",
-                        t.as_secs_f64() * 1e3
-                    ));
-                }
-                check
-            }
-            (None, Some(addr)) => Check::ok(&subject, step, format!("connected to {addr}")),
-            (None, None) => return None,
-        },
-        CheckStep::Handshake => {
-            let Some(c) = connected else {
-                // The chain failed at a later step of the handshake (flags, cookie): the
-                // status was ok and the challenge carried the name we dialled.
-                return Some(Check::ok(
-                    &subject,
-                    step,
-                    format!(
-                        "{name} accepted our name (status ok) and its challenge names it {name}"
-                    ),
-                ));
-            };
-            let check = Check::ok(
-                &subject,
-                step,
-                format!("{name} accepted our name and answered under its own"),
-            )
-            .with_evidence(format!("creation {}", c.creation));
-            if !name.is_long() {
-                Check {
-                    status: CheckStatus::Warn,
-                    cause: Some(Cause::ShortNames),
-                    summary: format!(
-                        "{name} uses short names: it accepts us, but cannot connect to \
-                         long-name nodes"
-                    ),
-                    fix: Some(format!(
-                        "start it with long names: RELEASE_DISTRIBUTION=name and \
-                         RELEASE_NODE={}@<its IP>",
-                        name.alive()
-                    )),
-                    ..check
-                }
-            } else {
-                check
-            }
-        }
-        CheckStep::Flags => {
-            let Some(c) = connected else {
-                return Some(Check::ok(
-                    &subject,
-                    step,
-                    "its challenge offers every flag OTP 26 and later require",
-                ));
-            };
-            let check = Check::ok(
-                &subject,
-                step,
-                format!(
-                    "it offers every flag OTP 26 and later require; it is {}",
-                    if c.published() {
-                        "a visible node"
-                    } else {
-                        "a hidden node"
-                    }
-                ),
-            )
-            .with_evidence(format!(
-                "offered {}: {}",
-                c.peer_flags,
-                c.peer_flags.names().join(" ")
-            ));
-            let optional =
-                DistFlags::SPAWN | DistFlags::DIST_MONITOR | DistFlags::DIST_MONITOR_NAME;
-            let lacking = c.peer_flags.expand_digest().missing(optional);
-            if lacking != DistFlags::EMPTY {
-                Check {
-                    status: CheckStatus::Warn,
-                    cause: Some(Cause::OptionalFlags),
-                    summary: format!(
-                        "it lacks {}: {}",
-                        lacking.names().join(", "),
-                        if lacking.contains(DistFlags::SPAWN) {
-                            "erpc and rpc:call from OTP 25+ nodes to it fail"
-                        } else {
-                            "monitors on its processes only watch the connection"
-                        }
-                    ),
-                    fix: Some("upgrade the peer (a third-party node)".into()),
-                    ..check
-                }
-            } else {
-                check
-            }
-        }
-        CheckStep::Cookie => {
-            connected?;
-            let check = Check::ok(&subject, step, "both challenge digests matched");
-            match &ctx.cookie_source {
-                Some(s) => check.with_evidence(format!("our cookie from {s}")),
-                None => check,
-            }
-        }
-        CheckStep::Ping => {
-            let rtt = probe.ping?;
-            Check::ok(
-                &subject,
-                step,
-                format!(
-                    "net_kernel answered yes to is_auth in {:.2} ms",
-                    rtt.as_secs_f64() * 1e3
-                ),
-            )
-        }
-        CheckStep::Rpc => {
-            let software = probe.software.as_ref()?;
-            let nodes = probe.nodes.as_ref()?;
-            let hidden = nodes.hidden.iter().filter(|n| **n != ctx.observer).count();
-            let what = match software {
-                Software::Otp(r) => format!("erpc works: it runs OTP {r}"),
-                other => format!("erpc works: it runs {other}"),
-            };
-            Check::ok(
-                &subject,
-                step,
-                format!(
-                    "{what}, connected to {} visible and {hidden} other hidden node{}",
-                    nodes.visible.len(),
-                    if hidden == 1 { "" } else { "s" }
-                ),
-            )
-        }
-        CheckStep::Config | CheckStep::Dns | CheckStep::Mesh => return None,
-    })
-}
-
 fn mesh_check(cluster: &ClusterView, survey: &Survey) -> Check {
     let visible = cluster
         .nodes
@@ -501,84 +279,10 @@ fn mesh_check(cluster: &ClusterView, survey: &Survey) -> Check {
         },
     )
 }
-impl DoctorReport {
-    /// The report for a terminal: one line per check with its mark (`[ ok ]`, `[warn]`,
-    /// `[FAIL]`, skipped steps folded into one line), evidence and fix under failures and
-    /// warnings, and the exit code at the end. `color` adds ANSI colours to the marks.
-    pub fn to_text(&self, color: bool) -> String {
-        let paint = |code: &str, text: &str| {
-            if color {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_string()
-            }
-        };
-        let mark = |s: CheckStatus| match s {
-            CheckStatus::Ok => paint("32", "[ ok ]"),
-            CheckStatus::Warn => paint("33", "[warn]"),
-            CheckStatus::Fail => paint("1;31", "[FAIL]"),
-            CheckStatus::Skipped => paint("2", "[skip]"),
-        };
-        let mut out = String::new();
-        let mut subject: Option<&str> = None;
-        let mut skipped: Vec<String> = Vec::new();
-        let flush = |out: &mut String, skipped: &mut Vec<String>| {
-            if !skipped.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "  {} {}: not run after the failure above",
-                    mark(CheckStatus::Skipped),
-                    skipped.join(", ")
-                );
-                skipped.clear();
-            }
-        };
-        for c in &self.checks {
-            if subject != Some(c.subject.as_str()) {
-                flush(&mut out, &mut skipped);
-                subject = Some(&c.subject);
-                let _ = writeln!(out, "{}", paint("1", &c.subject));
-            }
-            if c.status == CheckStatus::Skipped && c.summary == SKIPPED {
-                skipped.push(c.step.to_string());
-                continue;
-            }
-            let step = c.step.to_string();
-            let _ = writeln!(out, "  {} {step:<9} {}", mark(c.status), c.summary);
-            let detailed = matches!(c.status, CheckStatus::Warn | CheckStatus::Fail);
-            if detailed || c.step == CheckStep::Config {
-                for e in &c.evidence {
-                    let _ = writeln!(out, "{:19}seen: {e}", "");
-                }
-            }
-            if detailed && let Some(fix) = &c.fix {
-                let _ = writeln!(out, "{:19}{} {fix}", "", paint("1", "fix:"));
-            }
-        }
-        flush(&mut out, &mut skipped);
-        let c = &self.counts;
-        let verdict = match self.exit_class {
-            None => paint("32", "healthy"),
-            Some(class) => paint("1;31", &format!("unhealthy ({})", class.describe())),
-        };
-        let _ = writeln!(
-            out,
-            "\n{verdict}: {} ok, {} warning{}, {} failed, {} skipped; exit {}",
-            c.ok,
-            c.warn,
-            if c.warn == 1 { "" } else { "s" },
-            c.fail,
-            c.skipped,
-            self.exit_code
-        );
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnose::probe::{EpmdProblem, Failure, HandshakeProblem};
+    use crate::diagnose::probe::{EpmdProblem, Failure, HandshakeProblem, PeerProbe};
     use crate::proto::handshake::{HandshakeError, Step};
     use crate::proto::node_name::NodeName;
 

@@ -1,0 +1,200 @@
+//! The transport's errors: a handshake that failed ([`HandshakeFailure`]), a connection that
+//! could not be made ([`ConnectError`]), and why a running connection ended
+//! ([`DisconnectReason`]). Each names the peer and the step.
+
+use crate::proto::frame::FrameError;
+use crate::proto::handshake::{HandshakeError, Step};
+use crate::proto::node_name::NodeName;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Why a connection attempt or a handshake failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HandshakeFailureKind {
+    /// TCP connect failed.
+    Connect(io::Error),
+    /// Reading or writing failed during `step`.
+    Io {
+        /// The step we were in.
+        step: Step,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The peer did not send its `step` message within the setup time.
+    Timeout {
+        /// The step we waited for.
+        step: Step,
+        /// The setup time.
+        after: Duration,
+    },
+    /// The peer broke the protocol or refused us.
+    Protocol(HandshakeError),
+    /// We gave up because another connection to the same node won.
+    Superseded,
+    /// We refused the peer (status `not_allowed`, e.g. while shutting down).
+    Declined,
+}
+
+/// A failed handshake, naming the peer and the step.
+#[derive(Debug)]
+pub struct HandshakeFailure {
+    /// The peer's name, once known.
+    pub peer: Option<NodeName>,
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// What went wrong.
+    pub kind: HandshakeFailureKind,
+}
+
+impl HandshakeFailure {
+    /// True if the peer refused our cookie (or we refused its).
+    pub fn is_cookie_mismatch(&self) -> bool {
+        matches!(
+            self.kind,
+            HandshakeFailureKind::Protocol(
+                HandshakeError::CookieMismatch { .. }
+                    | HandshakeError::ClosedByPeer {
+                        step: Step::ChallengeAck
+                    }
+            )
+        )
+    }
+}
+
+impl fmt::Display for HandshakeFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.peer {
+            Some(peer) => write!(f, "{peer} ({}) ", self.addr)?,
+            None => write!(f, "{} ", self.addr)?,
+        }
+        match &self.kind {
+            HandshakeFailureKind::Connect(e) => write!(f, "refused the TCP connection: {e}"),
+            HandshakeFailureKind::Io { step, source } => {
+                write!(f, "failed during the handshake ({step} step): {source}")
+            }
+            HandshakeFailureKind::Timeout { step, after } => {
+                write!(f, "sent no {step} within {} s", after.as_secs_f32())
+            }
+            HandshakeFailureKind::Protocol(e) => write!(f, "{e}"),
+            HandshakeFailureKind::Superseded => {
+                f.write_str("is already connected through another connection")
+            }
+            HandshakeFailureKind::Declined => f.write_str("was refused by us (not_allowed)"),
+        }
+    }
+}
+
+impl std::error::Error for HandshakeFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            HandshakeFailureKind::Connect(e) | HandshakeFailureKind::Io { source: e, .. } => {
+                Some(e)
+            }
+            HandshakeFailureKind::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why an established link ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The peer closed the connection.
+    ClosedByPeer,
+    /// Reading or writing failed.
+    Io {
+        /// The error's kind.
+        kind: io::ErrorKind,
+        /// Its text.
+        message: String,
+    },
+    /// Nothing arrived for a whole net_ticktime.
+    TickTimeout,
+    /// The peer stopped reading: queued data made no progress for a whole net_ticktime.
+    SendStalled,
+    /// The peer sent a packet over the size cap.
+    Frame(FrameError),
+    /// We closed it (shutdown, replacement, disconnect).
+    Local,
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::ClosedByPeer => f.write_str("connection closed by the peer"),
+            DisconnectReason::Io { message, .. } => write!(f, "connection failed: {message}"),
+            DisconnectReason::TickTimeout => f.write_str("not responding (net_tick_timeout)"),
+            DisconnectReason::SendStalled => {
+                f.write_str("stopped reading: our send queue made no progress for a net_ticktime")
+            }
+            DisconnectReason::Frame(e) => write!(f, "protocol error: {e}"),
+            DisconnectReason::Local => f.write_str("closed by us"),
+        }
+    }
+}
+
+/// Why we could not connect to a peer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The name's host could not be resolved.
+    Resolve {
+        /// The peer.
+        peer: NodeName,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// Its EPMD could not tell us its port.
+    Epmd {
+        /// The peer.
+        peer: NodeName,
+        /// The EPMD error.
+        source: crate::epmd::EpmdError,
+    },
+    /// Its EPMD answered but the name is not registered there.
+    NotRegistered {
+        /// The peer.
+        peer: NodeName,
+        /// The EPMD we asked.
+        epmd: SocketAddr,
+    },
+    /// The TCP connection or the handshake failed.
+    Handshake(HandshakeFailure),
+    /// The node is shutting down.
+    ShuttingDown,
+    /// The name is our own.
+    Ourselves,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Resolve { peer, reason } => {
+                write!(f, "cannot resolve the host of {peer}: {reason}")
+            }
+            ConnectError::Epmd { peer, source } => write!(f, "cannot look up {peer}: {source}"),
+            ConnectError::NotRegistered { peer, epmd } => write!(
+                f,
+                "{peer} is not registered with the EPMD at {epmd} (is the node running, \
+                 and under this name?)"
+            ),
+            ConnectError::Handshake(e) => write!(f, "{e}"),
+            ConnectError::ShuttingDown => f.write_str("the node is shutting down"),
+            ConnectError::Ourselves => f.write_str("that is our own name"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Handshake(e) => Some(e),
+            ConnectError::Epmd { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
