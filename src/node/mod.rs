@@ -353,11 +353,11 @@ impl Node {
         }
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
+        tracing::info!(node = %self.name(), "node stopped");
         let registrar = lock(&self.inner.registrar).take();
         if let Some(registrar) = registrar {
             registrar.shutdown().await;
         }
-        tracing::info!(node = %self.name(), "node stopped");
     }
 
     /// Where the node's EPMD registration stands; `None` for a node that is not registered
