@@ -102,7 +102,15 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {}
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::CookieFileUnreadable { source, .. } => Some(source),
+            ConfigError::BadName { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+}
 
 /// Cleans a cookie the way auth.erl does: trailing spaces and line ends dropped, then only
 /// printable ASCII allowed.

@@ -159,7 +159,7 @@ mod tests {
         let remote: SocketAddr = "10.0.1.5:4369".parse().unwrap();
         let refused = |epmd| EpmdError::Unreachable {
             epmd,
-            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused).into(),
         };
         let silent = |epmd, step| EpmdError::Timeout {
             epmd,

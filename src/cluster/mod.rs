@@ -402,7 +402,7 @@ mod tests {
             peer: peer.clone(),
             source: EpmdError::Unreachable {
                 epmd,
-                source: std::io::Error::from(std::io::ErrorKind::HostUnreachable),
+                source: std::io::Error::from(std::io::ErrorKind::HostUnreachable).into(),
             },
         };
         let timed_out = ConnectError::Epmd {
@@ -413,12 +413,12 @@ mod tests {
                 after: Duration::from_secs(7),
             },
         };
-        let port_closed = ConnectError::Handshake(HandshakeFailure {
+        let port_closed = ConnectError::from(HandshakeFailure {
             peer: Some(peer.clone()),
             addr: "10.0.0.9:40000".parse().unwrap(),
-            kind: HandshakeFailureKind::Connect(std::io::Error::from(
-                std::io::ErrorKind::ConnectionRefused,
-            )),
+            kind: HandshakeFailureKind::Connect(
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into(),
+            ),
         });
         assert_ne!(no_route.to_string(), timed_out.to_string());
         for e in [&no_route, &timed_out, &port_closed] {

@@ -445,7 +445,14 @@ impl std::fmt::Display for PingError {
     }
 }
 
-impl std::error::Error for PingError {}
+impl std::error::Error for PingError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PingError::Call(e) => Some(e),
+            PingError::Answered(_) => None,
+        }
+    }
+}
 
 /// The `is_auth` call `Node.ping` / `net_adm:ping/1` makes; the round trip on success.
 pub async fn ping(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Duration, PingError> {

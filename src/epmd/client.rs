@@ -69,7 +69,7 @@ impl Registration {
                     return EpmdError::RegistrationClosed {
                         epmd: self.epmd,
                         name: self.name.clone(),
-                        source: Some(source),
+                        source: Some(source.into()),
                     };
                 }
             }
@@ -108,12 +108,12 @@ impl Exchange {
             }),
             Ok(Err(source)) if step == EpmdStep::Connect => Err(EpmdError::Unreachable {
                 epmd: self.epmd,
-                source,
+                source: source.into(),
             }),
             Ok(Err(source)) => Err(EpmdError::Io {
                 epmd: self.epmd,
                 step,
-                source,
+                source: source.into(),
             }),
             Ok(Ok(value)) => Ok(value),
         }

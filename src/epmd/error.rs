@@ -4,6 +4,7 @@ use crate::proto::epmd::{AliveName, EpmdWireError};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where an exchange with an EPMD was when it failed.
@@ -41,8 +42,8 @@ impl fmt::Display for EpmdStep {
 }
 
 /// Everything that can go wrong talking to, or being, an EPMD. Each variant names the EPMD
-/// address and, where there is one, the step.
-#[derive(Debug)]
+/// address and, where there is one, the step. Clone: I/O errors are shared (`Arc`).
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum EpmdError {
     /// The TCP connection could not be opened.
@@ -50,7 +51,7 @@ pub enum EpmdError {
         /// The EPMD address.
         epmd: SocketAddr,
         /// Why.
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// No progress within the call's timeout.
     Timeout {
@@ -68,7 +69,7 @@ pub enum EpmdError {
         /// Where it happened.
         step: EpmdStep,
         /// The error.
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// EPMD closed the connection before its reply was complete.
     ClosedEarly {
@@ -102,14 +103,14 @@ pub enum EpmdError {
         /// The name that was registered.
         name: AliveName,
         /// The socket error, if it was not a plain close.
-        source: Option<io::Error>,
+        source: Option<Arc<io::Error>>,
     },
     /// The embedded server could not listen.
     Bind {
         /// The address it tried.
         addr: SocketAddr,
         /// Why.
-        source: io::Error,
+        source: Arc<io::Error>,
     },
 }
 

@@ -222,10 +222,14 @@ impl EpmdServer {
         shutdown: &CancellationToken,
     ) -> Result<EpmdServer, EpmdError> {
         let v4 = SocketAddr::new(IpAddr::V4(config.ipv4), config.port);
-        let listener = bind_listener(v4).map_err(|source| EpmdError::Bind { addr: v4, source })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| EpmdError::Bind { addr: v4, source })?;
+        let listener = bind_listener(v4).map_err(|source| EpmdError::Bind {
+            addr: v4,
+            source: source.into(),
+        })?;
+        let local = listener.local_addr().map_err(|source| EpmdError::Bind {
+            addr: v4,
+            source: source.into(),
+        })?;
         let mut listeners = vec![(listener, local)];
         if let Some(ip) = config.ipv6 {
             let v6 = SocketAddr::new(IpAddr::V6(ip), local.port());

@@ -15,9 +15,8 @@ use crate::proto::node_name::NodeName;
 use crate::transport::connection::Connection;
 use crate::transport::handshake::{AcceptPolicy, Handshaken};
 use crate::transport::listener::AcceptHandler;
-use crate::transport::{ConnectError, DistStream, HandshakeFailure, HandshakeFailureKind};
+use crate::transport::{DistStream, HandshakeFailure, HandshakeFailureKind};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -134,7 +133,7 @@ impl Node {
                 };
                 drop(peers);
                 self.log_refused(&e);
-                answer(waiters, &Err(Arc::new(ConnectError::Handshake(e))));
+                answer(waiters, &Err(e.into()));
             }
         }
     }

@@ -15,7 +15,6 @@ use crate::transport::dialler::Dialler;
 use crate::transport::handshake::Handshaken;
 use crate::transport::{ConnectError, DistStream, HandshakeFailure, HandshakeFailureKind};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// What a dial comes to once its handshake ended.
@@ -26,13 +25,13 @@ enum Next {
     Wait(oneshot::Receiver<Outcome>),
     /// The peer answered `nok`: its own attempt towards us wins and is on its way. Wait for
     /// it; the error stands if it does not come.
-    AwaitPeer(oneshot::Receiver<Outcome>, Arc<ConnectError>),
+    AwaitPeer(oneshot::Receiver<Outcome>, ConnectError),
 }
 
 impl Node {
     /// Connects to `peer` (or returns the existing link): EPMD lookup at the peer's host,
     /// TCP connect, handshake.
-    pub async fn connect(&self, peer: &NodeName) -> Result<Connection, Arc<ConnectError>> {
+    pub async fn connect(&self, peer: &NodeName) -> Result<Connection, ConnectError> {
         self.connect_with(peer, None).await
     }
 
@@ -41,7 +40,7 @@ impl Node {
         &self,
         peer: &NodeName,
         addr: SocketAddr,
-    ) -> Result<Connection, Arc<ConnectError>> {
+    ) -> Result<Connection, ConnectError> {
         self.connect_with(peer, Some(addr)).await
     }
 
@@ -70,10 +69,10 @@ impl Node {
 
     async fn connect_with(&self, peer: &NodeName, addr: Option<SocketAddr>) -> Outcome {
         if peer == self.name() {
-            return Err(Arc::new(ConnectError::Ourselves));
+            return Err(ConnectError::Ourselves);
         }
         if self.inner.shutdown.is_cancelled() {
-            return Err(Arc::new(ConnectError::ShuttingDown));
+            return Err(ConnectError::ShuttingDown);
         }
         let attempt = match self.begin_outgoing(peer) {
             Ok(id) => id,
@@ -125,7 +124,7 @@ impl Node {
         &self,
         peer: &NodeName,
         rx: oneshot::Receiver<Outcome>,
-        e: Arc<ConnectError>,
+        e: ConnectError,
     ) -> Outcome {
         let setup = self.inner.config.setup_timeout;
         if let Ok(outcome) = tokio::time::timeout(setup, outcome_of(rx)).await {
@@ -174,11 +173,12 @@ impl Node {
             return match peers.map.get_mut(peer).map(PeerState::join) {
                 Some(Joined::Up(link)) => Next::Done(Ok(link)),
                 Some(Joined::Wait(rx)) => Next::Wait(rx),
-                None => Next::Done(Err(Arc::new(ConnectError::Handshake(HandshakeFailure {
+                None => Next::Done(Err(HandshakeFailure {
                     peer: Some(peer.clone()),
                     addr: SocketAddr::from(([0, 0, 0, 0], 0)),
                     kind: HandshakeFailureKind::Superseded,
-                })))),
+                }
+                .into())),
             };
         }
         let e = match result {
@@ -187,12 +187,9 @@ impl Node {
         };
         let lost = matches!(
             &e,
-            ConnectError::Handshake(HandshakeFailure {
-                kind: HandshakeFailureKind::Protocol(HandshakeError::SimultaneousLost),
-                ..
-            })
+            ConnectError::Handshake(h)
+                if matches!(h.kind, HandshakeFailureKind::Protocol(HandshakeError::SimultaneousLost))
         );
-        let e = Arc::new(e);
         if let Some(PeerState::Pending {
             outgoing,
             incoming,

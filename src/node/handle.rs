@@ -10,7 +10,6 @@ use crate::proto::node_name::NodeName;
 use crate::proto::term::{Atom, Pid, Reference, Term};
 use crate::transport::connection::SendError as LinkSendError;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +59,7 @@ impl From<Pid> for Dest {
 #[non_exhaustive]
 pub enum SendError {
     /// No connection to the destination's node could be made.
-    Connect(Arc<ConnectError>),
+    Connect(ConnectError),
     /// The connection went down or the message could not be encoded.
     Link(LinkSendError),
     /// The destination's node name is not valid.
@@ -80,7 +79,15 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Connect(e) => Some(e),
+            SendError::Link(e) => Some(e),
+            SendError::BadNode(_) | SendError::MailboxFull => None,
+        }
+    }
+}
 
 /// Why a call failed, as `gen_server:call` would exit.
 #[derive(Debug, Clone)]
@@ -107,7 +114,14 @@ impl fmt::Display for CallError {
     }
 }
 
-impl std::error::Error for CallError {}
+impl std::error::Error for CallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CallError::Send(e) => Some(e),
+            CallError::Timeout | CallError::NodeDown(_) | CallError::Exit(_) => None,
+        }
+    }
+}
 
 /// A process owned by Rust code. Dropping it ends the process with reason `normal`
 /// (its monitors and links fire), unless [`Process::exit`] ended it first.

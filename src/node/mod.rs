@@ -163,7 +163,14 @@ impl fmt::Display for NodeError {
     }
 }
 
-impl std::error::Error for NodeError {}
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NodeError::Listen { source, .. } => Some(source),
+            NodeError::Random(e) => Some(e),
+        }
+    }
+}
 
 /// A running node. Cheap to clone; every clone is the same node.
 #[derive(Clone)]

@@ -56,7 +56,7 @@ pub struct PeerInfo {
 }
 
 /// The outcome of a handshake, as those waiting for it get it.
-pub(super) type Outcome = Result<Connection, Arc<ConnectError>>;
+pub(super) type Outcome = Result<Connection, ConnectError>;
 
 /// One caller waiting for a handshake's outcome.
 pub(super) type Waiter = oneshot::Sender<Outcome>;
@@ -111,8 +111,7 @@ pub(super) fn enlist(waiters: &mut Vec<Waiter>) -> oneshot::Receiver<Outcome> {
 
 /// Waits for the outcome of a handshake; the node shutting down ends the wait.
 pub(super) async fn outcome_of(rx: oneshot::Receiver<Outcome>) -> Outcome {
-    rx.await
-        .unwrap_or_else(|_| Err(Arc::new(ConnectError::ShuttingDown)))
+    rx.await.unwrap_or_else(|_| Err(ConnectError::ShuttingDown))
 }
 
 /// Gives every waiter the outcome.

@@ -100,7 +100,14 @@ impl fmt::Display for RpcCallError {
     }
 }
 
-impl std::error::Error for RpcCallError {}
+impl std::error::Error for RpcCallError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RpcCallError::Raised(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// What a handler returns.
 pub type RpcResult = Result<Term, RpcError>;

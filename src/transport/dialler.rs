@@ -74,14 +74,11 @@ impl Dialler {
                 None => self.resolve(peer).await?,
             };
             tracing::Span::current().record("addr", tracing::field::display(addr));
-            let stream = self
-                .connect(peer, addr)
-                .await
-                .map_err(ConnectError::Handshake)?;
+            let stream = self.connect(peer, addr).await.map_err(ConnectError::from)?;
             let done = self
                 .handshake(stream, peer, addr, old_connection_dead)
                 .await
-                .map_err(ConnectError::Handshake)?;
+                .map_err(ConnectError::from)?;
             Ok((done, addr))
         }
         .instrument(span)
@@ -126,7 +123,7 @@ impl Dialler {
         let timeout = self.config.setup_timeout;
         let kind = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => return Ok(DistStream::plain(stream)),
-            Ok(Err(e)) => HandshakeFailureKind::Connect(e),
+            Ok(Err(e)) => HandshakeFailureKind::Connect(e.into()),
             Err(_) => HandshakeFailureKind::Timeout {
                 step: Step::Status,
                 after: timeout,
@@ -153,7 +150,7 @@ impl Dialler {
             addr,
             kind: HandshakeFailureKind::Io {
                 step: Step::Name,
-                source: std::io::Error::other(e),
+                source: std::io::Error::other(e).into(),
             },
         })?;
         let machine = Initiator::new(self.local.clone(), peer.clone(), challenge);

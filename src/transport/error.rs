@@ -8,20 +8,22 @@ use crate::proto::node_name::NodeName;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Why a connection attempt or a handshake failed.
-#[derive(Debug)]
+/// Why a connection attempt or a handshake failed. I/O errors are shared (`Arc`) so that one
+/// failure can be handed to every caller waiting on the same attempt.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum HandshakeFailureKind {
     /// TCP connect failed.
-    Connect(io::Error),
+    Connect(Arc<io::Error>),
     /// Reading or writing failed during `step`.
     Io {
         /// The step we were in.
         step: Step,
         /// The I/O error.
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// The peer did not send its `step` message within the setup time.
     Timeout {
@@ -39,7 +41,7 @@ pub enum HandshakeFailureKind {
 }
 
 /// A failed handshake, naming the peer and the step.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct HandshakeFailure {
     /// The peer's name, once known.
     pub peer: Option<NodeName>,
@@ -91,7 +93,7 @@ impl std::error::Error for HandshakeFailure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             HandshakeFailureKind::Connect(e) | HandshakeFailureKind::Io { source: e, .. } => {
-                Some(e)
+                Some(&**e)
             }
             HandshakeFailureKind::Protocol(e) => Some(e),
             _ => None,
@@ -138,7 +140,7 @@ impl fmt::Display for DisconnectReason {
 }
 
 /// Why we could not connect to a peer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ConnectError {
     /// The name's host could not be resolved.
@@ -163,7 +165,7 @@ pub enum ConnectError {
         epmd: SocketAddr,
     },
     /// The TCP connection or the handshake failed.
-    Handshake(HandshakeFailure),
+    Handshake(Box<HandshakeFailure>),
     /// The node is shutting down.
     ShuttingDown,
     /// The name is our own.
@@ -192,9 +194,15 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ConnectError::Handshake(e) => Some(e),
+            ConnectError::Handshake(e) => Some(&**e),
             ConnectError::Epmd { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+impl From<HandshakeFailure> for ConnectError {
+    fn from(failure: HandshakeFailure) -> ConnectError {
+        ConnectError::Handshake(Box::new(failure))
     }
 }

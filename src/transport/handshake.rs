@@ -61,7 +61,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<'_, S> {
                 self.out.clear();
                 Ok(())
             }
-            Ok(Err(source)) => Err(self.fail(peer, HandshakeFailureKind::Io { step, source })),
+            Ok(Err(source)) => Err(self.fail(
+                peer,
+                HandshakeFailureKind::Io {
+                    step,
+                    source: source.into(),
+                },
+            )),
             Err(_) => Err(self.fail(
                 peer,
                 HandshakeFailureKind::Timeout {
@@ -88,7 +94,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<'_, S> {
                 Ok(Ok(0)) => return Ok(None),
                 Ok(Ok(_)) => {}
                 Ok(Err(source)) => {
-                    return Err(self.fail(peer, HandshakeFailureKind::Io { step, source }));
+                    return Err(self.fail(
+                        peer,
+                        HandshakeFailureKind::Io {
+                            step,
+                            source: source.into(),
+                        },
+                    ));
                 }
                 Err(_) => {
                     return Err(self.fail(

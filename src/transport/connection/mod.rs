@@ -125,7 +125,14 @@ impl fmt::Display for SendError {
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Encode(e) => Some(e),
+            SendError::LinkClosed | SendError::QueueFull => None,
+        }
+    }
+}
 
 /// Counters of one link.
 #[derive(Debug, Default)]
