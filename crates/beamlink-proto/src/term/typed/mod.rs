@@ -92,7 +92,9 @@
 //!   [`ErrorKind::Unsupported`].
 //! * [`Term`], [`Pid`], [`Reference`] and [`Atom`] implement `Serialize`/`Deserialize` for any
 //!   serde format; outside this module a term travels as its external format bytes and an atom
-//!   as its text.
+//!   as its text. serde cannot hand a serializer a value of a type it does not know, so even
+//!   here a `Term` inside a Rust value is encoded and decoded once on its way through (a pid
+//!   or a reference costs a few dozen bytes; a large binary is copied).
 //!
 //! # Errors
 //!

@@ -343,57 +343,30 @@ impl<'a> Elements<'a> {
     }
 }
 
-impl ser::SerializeSeq for Elements<'_> {
-    type Ok = Term;
-    type Error = Error;
+/// serde's four element-wise traits differ only in the name of the method that adds one.
+macro_rules! elements {
+    ($($trait:ident :: $add:ident),*) => {$(
+        impl ser::$trait for Elements<'_> {
+            type Ok = Term;
+            type Error = Error;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
+            fn $add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.push(value)
+            }
 
-    fn end(self) -> Result<Term, Error> {
-        Ok(self.finish())
-    }
+            fn end(self) -> Result<Term, Error> {
+                Ok(self.finish())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Elements<'_> {
-    type Ok = Term;
-    type Error = Error;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Term, Error> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleStruct for Elements<'_> {
-    type Ok = Term;
-    type Error = Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Term, Error> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleVariant for Elements<'_> {
-    type Ok = Term;
-    type Error = Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Term, Error> {
-        Ok(self.finish())
-    }
-}
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// The pairs of a map.
 pub struct MapBuilder<'a> {
@@ -470,36 +443,26 @@ impl StructBuilder<'_> {
     }
 }
 
-impl ser::SerializeStruct for StructBuilder<'_> {
-    type Ok = Term;
-    type Error = Error;
+/// A struct and a struct variant are filled alike; the builder knows which it is.
+macro_rules! fields {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for StructBuilder<'_> {
+            type Ok = Term;
+            type Error = Error;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(key, value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.field(key, value)
+            }
 
-    fn end(self) -> Result<Term, Error> {
-        self.finish()
-    }
+            fn end(self) -> Result<Term, Error> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for StructBuilder<'_> {
-    type Ok = Term;
-    type Error = Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.field(key, value)
-    }
-
-    fn end(self) -> Result<Term, Error> {
-        self.finish()
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
