@@ -19,10 +19,9 @@
 //! `BEAMLINK_COOKIE`; `ERL_EPMD_PORT` is honoured. Exits non-zero when a reply does not come
 //! or does not match.
 
-use beamlink::node::{Dest, Envelope, Node, NodeConfig, Process};
-use beamlink::proto::digest::Cookie;
-use beamlink::proto::node_name::NodeName;
-use beamlink::term::{Pid, from_term, to_term};
+use beamlink::node::{Dest, Envelope};
+use beamlink::term::{from_term, to_term};
+use beamlink::{Cookie, Node, NodeName, Pid, Process};
 use serde::{Deserialize, Serialize};
 use std::error::Error;
 use std::time::{Duration, Instant};
@@ -88,14 +87,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .host_ip()
         .map(|ip| ip.to_string())
         .unwrap_or("127.0.0.1".into());
-    let me = NodeName::from_parts(&format!("typed-{}", std::process::id()), &host)?;
-    let mut config = NodeConfig::new(me, Cookie::new(cookie));
     // Only dials: the peer answers over the connection we open.
-    config.listen = None;
+    let mut node = Node::builder()
+        .name(format!("typed-{}@{host}", std::process::id()))
+        .cookie(Cookie::new(cookie))
+        .dial_only();
     if let Ok(port) = std::env::var("ERL_EPMD_PORT") {
-        config.epmd_port = port.parse()?;
+        node = node.epmd_port(port.parse()?);
     }
-    let node = Node::start(config).await?;
+    let node = node.start().await?;
     let mut process = node.spawn_process();
     let result = exchange(&mut process, &Dest::name(&process_name, &peer)).await;
     drop(process);
