@@ -1,27 +1,4 @@
-//! [`NodeBuilder`]: one call that does what joining a cluster takes, the way `beamlink run`
-//! does it. Bind the distribution listener first (EPMD needs its port), register with EPMD
-//! (or serve EPMD, per [`EpmdMode`]) and take the creation EPMD hands out, start the node,
-//! then, when peers are named, start the connection manager ([`crate::cluster`]). The node
-//! owns all of it: [`Node::shutdown`] closes the connections first, then stops the manager,
-//! then unregisters, the order a BEAM's `init:stop/0` follows (`net_kernel` goes down before
-//! `erl_epmd`), so monitors on our processes fire with `noconnection` on the peers.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), beamlink::StartError> {
-//! use beamlink::{Cookie, EpmdMode, Node};
-//!
-//! let node = Node::builder()
-//!     .name("counter") // the host part: our address toward the peers
-//!     .cookie(Cookie::new("secret"))
-//!     .epmd(EpmdMode::Auto)
-//!     .dns_query("tasks.shop_web")
-//!     .peer_basename("web")
-//!     .start()
-//!     .await?;
-//! node.shutdown().await;
-//! # Ok(())
-//! # }
-//! ```
+//! [`NodeBuilder`] (documented on the type: this module is private).
 
 use crate::cluster::{self, ClusterConfig};
 use crate::config::{self, ConfigError};
@@ -41,7 +18,31 @@ use tracing::info;
 /// Adjusts the [`NodeConfig`] the builder made, for settings it has no method for.
 type Tune = Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
 
-/// Builds and starts a [`Node`]: see the [module documentation](self).
+/// Builds and starts a [`Node`]: one call that does what joining a cluster takes, the way
+/// `beamlink run` does it. Bind the distribution listener first (EPMD needs its port),
+/// register with EPMD (or serve EPMD, per [`EpmdMode`]) and take the creation EPMD hands out,
+/// start the node, then, when peers are named, start the connection manager
+/// ([`crate::cluster`]). The node owns all of it: [`Node::shutdown`] closes the connections
+/// first, then stops the manager, then unregisters, the order a BEAM's `init:stop/0` follows
+/// (`net_kernel` goes down before `erl_epmd`), so monitors on our processes fire with
+/// `noconnection` on the peers.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), beamlink::StartError> {
+/// use beamlink::{Cookie, EpmdMode, Node};
+///
+/// let node = Node::builder()
+///     .name("counter") // the host part: our address toward the peers
+///     .cookie(Cookie::new("secret"))
+///     .epmd(EpmdMode::Auto)
+///     .dns_query("tasks.shop_web")
+///     .peer_basename("web")
+///     .start()
+///     .await?;
+/// node.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 #[must_use = "a builder does nothing until start() is awaited"]
 pub struct NodeBuilder {

@@ -28,6 +28,12 @@ pub mod transport;
 /// The sans-IO protocol core, the crate [`beamlink_proto`].
 pub use beamlink_proto as proto;
 
+/// Terms ([`beamlink_proto::term`]): the values of the external term format and their codec,
+/// serde between Rust values and terms ([`term::to_term`], [`term::from_term`], the mapping in
+/// [`term::typed`]; feature `serde`, on by default), and `TryFrom` to and from `eetf::Term`
+/// (feature `eetf`).
+pub use beamlink_proto::term;
+
 pub use builder::{NodeBuilder, StartError};
 pub use epmd::EpmdMode;
 pub use node::{

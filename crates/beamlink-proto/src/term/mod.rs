@@ -18,15 +18,23 @@
 //!   atom cache).
 
 mod decode;
+#[cfg(feature = "eetf")]
+mod eetf_bridge;
 mod encode;
 mod error;
 mod keys;
 pub mod tag;
+#[cfg(feature = "serde")]
+pub mod typed;
 
 pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
+#[cfg(feature = "eetf")]
+pub use eetf_bridge::EetfError;
 pub(crate) use encode::{Enc, parts};
 pub use encode::{Holes, ZERO_COPY_MIN, encode, encode_body, encode_body_with_refs};
 pub use error::{DecodeError, EncodeError};
+#[cfg(feature = "serde")]
+pub use typed::{from_term, from_term_with, to_term, to_term_with};
 
 use bytes::Bytes;
 use smol_str::SmolStr;
