@@ -113,6 +113,7 @@ impl AtomCacheOut {
         atoms.clear();
         entries.clear();
         control.visit_atoms(
+            flags,
             &mut |a| {
                 if atoms.len() < MAX_HEADER_ATOMS && !atoms.contains(a) {
                     atoms.push(a.clone());
