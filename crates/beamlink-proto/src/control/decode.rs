@@ -1,7 +1,7 @@
 //! Control tuple and payload to [`Control`], with the arity and element checks the BEAM
 //! makes in `erts_net_message` (`erts/emulator/beam/dist.c`) before it acts on a message.
 
-use super::{Control, ControlError, ProcessRef, op};
+use super::{Control, ControlError, ProcessRef, SignalTarget, altact, op};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// Reads the fields of one control tuple, moving each out (no copies on the receive path).
@@ -100,6 +100,7 @@ impl Control {
                 | op::SPAWN_REQUEST_TT
                 | op::ALIAS_SEND
                 | op::ALIAS_SEND_TT
+                | op::ALTACT_SIG_SEND
         );
         let payload = match (takes_payload, payload) {
             (true, Some(p)) => p,
@@ -266,6 +267,7 @@ impl Control {
                     message: payload,
                 }
             }
+            op::ALTACT_SIG_SEND => altact_sig(&mut f, payload)?,
             op::UNLINK_ID | op::UNLINK_ID_ACK => {
                 f.arity(4)?;
                 let (id, from, to) = (f.id(1)?, f.pid(2, "from pid")?, f.pid(3, "to pid")?);
@@ -279,6 +281,75 @@ impl Control {
         };
         Ok(control)
     }
+}
+
+/// `{37, Flags, From, To}` or `{37, Flags, From, To, Token}`, checked as
+/// `erts_net_message` (`erts/emulator/beam/dist.c`) checks it: the tuple may grow in later
+/// releases, so only a lower bound on its size; `Flags` is a non-negative integer of any size
+/// whose low byte holds the defined bits (the others are ignored); ALIAS and NAME exclude
+/// each other and say what `To` must be.
+fn altact_sig(f: &mut Fields<'_>, payload: Term) -> Result<Control, ControlError> {
+    let arity = f.elements.len();
+    if arity < 4 {
+        return Err(ControlError::WrongArity { op: f.op, arity });
+    }
+    let bits = match f.take(1) {
+        Term::Int(v) if v >= 0 => v as u64 & 0xFF,
+        Term::Big(b) if !b.negative => b.magnitude.first().copied().unwrap_or(0).into(),
+        _ => return Err(f.bad("flags")),
+    };
+    let from = f.pid(2, "from pid")?;
+    let token = if bits & altact::TOKEN == 0 {
+        None
+    } else if arity < 5 {
+        return Err(ControlError::WrongArity { op: f.op, arity });
+    } else {
+        Some(f.take(4))
+    };
+    let to = match (bits & altact::ALIAS != 0, bits & altact::NAME != 0) {
+        (true, true) => return Err(f.bad("target flags")),
+        (true, false) => SignalTarget::Alias(f.reference(3, "alias")?),
+        (false, true) => SignalTarget::Name(f.atom(3, "registered name")?),
+        (false, false) => SignalTarget::Pid(f.pid(3, "to pid")?),
+    };
+    let priority = bits & altact::PRIO != 0;
+    let exit = bits & altact::EXIT != 0;
+    // Signals an older operation expresses decode as that operation, so a receiver handles
+    // an OTP 28 alias send (the form every gen_server reply to us takes) like ALIAS_SEND.
+    Ok(match (priority, exit, to) {
+        (false, false, SignalTarget::Pid(to)) => Control::Send {
+            from: Some(from),
+            to,
+            token,
+            message: payload,
+        },
+        (false, false, SignalTarget::Name(to)) => Control::RegSend {
+            from,
+            to,
+            token,
+            message: payload,
+        },
+        (false, false, SignalTarget::Alias(alias)) => Control::AliasSend {
+            from,
+            alias,
+            token,
+            message: payload,
+        },
+        (false, true, SignalTarget::Pid(to)) => Control::Exit2 {
+            from,
+            to,
+            token,
+            reason: payload,
+        },
+        (priority, exit, to) => Control::AltactSig {
+            from,
+            to,
+            priority,
+            exit,
+            token,
+            payload,
+        },
+    })
 }
 
 fn exit(is_exit: bool, from: Pid, to: Pid, token: Option<Term>, reason: Term) -> Control {

@@ -4,7 +4,7 @@
 //! description, so a variant's layout is written in one place (`erts_dsig_send_*` in
 //! `erts/emulator/beam/dist.c` build the same tuples).
 
-use super::{Control, ProcessRef, op};
+use super::{Control, ProcessRef, SignalTarget, altact, op};
 use crate::flags::DistFlags;
 use crate::term::{Atom, Pid, Reference, Term};
 
@@ -95,6 +95,13 @@ impl<'a> Layout<'a> {
 /// The plain or trace-token operation, by whether a token is present.
 fn traced(token: &Option<Term>, plain: u8, with_token: u8) -> u8 {
     if token.is_some() { with_token } else { plain }
+}
+
+/// `ALTACT_SIG_SEND`'s flags element: `bits`, and the token bit when a token follows.
+fn altact_bits(bits: u64, token: &Option<Term>) -> i64 {
+    let token_bit = if token.is_some() { altact::TOKEN } else { 0 };
+    // Five defined bits: always a small integer.
+    (bits | token_bit) as i64
 }
 
 /// The operation of an EXIT (`is_exit`) or EXIT2 signal: with the reason as payload
@@ -261,6 +268,23 @@ impl Control {
                 token,
                 Tail::None,
             ),
+            // OTP 28+ sends alias messages as ALTACT_SIG_SEND when negotiated
+            // (erts_dsig_send_msg), and OTP 30 no longer takes ALIAS_SEND.
+            Control::AliasSend {
+                from,
+                alias,
+                token,
+                message,
+            } if flags.contains(DistFlags::ALTACT_SIG) => Layout::new(
+                op::ALTACT_SIG_SEND,
+                &[
+                    F::Int(altact_bits(altact::ALIAS, token)),
+                    F::Pid(from),
+                    F::Ref(alias),
+                ],
+                token,
+                Tail::Payload(message),
+            ),
             Control::AliasSend {
                 from,
                 alias,
@@ -272,6 +296,33 @@ impl Control {
                 token,
                 Tail::Payload(message),
             ),
+            Control::AltactSig {
+                from,
+                to,
+                priority,
+                exit,
+                token,
+                payload,
+            } => {
+                let (target_bit, target) = match to {
+                    SignalTarget::Pid(p) => (0, F::Pid(p)),
+                    SignalTarget::Name(a) => (altact::NAME, F::Atom(a)),
+                    SignalTarget::Alias(r) => (altact::ALIAS, F::Ref(r)),
+                };
+                let mut bits = target_bit;
+                if *priority {
+                    bits |= altact::PRIO;
+                }
+                if *exit {
+                    bits |= altact::EXIT;
+                }
+                Layout::new(
+                    op::ALTACT_SIG_SEND,
+                    &[F::Int(altact_bits(bits, token)), F::Pid(from), target],
+                    token,
+                    Tail::Payload(payload),
+                )
+            }
             Control::UnlinkId { id, from, to } => Layout::new(
                 op::UNLINK_ID,
                 &[F::Id(*id), F::Pid(from), F::Pid(to)],

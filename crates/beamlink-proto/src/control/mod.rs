@@ -62,6 +62,18 @@ pub mod op {
     pub const ALIAS_SEND_TT: u8 = 34;
     pub const UNLINK_ID: u8 = 35;
     pub const UNLINK_ID_ACK: u8 = 36;
+    pub const ALTACT_SIG_SEND: u8 = 37;
+}
+
+/// The bits of `ALTACT_SIG_SEND`'s flags element (`ERTS_DOP_ALTACT_SIG_FLG_*` in
+/// `erts/emulator/beam/dist.h`).
+#[allow(missing_docs)]
+pub mod altact {
+    pub const PRIO: u64 = 1 << 0;
+    pub const TOKEN: u64 = 1 << 1;
+    pub const ALIAS: u64 = 1 << 2;
+    pub const NAME: u64 = 1 << 3;
+    pub const EXIT: u64 = 1 << 4;
 }
 
 /// A process named in a monitor: by pid or by registered name.
@@ -78,6 +90,27 @@ impl fmt::Display for ProcessRef {
         match self {
             ProcessRef::Pid(p) => write!(f, "{p}"),
             ProcessRef::Name(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// Where an `ALTACT_SIG_SEND` signal goes (`ERTS_DOP_ALTACT_SIG_FLG_ALIAS` / `_NAME`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SignalTarget {
+    /// A process.
+    Pid(Pid),
+    /// A registered name on the receiving node.
+    Name(Atom),
+    /// A process alias.
+    Alias(Reference),
+}
+
+impl fmt::Display for SignalTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignalTarget::Pid(p) => write!(f, "{p}"),
+            SignalTarget::Name(a) => write!(f, "{a}"),
+            SignalTarget::Alias(r) => write!(f, "{r}"),
         }
     }
 }
@@ -225,6 +258,32 @@ pub enum Control {
         token: Option<Term>,
         /// The message.
         message: Term,
+    },
+    /// `ALTACT_SIG_SEND` (OTP 28+, `DFLAG_ALTACT_SIG`): a message or an exit signal to a
+    /// pid, a registered name or an alias, possibly a priority signal (EEP 76). The tuple is
+    /// `{37, Flags, From, To}` or `{37, Flags, From, To, Token}`, the message or exit reason
+    /// the payload (`erts_dsig_send_msg` and `erts_dsig_send_exit2` in
+    /// `erts/emulator/beam/dist.c`). [`Control::AliasSend`] is sent in this form to a peer
+    /// that negotiated `DFLAG_ALTACT_SIG`, as OTP 28 does (OTP 30 drops `ALIAS_SEND`).
+    ///
+    /// Decoding yields this variant only for what no older operation expresses: priority
+    /// signals, and exit signals to a name or an alias. A non-priority message decodes as
+    /// [`Control::Send`], [`Control::RegSend`] or [`Control::AliasSend`], a non-priority
+    /// exit signal to a pid as [`Control::Exit2`].
+    AltactSig {
+        /// The sender.
+        from: Pid,
+        /// The receiver.
+        to: SignalTarget,
+        /// A priority signal (`erlang:send(To, Msg, [priority])`, `exit/3` with
+        /// `[priority]`).
+        priority: bool,
+        /// An exit signal whose reason is `payload`, rather than a message.
+        exit: bool,
+        /// seq_trace token.
+        token: Option<Term>,
+        /// The message, or the exit reason.
+        payload: Term,
     },
     /// `UNLINK_ID`: `from` removes its link to `to`.
     UnlinkId {

@@ -21,6 +21,15 @@ pub enum AcceptorStep {
         /// Its flags (the low 32 bits only, after an old `'n'` name).
         flags: DistFlags,
     },
+    /// The initiator asked to be named (`DFLAG_NAME_ME`, a node started with
+    /// `-name undefined`): choose a name on `host` and a creation, then call
+    /// [`Acceptor::send_named`] (or [`Acceptor::send_status`] to refuse).
+    NameMe {
+        /// The host it sent, to which the name must belong.
+        host: String,
+        /// Its flags.
+        flags: DistFlags,
+    },
     /// Send what was written to `out` and wait for the next message.
     Continue,
     /// The initiator confirmed that its old connection is dead: drop ours to it, then
@@ -47,6 +56,8 @@ pub struct Acceptor {
     our_challenge: u32,
     state: AcceptorState,
     peer: Option<NodeName>,
+    /// The host of an initiator that asked to be named, until it is.
+    name_me_host: Option<String>,
     peer_flags: DistFlags,
     peer_creation: u32,
     old_name_message: bool,
@@ -60,6 +71,7 @@ impl Acceptor {
             our_challenge,
             state: AcceptorState::AwaitName,
             peer: None,
+            name_me_host: None,
             peer_flags: DistFlags::EMPTY,
             peer_creation: 0,
             old_name_message: false,
@@ -112,11 +124,20 @@ impl Acceptor {
                         name,
                     } => {
                         self.peer_creation = creation;
-                        (name, flags)
+                        (Some(name), flags)
+                    }
+                    Message::NameMe {
+                        flags,
+                        creation,
+                        host,
+                    } => {
+                        self.peer_creation = creation;
+                        self.name_me_host = Some(host);
+                        (None, flags)
                     }
                     Message::OldName { flags, name } => {
                         self.old_name_message = true;
-                        (name, flags)
+                        (Some(name), flags)
                     }
                     _ => return Err(HandshakeError::Unexpected { step: Step::Name }),
                 };
@@ -127,14 +148,21 @@ impl Acceptor {
                     DistFlags::MANDATORY
                 };
                 let missing = flags.expand_digest().missing(required);
-                self.peer = Some(peer.clone());
+                self.peer = peer.clone();
                 self.peer_flags = flags;
                 if missing != DistFlags::EMPTY {
                     Message::Status(Status::NotAllowed).encode(out);
                     return Err(HandshakeError::PeerMissingFlags { missing });
                 }
                 self.state = AcceptorState::AwaitStatusDecision;
-                Ok(AcceptorStep::NameReceived { peer, flags })
+                match (peer, &self.name_me_host) {
+                    (Some(peer), _) => Ok(AcceptorStep::NameReceived { peer, flags }),
+                    (None, Some(host)) => Ok(AcceptorStep::NameMe {
+                        host: host.clone(),
+                        flags,
+                    }),
+                    (None, None) => Err(HandshakeError::Unexpected { step: Step::Name }),
+                }
             }
             AcceptorState::AwaitAliveAnswer => match Message::decode_alive_answer(msg)? {
                 Message::AliveAnswer(true) => {
@@ -210,17 +238,52 @@ impl Acceptor {
             return Err(HandshakeError::Unexpected { step: Step::Status });
         }
         let next = match status {
+            // An unnamed initiator goes on only once it is named (send_named).
+            Status::Ok | Status::OkSimultaneous | Status::Alive | Status::Named { .. }
+                if self.peer.is_none() =>
+            {
+                return Err(HandshakeError::Unexpected { step: Step::Status });
+            }
             Status::Ok | Status::OkSimultaneous => None,
             Status::Alive => Some(AcceptorState::AwaitAliveAnswer),
-            Status::Nok | Status::NotAllowed | Status::Named { .. } => {
-                Some(AcceptorState::Finished)
-            }
+            // `named:` is only for initiators that asked for it; see send_named.
+            Status::Named { .. } => return Err(HandshakeError::Unexpected { step: Step::Status }),
+            Status::Nok | Status::NotAllowed => Some(AcceptorState::Finished),
         };
         Message::Status(status).encode(out);
         match next {
             None => self.send_challenge(out),
             Some(state) => self.state = state,
         }
+        Ok(())
+    }
+
+    /// Names an initiator that asked for it ([`AcceptorStep::NameMe`]): sends the `named:`
+    /// status with `name` and `creation`, then the challenge, as `dist_util:mark_pending/1`
+    /// does when `net_kernel` answers `{ok, DynNodeName, Creation}`. The name must be on
+    /// the host the initiator sent (it checks); the caller picks the name and creation
+    /// (`net_kernel` uses a random base-36 alive part and a fresh creation) so that no
+    /// connection uses the name already.
+    pub fn send_named(
+        &mut self,
+        name: NodeName,
+        creation: u32,
+        out: &mut BytesMut,
+    ) -> Result<(), HandshakeError> {
+        let host_matches = self.name_me_host.as_deref() == Some(name.host());
+        if self.state != AcceptorState::AwaitStatusDecision || self.peer.is_some() || !host_matches
+        {
+            return Err(HandshakeError::Unexpected { step: Step::Status });
+        }
+        Message::Status(Status::Named {
+            name: name.as_str().to_string(),
+            creation,
+        })
+        .encode(out);
+        self.peer = Some(name);
+        self.peer_creation = creation;
+        self.name_me_host = None;
+        self.send_challenge(out);
         Ok(())
     }
 

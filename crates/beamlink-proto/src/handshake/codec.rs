@@ -5,7 +5,7 @@
 use super::{Message, MessageError, Status, Step};
 use crate::digest::Digest;
 use crate::flags::DistFlags;
-use crate::node_name::NodeName;
+use crate::node_name::{NodeName, NodeNameError};
 use bytes::{BufMut, BytesMut};
 
 fn put_name(out: &mut BytesMut, name: &NodeName) {
@@ -28,6 +28,17 @@ impl Message {
                 out.put_u64(flags.0);
                 out.put_u32(*creation);
                 put_name(out, name);
+            }
+            Message::NameMe {
+                flags,
+                creation,
+                host,
+            } => {
+                out.put_u8(b'N');
+                out.put_u64(flags.0);
+                out.put_u32(*creation);
+                out.put_u16(host.len() as u16);
+                out.put_slice(host.as_bytes());
             }
             Message::OldName { flags, name } => {
                 out.put_u8(b'n');
@@ -90,8 +101,16 @@ impl Message {
             b'N' => {
                 let flags = DistFlags(r.u64()?);
                 let creation = r.u32()?;
-                // NAME_ME peers send only a host; we never assign names, so we refuse them
-                // like any other malformed name.
+                if flags.contains(DistFlags::NAME_ME) {
+                    // Only a host, which must not be empty or hold an `@`
+                    // (`dist_util:is_name_ok/2`).
+                    let host = r.host16()?;
+                    return Ok(Message::NameMe {
+                        flags,
+                        creation,
+                        host,
+                    });
+                }
                 let name = r.name16()?;
                 Ok(Message::Name {
                     flags,
@@ -290,6 +309,32 @@ impl<'a> Reader<'a> {
             .take(len)
             .map_err(|_| MessageError::NameLength { step })?;
         parse_name(bytes, step)
+    }
+
+    /// A host with a 2-byte length, as a NAME_ME initiator sends it.
+    fn host16(&mut self) -> Result<String, MessageError> {
+        let len = self.u16()? as usize;
+        let step = self.step;
+        let bytes = self
+            .take(len)
+            .map_err(|_| MessageError::NameLength { step })?;
+        let host =
+            std::str::from_utf8(bytes).map_err(|_| MessageError::BadName { step, reason: None })?;
+        let reason = if host.is_empty() {
+            NodeNameError::EmptyHost
+        } else if host.contains('@') {
+            NodeNameError::SeveralAts
+        } else if host.chars().count() > crate::term::Atom::MAX_CHARS {
+            NodeNameError::TooLong {
+                chars: host.chars().count(),
+            }
+        } else {
+            return Ok(host.to_string());
+        };
+        Err(MessageError::BadName {
+            step,
+            reason: Some(reason),
+        })
     }
 
     fn rest(&mut self) -> &'a [u8] {

@@ -184,6 +184,17 @@ pub enum Message {
         /// Its full name.
         name: NodeName,
     },
+    /// `'N'` with `DFLAG_NAME_ME`: an initiator started with `-name undefined` or
+    /// `-sname undefined` sends only its host and asks the acceptor for a name
+    /// (`dist_util:recv_name_new/2`).
+    NameMe {
+        /// Its flags (`NAME_ME` among them).
+        flags: DistFlags,
+        /// Its creation (replaced by the one the acceptor assigns).
+        creation: u32,
+        /// Its host name, without `@`.
+        host: String,
+    },
     /// `'n'`: the old name message (version 5), followed later by a complement.
     OldName {
         /// The low 32 bits of its flags.

@@ -21,12 +21,14 @@ mod decode;
 mod encode;
 mod error;
 mod keys;
+mod record;
 pub mod tag;
 
 pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
 pub(crate) use encode::{Enc, parts};
 pub use encode::{Holes, ZERO_COPY_MIN, encode, encode_body, encode_body_with_refs};
 pub use error::{DecodeError, EncodeError};
+pub use record::Record;
 
 use bytes::Bytes;
 use smol_str::SmolStr;
@@ -254,6 +256,8 @@ pub enum Term {
     ImproperList(Vec<Term>, Box<Term>),
     /// A map, in the order its pairs were decoded or built.
     Map(Vec<(Term, Term)>),
+    /// An OTP 29 native record (`RECORD_EXT`).
+    Record(Box<Record>),
 }
 
 impl Term {
@@ -407,6 +411,14 @@ impl Term {
                     left = v.visit_atoms(f, left);
                 }
             }
+            Term::Record(r) => {
+                f(&r.module);
+                f(&r.name);
+                for (name, value) in &r.fields {
+                    f(name);
+                    left = value.visit_atoms(f, left);
+                }
+            }
             _ => {}
         }
         left
@@ -503,6 +515,17 @@ impl fmt::Display for Term {
                 }
                 f.write_str("}")
             }
+            Term::Record(r) => {
+                write!(f, "#{}:{}{{", r.module, r.name)?;
+                for (i, (name, value)) in r.fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{name} = ")?;
+                    fmt::Display::fmt(value, f)?;
+                }
+                f.write_str("}")
+            }
             _ => self.fmt_leaf(f),
         }
     }
@@ -526,6 +549,7 @@ impl Clone for Term {
                 Term::Map(out)
             }
             Term::Fun(f) => Term::Fun(f.clone_boxed()),
+            Term::Record(r) => Term::Record(r.clone_boxed()),
             _ => self.clone_leaf(),
         }
     }
@@ -543,6 +567,22 @@ impl Fun {
             old_uniq: self.old_uniq,
             pid: self.pid.clone(),
             free_vars: clone_all(&self.free_vars),
+        })
+    }
+}
+
+impl Record {
+    #[inline(never)]
+    fn clone_boxed(&self) -> Box<Record> {
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for (name, value) in &self.fields {
+            fields.push((name.clone(), value.clone()));
+        }
+        Box::new(Record {
+            module: self.module.clone(),
+            name: self.name.clone(),
+            exported: self.exported,
+            fields,
         })
     }
 }
@@ -576,6 +616,7 @@ impl Term {
             | Term::List(_)
             | Term::ImproperList(..)
             | Term::Map(_)
+            | Term::Record(_)
             | Term::Fun(_) => self.clone(),
         }
     }
@@ -612,9 +653,11 @@ impl Term {
             Term::Ref(r) => write!(f, "{r}"),
             Term::Fun(fun) => write!(f, "#Fun<{}.{}>", fun.module, fun.index),
             Term::Export(e) => write!(f, "fun {}:{}/{}", e.module, e.function, e.arity),
-            Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) => {
-                fmt::Display::fmt(self, f)
-            }
+            Term::Tuple(_)
+            | Term::List(_)
+            | Term::ImproperList(..)
+            | Term::Map(_)
+            | Term::Record(_) => fmt::Display::fmt(self, f),
         }
     }
 }

@@ -1,10 +1,11 @@
-//! Terms that hold other terms: tuples, lists (strings included), maps and funs. Each
+//! Terms that hold other terms: tuples, lists (strings included), maps, funs and native
+//! records. Each
 //! claims the bytes its elements will need before it allocates for them.
 
 use super::Decoder;
 use crate::term::error::DecodeError;
 use crate::term::tag::*;
-use crate::term::{Fun, Term, keys};
+use crate::term::{Fun, Record, Term, keys};
 
 impl Decoder<'_> {
     pub(super) fn tuple(&mut self, at: usize, tag: u8, depth: usize) -> Result<Term, DecodeError> {
@@ -126,6 +127,42 @@ impl Decoder<'_> {
             free_vars: Vec::new(),
         };
         Ok((Box::new(fun), num_free))
+    }
+
+    /// `RECORD_EXT` (OTP 29): `Arity:u32`, flags (0, or 1 for an exported record; OTP 29.1
+    /// refuses anything else), module, name, `Arity` field-name atoms, `Arity` values. A
+    /// field named twice is refused, as OTP 29.1's `binary_to_term/1` refuses it.
+    pub(super) fn record(&mut self, at: usize, depth: usize) -> Result<Term, DecodeError> {
+        let inner = Self::nested(depth, at)?;
+        let arity = self.u32()?;
+        let flags = self.u8()?;
+        if flags > 1 {
+            return Err(DecodeError::BadRecord { offset: at });
+        }
+        let module = self.atom()?;
+        let name = self.atom()?;
+        // A name and a value per field.
+        self.claim(at, arity, 2, 0)?;
+        let mut names = Vec::with_capacity(arity as usize);
+        for _ in 0..arity {
+            self.settle();
+            names.push(self.atom()?);
+        }
+        let mut fields = Vec::with_capacity(arity as usize);
+        for field in names {
+            self.settle();
+            fields.push((field, self.value(inner)?));
+        }
+        let record = Record {
+            module,
+            name,
+            exported: flags == 1,
+            fields,
+        };
+        if record.has_duplicate_fields() {
+            return Err(DecodeError::BadRecord { offset: at });
+        }
+        Ok(Term::Record(Box::new(record)))
     }
 
     pub(super) fn map(&mut self, at: usize, depth: usize) -> Result<Term, DecodeError> {

@@ -229,6 +229,7 @@ impl<'a> Decoder<'a> {
             LIST_EXT => self.list(at, depth),
             MAP_EXT => self.map(at, depth),
             NEW_FUN_EXT => self.fun(at, depth),
+            RECORD_EXT => self.record(at, depth),
             _ => self.leaf(at, tag),
         }
     }
