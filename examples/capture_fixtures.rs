@@ -363,11 +363,10 @@ async fn main() {
         }
     }
     std::fs::write(
-        out.join("handshake")
-            .join(format!(
-                "otp{otp}-initiator{}.transcript",
-                if header { "" } else { "-pass-through" }
-            )),
+        out.join("handshake").join(format!(
+            "otp{otp}-initiator{}.transcript",
+            if header { "" } else { "-pass-through" }
+        )),
         lines.join("\n") + "\n",
     )
     .unwrap();

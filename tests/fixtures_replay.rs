@@ -203,7 +203,12 @@ fn otp29_sends_altact_signals_and_native_records() {
         );
         let mut ordered: Vec<&PathBuf> = files
             .iter()
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("otp29-"))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("otp29-")
+            })
             .collect();
         ordered.sort_by_key(|p| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
@@ -213,8 +218,7 @@ fn otp29_sends_altact_signals_and_native_records() {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             let raw = std::fs::read(path).unwrap();
             let mut buf = BytesMut::from(&raw[..]);
-            let Some(Frame::Message(bytes)) = frame::take_frame(&mut buf, u32::MAX).unwrap()
-            else {
+            let Some(Frame::Message(bytes)) = frame::take_frame(&mut buf, u32::MAX).unwrap() else {
                 continue;
             };
             let Some(control) = decoder.decode(&bytes).unwrap() else {
@@ -240,7 +244,10 @@ fn otp29_sends_altact_signals_and_native_records() {
                     panic!("{name}: {control:?}")
                 };
                 assert_eq!(to.as_str(), "beamlink");
-                assert_eq!(*payload, beamlink::proto::term::Term::atom("priority_hello"));
+                assert_eq!(
+                    *payload,
+                    beamlink::proto::term::Term::atom("priority_hello")
+                );
                 seen.1 = true;
             }
             if name.contains("native_record") && name.ends_with("reg_send.bin") {
@@ -257,7 +264,11 @@ fn otp29_sends_altact_signals_and_native_records() {
                 seen.2 = true;
             }
         }
-        assert_eq!(seen, (true, true, true), "{dir}: alias reply, priority, record");
+        assert_eq!(
+            seen,
+            (true, true, true),
+            "{dir}: alias reply, priority, record"
+        );
     }
 }
 

@@ -215,7 +215,7 @@ impl Acceptor {
                     peer,
                     peer_flags: self.peer_flags,
                     peer_creation: self.peer_creation,
-                    flags: DistFlags::negotiate(self.local.flags, self.peer_flags),
+                    flags: DistFlags::negotiate(self.offered_flags(), self.peer_flags),
                 }))
             }
             AcceptorState::AwaitStatusDecision | AcceptorState::Finished => {
@@ -287,9 +287,20 @@ impl Acceptor {
         Ok(())
     }
 
+    /// Our flags as the challenge carries them: with `NAME_ME` echoed to an initiator we
+    /// named, which checks that the chosen flags say so before it takes the name
+    /// (`dist_util:do_setnode/1`; `make_this_flags` adds it on a BEAM acceptor).
+    fn offered_flags(&self) -> DistFlags {
+        if self.peer_flags.contains(DistFlags::NAME_ME) {
+            self.local.flags | DistFlags::NAME_ME
+        } else {
+            self.local.flags
+        }
+    }
+
     fn send_challenge(&mut self, out: &mut BytesMut) {
         Message::Challenge {
-            flags: self.local.flags,
+            flags: self.offered_flags(),
             challenge: self.our_challenge,
             creation: self.local.creation,
             name: self.local.name.clone(),
