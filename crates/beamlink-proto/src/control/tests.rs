@@ -2,6 +2,7 @@
 //! malformed tuples.
 
 use super::*;
+use crate::flags::DistFlags;
 use bytes::BytesMut;
 
 fn pid(node: &str, id: u32) -> Pid {
@@ -283,4 +284,139 @@ fn malformed_control_tuples_are_typed_errors() {
     for (c, payload, err) in cases {
         assert_eq!(Control::from_terms(c, payload), Err(err));
     }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// `erlang:send({beamlink, Node}, priority_hello, [priority])` from OTP 29.1, captured as a
+/// pass-through message (`fixtures/dist/otp29-priority_send-26-altact_sig.bin`):
+/// `{37, PRIO|NAME, From, beamlink}` and the message.
+const PRIORITY_SEND: &str = "708368046125610958770e70656572403132372e302e302e3100000061000000006b12f57577086265616d6c696e6b83770e7072696f726974795f68656c6c6f";
+
+/// The start of a gen_server reply to our alias from OTP 29.1
+/// (`fixtures/dist/otp29-alias_reply-31-alias_send.bin`): `{37, ALIAS, From, Alias}`.
+const ALIAS_REPLY_CONTROL: &str = "8368046125610458770e70656572403132372e302e302e310000002d000000006b12f5755a000377126265616d6c696e6b403132372e302e302e318101cf68000000110000000000000000";
+
+#[test]
+fn captured_altact_sig_send_decodes_and_reencodes() {
+    let bytes = bytes::Bytes::from(unhex(PRIORITY_SEND));
+    let control = crate::frame::decode_message(&bytes).unwrap();
+    let Control::AltactSig {
+        to: SignalTarget::Name(ref to),
+        priority: true,
+        exit: false,
+        token: None,
+        ref payload,
+        ..
+    } = control
+    else {
+        panic!("{control:?}")
+    };
+    assert_eq!(
+        (to.as_str(), payload),
+        ("beamlink", &Term::atom("priority_hello"))
+    );
+    let mut again = BytesMut::new();
+    control
+        .encode(DistFlags::BEAMLINK_DEFAULT, &mut again)
+        .unwrap();
+    assert_eq!(&again[..], &bytes[..]);
+
+    // An OTP 28+ alias send is an AliasSend, and goes back out the same way to a peer that
+    // negotiated ALTACT_SIG, as ALIAS_SEND (33) to one that did not.
+    let mut reply = unhex(&format!("70{ALIAS_REPLY_CONTROL}"));
+    reply.extend_from_slice(&[131, 106]);
+    let reply = bytes::Bytes::from(reply);
+    let control = crate::frame::decode_message(&reply).unwrap();
+    assert!(matches!(control, Control::AliasSend { .. }), "{control:?}");
+    let mut again = BytesMut::new();
+    control
+        .encode(DistFlags::BEAMLINK_DEFAULT, &mut again)
+        .unwrap();
+    assert_eq!(&again[..], &reply[..]);
+    let old = DistFlags(DistFlags::BEAMLINK_DEFAULT.0 & !DistFlags::ALTACT_SIG.0);
+    assert_eq!(control.op(old), op::ALIAS_SEND);
+    assert_eq!(control.op(DistFlags::BEAMLINK_DEFAULT), op::ALTACT_SIG_SEND);
+}
+
+#[test]
+fn altact_sig_send_forms_follow_erts_net_message() {
+    let from = Term::Pid(pid("a@h.x", 1));
+    let alias = Term::reference(r());
+    let tuple = |flags: Term, to: Term, rest: &[Term]| {
+        let mut t = vec![Term::Int(37), flags, from.clone(), to];
+        t.extend_from_slice(rest);
+        Term::Tuple(t)
+    };
+    let decode = |c: Term| Control::from_terms(c, Some(Term::atom("reason")));
+    // exit/3 with [priority] to an alias (erts_dsig_send_exit2): PRIO|ALIAS|EXIT.
+    assert_eq!(
+        decode(tuple(Term::Int(0b10101), alias.clone(), &[])),
+        Ok(Control::AltactSig {
+            from: pid("a@h.x", 1),
+            to: SignalTarget::Alias(r()),
+            priority: true,
+            exit: true,
+            token: None,
+            payload: Term::atom("reason"),
+        })
+    );
+    // A token, bits above the defined ones (a bignum), and an extra element a later
+    // release may add are all taken as the BEAM takes them.
+    let big = Term::Big(crate::term::BigInt {
+        negative: false,
+        magnitude: vec![0b0111, 0, 0, 0, 0, 0, 0, 0, 1],
+    });
+    let extra = [Term::atom("tok"), Term::atom("future")];
+    let Ok(Control::AltactSig {
+        priority: true,
+        token: Some(token),
+        to: SignalTarget::Alias(_),
+        exit: false,
+        ..
+    }) = decode(tuple(big, alias.clone(), &extra))
+    else {
+        panic!("bignum flags")
+    };
+    assert_eq!(token, Term::atom("tok"));
+    // Non-priority forms decode as the older operations.
+    assert!(matches!(
+        decode(tuple(Term::Int(0b10000), from.clone(), &[])),
+        Ok(Control::Exit2 { .. })
+    ));
+    assert!(matches!(
+        decode(tuple(Term::Int(0), from.clone(), &[])),
+        Ok(Control::Send { from: Some(_), .. })
+    ));
+    // What the BEAM refuses.
+    let bad = |flags: i64, to: Term| decode(tuple(Term::Int(flags), to, &[]));
+    assert!(matches!(
+        bad(-1, from.clone()),
+        Err(ControlError::BadField { op: 37, .. })
+    ));
+    assert!(matches!(
+        bad(0b1100, alias.clone()),
+        Err(ControlError::BadField { .. })
+    ));
+    assert!(matches!(
+        bad(0b0100, from.clone()),
+        Err(ControlError::BadField { .. })
+    ));
+    assert!(matches!(
+        bad(0b1000, alias.clone()),
+        Err(ControlError::BadField { .. })
+    ));
+    assert_eq!(
+        bad(0b0010, alias.clone()),
+        Err(ControlError::WrongArity { op: 37, arity: 4 })
+    );
+    assert_eq!(
+        Control::from_terms(Term::tuple([Term::Int(37), Term::Int(0), from]), None),
+        Err(ControlError::MissingPayload { op: 37 })
+    );
 }

@@ -206,3 +206,82 @@ fn messages_out_of_turn_are_errors_not_panics() {
     assert!(b.receive(b"r", &mut out).is_err());
     assert!(b.receive(b"N", &mut out).is_err());
 }
+
+/// The name message of `erl -name undefined@127.0.0.1 -dist_listen false` (OTP 29.1),
+/// captured: flags with NAME_ME, creation 0, and only the host.
+const NAME_ME_FROM_OTP29: &str = "4e0000006f07df7fbc0000000000093132372e302e302e31";
+
+#[test]
+fn a_name_me_initiator_is_named_then_challenged() {
+    let msg: Vec<u8> = (0..NAME_ME_FROM_OTP29.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&NAME_ME_FROM_OTP29[i..i + 2], 16).unwrap())
+        .collect();
+    let mut acceptor = Acceptor::new(local("b@127.0.0.1", "c", 9), 77);
+    let mut out = BytesMut::new();
+    let step = acceptor.receive(&msg, &mut out).unwrap();
+    let AcceptorStep::NameMe { host, flags } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(host, "127.0.0.1");
+    assert!(flags.contains(DistFlags::NAME_ME));
+    assert_eq!(acceptor.peer(), None);
+    // Unnamed, it may not simply go on; the name must be on its host.
+    assert!(acceptor.send_status(Status::Ok, &mut out).is_err());
+    let elsewhere = NodeName::parse("X1@10.0.0.1").unwrap();
+    assert!(acceptor.send_named(elsewhere, 5, &mut out).is_err());
+    assert!(out.is_empty());
+
+    let name = NodeName::parse("3BK0KCJJ0Q18O@127.0.0.1").unwrap();
+    acceptor
+        .send_named(name.clone(), 0x1234_5678, &mut out)
+        .unwrap();
+    // 's' "named:" Len:16 Name Creation:32, as dist_util:send_status/2 writes it.
+    let status = take_packet(&mut out).unwrap();
+    let mut expected = b"snamed:".to_vec();
+    expected.extend_from_slice(&(name.as_str().len() as u16).to_be_bytes());
+    expected.extend_from_slice(name.as_str().as_bytes());
+    expected.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    assert_eq!(&status[..], &expected[..]);
+    assert_eq!(
+        Message::decode_status(&status),
+        Ok(Message::Status(Status::Named {
+            name: name.as_str().to_string(),
+            creation: 0x1234_5678
+        }))
+    );
+    // The challenge echoes NAME_ME: the initiator takes the name only if the chosen flags
+    // say so (dist_util:do_setnode/1).
+    let challenge = take_packet(&mut out).unwrap();
+    let Ok(Message::Challenge { flags, .. }) = Message::decode_challenge(&challenge) else {
+        panic!("no challenge")
+    };
+    assert!(flags.contains(DistFlags::NAME_ME));
+    let mut reply = BytesMut::new();
+    Message::ChallengeReply {
+        challenge: 5,
+        digest: Digest::compute(&Cookie::new("c"), 77),
+    }
+    .encode(&mut reply);
+    let reply = take_packet(&mut reply).unwrap();
+    let AcceptorStep::Done(done) = acceptor.receive(&reply, &mut out).unwrap() else {
+        panic!("not done")
+    };
+    assert_eq!(done.peer, name);
+    assert_eq!(done.peer_creation, 0x1234_5678);
+}
+
+#[test]
+fn a_name_me_host_must_be_a_bare_host() {
+    for host in ["", "a@b"] {
+        let mut msg = vec![b'N'];
+        msg.extend_from_slice(&(DistFlags::MANDATORY.0 | DistFlags::NAME_ME.0).to_be_bytes());
+        msg.extend_from_slice(&0u32.to_be_bytes());
+        msg.extend_from_slice(&(host.len() as u16).to_be_bytes());
+        msg.extend_from_slice(host.as_bytes());
+        assert!(matches!(
+            Message::decode_name(&msg),
+            Err(MessageError::BadName { .. })
+        ));
+    }
+}

@@ -4,6 +4,13 @@
 //!
 //! Version 6 only: we send `'N'`; as acceptor we also take the old `'n'` name followed by
 //! the `'c'` complement, as OTP 25.3+ does.
+//!
+//! `DFLAG_NAME_ME` (a node started with `-name undefined@host -dist_listen false`): its
+//! `'N'` carries only a host ([`Message::NameMe`]); the acceptor answers `'s'`
+//! `named:` with the full name and a creation it chose, then its challenge with `NAME_ME`
+//! among its flags (`dist_util:mark_pending/1`, `send_status/2`, `do_setnode/1`;
+//! `net_kernel:generate_node_name/2`). The name and creation are the caller's to choose:
+//! see [`Acceptor::send_named`].
 
 mod acceptor;
 mod codec;

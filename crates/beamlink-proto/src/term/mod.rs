@@ -3,7 +3,7 @@
 //!
 //! beamlink has its own codec instead of the `eetf` crate: `eetf` panics on atom-cache
 //! references and distribution headers, trusts declared lengths, and mis-encodes lists of
-//! negative integers (see `protocol.md` §9.2). This codec
+//! negative integers. This codec
 //!
 //! * never panics and checks every declared length against the bytes present before it
 //!   allocates, so decoding never allocates more than [`MAX_ALLOC_PER_INPUT_BYTE`] bytes per
@@ -15,13 +15,17 @@
 //!   `SMALL_ATOM_UTF8_EXT` atoms), so a decoded BEAM term re-encodes to the same bytes
 //!   (checked against a real BEAM by `tests/term_differential.rs`);
 //! * resolves `ATOM_CACHE_REF` through a caller-supplied table (the distribution header's
-//!   atom cache).
+//!   atom cache);
+//! * reads and writes OTP 29's native records (`RECORD_EXT`, [`Record`]), which a BEAM sends
+//!   only to a node that offers `DFLAG_NATIVE_RECORDS`.
 
 mod decode;
 mod encode;
 mod error;
 mod keys;
 mod record;
+#[cfg(test)]
+mod record_tests;
 pub mod tag;
 
 pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
