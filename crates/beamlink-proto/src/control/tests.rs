@@ -420,3 +420,55 @@ fn altact_sig_send_forms_follow_erts_net_message() {
         Err(ControlError::MissingPayload { op: 37 })
     );
 }
+
+#[test]
+fn operation_numbers_match_dist_h() {
+    // enum dop in erts/emulator/beam/dist.h (OTP 28), and ERTS_DOP_ALTACT_SIG_FLG_*.
+    let ours = [
+        op::LINK,
+        op::SEND,
+        op::EXIT,
+        op::UNLINK,
+        op::REG_SEND,
+        op::GROUP_LEADER,
+        op::EXIT2,
+        op::SEND_TT,
+        op::EXIT_TT,
+        op::REG_SEND_TT,
+        op::EXIT2_TT,
+        op::MONITOR_P,
+        op::DEMONITOR_P,
+        op::MONITOR_P_EXIT,
+        op::SEND_SENDER,
+        op::SEND_SENDER_TT,
+        op::PAYLOAD_EXIT,
+        op::PAYLOAD_EXIT_TT,
+        op::PAYLOAD_EXIT2,
+        op::PAYLOAD_EXIT2_TT,
+        op::PAYLOAD_MONITOR_P_EXIT,
+        op::SPAWN_REQUEST,
+        op::SPAWN_REQUEST_TT,
+        op::SPAWN_REPLY,
+        op::SPAWN_REPLY_TT,
+        op::ALIAS_SEND,
+        op::ALIAS_SEND_TT,
+        op::UNLINK_ID,
+        op::UNLINK_ID_ACK,
+        op::ALTACT_SIG_SEND,
+    ];
+    let otp = [
+        1, 2, 3, 4, 6, 7, 8, 12, 13, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        32, 33, 34, 35, 36, 37,
+    ];
+    assert_eq!(ours, otp);
+    assert_eq!(
+        [
+            altact::PRIO,
+            altact::TOKEN,
+            altact::ALIAS,
+            altact::NAME,
+            altact::EXIT
+        ],
+        [1, 2, 4, 8, 16]
+    );
+}
