@@ -266,6 +266,9 @@ pub enum Control {
     /// `erts/emulator/beam/dist.c`). [`Control::AliasSend`] is sent in this form to a peer
     /// that negotiated `DFLAG_ALTACT_SIG`, as OTP 28 does (OTP 30 drops `ALIAS_SEND`).
     ///
+    /// It is always written as `ALTACT_SIG_SEND`: send it only to a peer that negotiated
+    /// `DFLAG_ALTACT_SIG` (OTP 27 and older drop a connection on an unknown operation).
+    ///
     /// Decoding yields this variant only for what no older operation expresses: priority
     /// signals, and exit signals to a name or an alias. A non-priority message decodes as
     /// [`Control::Send`], [`Control::RegSend`] or [`Control::AliasSend`], a non-priority
