@@ -9,7 +9,9 @@
 //! cookie (never a real one), puts a recording TCP proxy in front of the BEAM, and connects
 //! beamlink through it. Then it asks the BEAM (over erpc) to ping us, call our GenServer,
 //! erpc and rpc us, and monitor a name we do not have, so every kind of message the BEAM
-//! sends for those operations passes the proxy. It writes:
+//! sends for those operations passes the proxy. From OTP 28 on it also has the BEAM send us a
+//! priority message and calls one of the BEAM's gen_servers, whose reply comes to an alias
+//! (both `ALTACT_SIG_SEND`); from OTP 29 on, the BEAM sends us a native record. It writes:
 //! * `handshake/otp<N>-initiator.transcript`: our handshake as initiator, one line per
 //!   message (`>` we sent, `<` the BEAM sent), hex;
 //! * `dist/otp<N>-<what>.bin`: single frames the BEAM sent after the handshake (length
@@ -100,6 +102,7 @@ fn op_name(c: &beamlink::proto::control::Control) -> &'static str {
         C::SpawnRequest { .. } => "spawn_request",
         C::SpawnReply { .. } => "spawn_reply",
         C::AliasSend { .. } => "alias_send",
+        C::AltactSig { .. } => "altact_sig",
         C::UnlinkId { .. } => "unlink_id",
         C::UnlinkIdAck { .. } => "unlink_id_ack",
         _ => "other",
@@ -250,6 +253,41 @@ async fn main() {
             ],
         ),
     ];
+    let release: u32 = otp.parse().unwrap_or(0);
+    let mut steps = steps;
+    if release >= 28 {
+        // erlang:send/3 with [priority] to a remote name: ALTACT_SIG_SEND with NAME|PRIO.
+        steps.push((
+            "priority_send",
+            "erlang",
+            "send",
+            vec![
+                Term::tuple([Term::atom("beamlink"), me.clone()]),
+                Term::atom("priority_hello"),
+                Term::list([Term::atom("priority")]),
+            ],
+        ));
+    }
+    if release >= 29 {
+        // The BEAM decodes the record in the spawn request's arguments and sends it back.
+        steps.push((
+            "native_record",
+            "erlang",
+            "send",
+            vec![
+                Term::tuple([Term::atom("beamlink"), me.clone()]),
+                Term::Record(Box::new(beamlink::proto::term::Record {
+                    module: beamlink::proto::term::Atom::new("fixture"),
+                    name: beamlink::proto::term::Atom::new("point"),
+                    exported: true,
+                    fields: vec![
+                        (beamlink::proto::term::Atom::new("x"), Term::Int(1)),
+                        (beamlink::proto::term::Atom::new("y"), Term::atom("two")),
+                    ],
+                })),
+            ],
+        ));
+    }
     let mut marks = Vec::new();
     for (what, m, f, a) in steps {
         let before = rec.lock().unwrap().chunks.len();
@@ -257,6 +295,18 @@ async fn main() {
         eprintln!("{what}: {r:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
         marks.push((what, before, rec.lock().unwrap().chunks.len()));
+    }
+    if release >= 28 {
+        // A gen_server call from us: the BEAM replies to our alias, with ALTACT_SIG_SEND.
+        let before = rec.lock().unwrap().chunks.len();
+        let mut process = node.spawn_process();
+        let dest = beamlink::node::Dest::name("application_controller", &peer);
+        let r = process
+            .call(&dest, Term::atom("which_applications"), t)
+            .await;
+        eprintln!("alias_reply: {:?}", r.map(|_| "reply"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        marks.push(("alias_reply", before, rec.lock().unwrap().chunks.len()));
     }
 
     // The handshake: 2-byte packets until the ack, then 4-byte frames.
@@ -313,8 +363,10 @@ async fn main() {
         }
     }
     std::fs::write(
-        out.join("handshake")
-            .join(format!("otp{otp}-initiator.transcript")),
+        out.join("handshake").join(format!(
+            "otp{otp}-initiator{}.transcript",
+            if header { "" } else { "-pass-through" }
+        )),
         lines.join("\n") + "\n",
     )
     .unwrap();

@@ -142,8 +142,8 @@ fn captured_frames_decode_and_reencode_identically() {
         DistFlags::BEAMLINK_DEFAULT.0
             & !(DistFlags::DIST_HDR_ATOM_CACHE.0 | DistFlags::FRAGMENTS.0),
     );
-    let flags = DistFlags::negotiate(no_header, DistFlags(0x0D_07DF_7FBD));
     for path in fixtures("dist", "bin") {
+        let flags = DistFlags::negotiate(no_header, peer_flags(&path));
         let raw = std::fs::read(&path).unwrap();
         let mut buf = BytesMut::from(&raw[..]);
         let Some(Frame::Message(bytes)) = frame::take_frame(&mut buf, u32::MAX).unwrap() else {
@@ -175,12 +175,108 @@ fn captured_frames_decode_and_reencode_identically() {
     }
 }
 
+/// What the BEAM of a capture offered: OTP 25 and 27 the same flags, OTP 29 also
+/// ALTACT_SIG and NATIVE_RECORDS (its challenge in `handshake/otp29-initiator.transcript`).
+fn peer_flags(path: &Path) -> DistFlags {
+    let name = path.file_name().unwrap().to_string_lossy();
+    if name.starts_with("otp29-") {
+        DistFlags(0x6D_07DF_7FBD)
+    } else {
+        DistFlags(0x0D_07DF_7FBD)
+    }
+}
+
+/// The OTP 29 captures hold what OTP 28+ sends with ALTACT_SIG and NATIVE_RECORDS
+/// negotiated: a gen_server reply to our alias as `ALTACT_SIG_SEND` {37, ALIAS, From, Alias},
+/// `erlang:send/3` with `[priority]` to a registered name as {37, PRIO|NAME, From, Name},
+/// and a native record (`RECORD_EXT`, tag 67) inside a message.
+#[test]
+fn otp29_sends_altact_signals_and_native_records() {
+    use beamlink::proto::control::SignalTarget;
+    use beamlink::proto::dist_header::DistDecoder;
+    for dir in ["dist", "dist-header"] {
+        let files = fixtures(dir, "bin");
+        let mut seen = (false, false, false);
+        let mut decoder = DistDecoder::new(
+            DistFlags::negotiate(DistFlags::BEAMLINK_DEFAULT, DistFlags(0x6D_07DF_7FBD)),
+            64 << 20,
+        );
+        let mut ordered: Vec<&PathBuf> = files
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("otp29-")
+            })
+            .collect();
+        ordered.sort_by_key(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.split('-').nth(2).unwrap().parse::<u32>().unwrap()
+        });
+        for path in ordered {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let raw = std::fs::read(path).unwrap();
+            let mut buf = BytesMut::from(&raw[..]);
+            let Some(Frame::Message(bytes)) = frame::take_frame(&mut buf, u32::MAX).unwrap() else {
+                continue;
+            };
+            let Some(control) = decoder.decode(&bytes).unwrap() else {
+                continue;
+            };
+            if name.contains("alias_reply") && name.ends_with("alias_send.bin") {
+                // The control tuple starts {37, 4, ...}: small tuple of 4, op 37, flags 4.
+                let at = bytes.windows(6).position(|w| w == [104, 4, 97, 37, 97, 4]);
+                assert!(at.is_some(), "{name}: not ALTACT_SIG_SEND with ALIAS");
+                assert!(matches!(control, Control::AliasSend { .. }), "{name}");
+                seen.0 = true;
+            }
+            if name.contains("priority_send") && name.ends_with("altact_sig.bin") {
+                let Control::AltactSig {
+                    to: SignalTarget::Name(to),
+                    priority: true,
+                    exit: false,
+                    token: None,
+                    payload,
+                    ..
+                } = &control
+                else {
+                    panic!("{name}: {control:?}")
+                };
+                assert_eq!(to.as_str(), "beamlink");
+                assert_eq!(
+                    *payload,
+                    beamlink::proto::term::Term::atom("priority_hello")
+                );
+                seen.1 = true;
+            }
+            if name.contains("native_record") && name.ends_with("reg_send.bin") {
+                let Control::RegSend { message, .. } = &control else {
+                    panic!("{name}: {control:?}")
+                };
+                let beamlink::proto::term::Term::Record(r) = message else {
+                    panic!("{name}: {message:?}")
+                };
+                assert_eq!((r.module.as_str(), r.name.as_str()), ("fixture", "point"));
+                assert!(r.exported);
+                assert_eq!(r.get("x"), Some(&beamlink::proto::term::Term::Int(1)));
+                assert_eq!(r.get("y"), Some(&beamlink::proto::term::Term::atom("two")));
+                seen.2 = true;
+            }
+        }
+        assert_eq!(
+            seen,
+            (true, true, true),
+            "{dir}: alias reply, priority, record"
+        );
+    }
+}
+
 /// Frames with distribution headers (atom cache references, fragments), decoded in the order
 /// the BEAM sent them, since the atom cache carries over from message to message.
 #[test]
 fn header_frames_decode_in_order_and_reencode() {
     use beamlink::proto::dist_header::DistDecoder;
-    let flags = DistFlags::negotiate(DistFlags::BEAMLINK_DEFAULT, DistFlags(0x0D_07DF_7FBD));
     let files = fixtures("dist-header", "bin");
     let mut releases: Vec<String> = files
         .iter()
@@ -205,6 +301,7 @@ fn header_frames_decode_in_order_and_reencode() {
                     .starts_with(&format!("{release}-"))
             })
             .collect();
+        let flags = DistFlags::negotiate(DistFlags::BEAMLINK_DEFAULT, peer_flags(ordered[0]));
         // Capture order is the frame index, the third dash-separated field.
         ordered.sort_by_key(|p| {
             p.file_name()

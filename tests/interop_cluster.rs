@@ -474,3 +474,128 @@ fn large_binaries_cross_both_ways_intact() {
         });
     }
 }
+
+/// `#nr2:point{x = 1, y = 2}` from an exported native record, as OTP 29.1's
+/// `term_to_binary/1` writes it (`RECORD_EXT`).
+const NATIVE_RECORD: &str =
+    "<<131,67,0,0,0,2,1,119,3,110,114,50,119,5,112,111,105,110,116,119,1,120,119,1,121,97,1,97,2>>";
+
+/// The signals of OTP 28 and 29 (ALTACT_SIG_SEND, native records) with a plain `erl` of each
+/// release: what the connection negotiates, gen_server calls both ways (their replies go to
+/// an alias, as ALTACT_SIG_SEND on OTP 28+), priority messages to a name and to an alias, and
+/// a native record to a Rust process and back. OTP 25 and 27 negotiate neither flag and the
+/// calls work as before.
+#[test]
+fn otp28_signals_and_native_records_reach_rust_processes() {
+    use beamlink::proto::flags::DistFlags;
+    for otp in Otp::from_env() {
+        with_runtime(|rt| {
+            let _guard = rt.enter();
+            let epmd = Epmd::start();
+            let node = rust_node(&epmd, "rustsig");
+            let beam = BeamNode::start(otp, epmd.port());
+            let peer = NodeName::parse(beam.node_name()).unwrap();
+            rt.block_on(node.connect(&peer)).unwrap();
+            let r = node.name().to_string();
+            let modern = otp.release() >= "29";
+
+            let flags = node.connection(&peer).unwrap().flags();
+            eprintln!("{otp}: negotiated flags {flags:?}");
+            for flag in [DistFlags::ALTACT_SIG, DistFlags::NATIVE_RECORDS] {
+                assert_eq!(flags.contains(flag), modern, "{otp}: {flag:?} in {flags:?}");
+            }
+
+            // BEAM -> Rust GenServer (our reply goes to the caller's alias).
+            assert_eq!(
+                beam.eval(&format!(
+                    "is_map(gen_server:call({{beamlink, '{r}'}}, info))"
+                ))
+                .unwrap(),
+                "true",
+                "{otp}"
+            );
+            // Rust -> BEAM gen_server (its reply comes to our alias).
+            let mut caller = node.spawn_process();
+            let t = Duration::from_secs(10);
+            let apps = rt
+                .block_on(caller.call(
+                    &Dest::name("application_controller", &peer),
+                    Term::atom("which_applications"),
+                    t,
+                ))
+                .unwrap();
+            assert!(
+                apps.to_string().contains("kernel"),
+                "{otp}: which_applications gave {apps}"
+            );
+
+            if !modern {
+                rt.block_on(node.shutdown());
+                return;
+            }
+            let mut sink = node.spawn_process();
+            sink.register("sink").unwrap();
+            // A priority message to a registered name: {37, PRIO|NAME, From, sink}.
+            assert_eq!(
+                beam.eval(&format!(
+                    "erlang:send({{sink, '{r}'}}, {{prio, 1}}, [priority])"
+                ))
+                .unwrap(),
+                "ok"
+            );
+            match rt.block_on(sink.recv_timeout(t)) {
+                Some(Envelope::Message {
+                    from: Some(_),
+                    message,
+                }) => assert_eq!(message, Term::tuple([Term::atom("prio"), Term::Int(1)])),
+                other => panic!("{otp}: priority message: {other:?}"),
+            }
+            // A priority reply to the alias of our call (EEP 76: erlang:send/3 to an alias).
+            beam.eval(
+                "P = spawn(fun() -> receive {'$gen_call', {_, [alias | A] = Tag}, Req} -> \
+                 erlang:send(A, {Tag, {prio_reply, Req}}, [priority]) end end), \
+                 register(prio_server, P)",
+            )
+            .unwrap();
+            let reply = rt
+                .block_on(caller.call(&Dest::name("prio_server", &peer), Term::atom("hi"), t))
+                .unwrap();
+            assert_eq!(
+                reply,
+                Term::tuple([Term::atom("prio_reply"), Term::atom("hi")]),
+                "{otp}"
+            );
+            // A native record made by the BEAM, and back.
+            beam.eval("register(record_back, self())").unwrap();
+            assert!(
+                beam.eval(&format!(
+                    "erlang:send({{sink, '{r}'}}, binary_to_term({NATIVE_RECORD}))"
+                ))
+                .unwrap()
+                .starts_with("#nr2:point"),
+            );
+            let record = match rt.block_on(sink.recv_timeout(t)) {
+                Some(Envelope::Message { message, .. }) => message,
+                other => panic!("{otp}: native record: {other:?}"),
+            };
+            let Term::Record(rec) = &record else {
+                panic!("{otp}: not a record: {record:?}")
+            };
+            assert_eq!((rec.module.as_str(), rec.name.as_str()), ("nr2", "point"));
+            assert!(rec.exported);
+            assert_eq!(rec.get("x"), Some(&Term::Int(1)));
+            assert_eq!(rec.get("y"), Some(&Term::Int(2)));
+            rt.block_on(sink.send(Dest::name("record_back", &peer), record.clone()))
+                .unwrap();
+            assert_eq!(
+                beam.eval(&format!(
+                    "receive R -> R =:= binary_to_term({NATIVE_RECORD}) after 10000 -> timeout end"
+                ))
+                .unwrap(),
+                "true",
+                "{otp}"
+            );
+            rt.block_on(node.shutdown());
+        });
+    }
+}

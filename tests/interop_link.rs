@@ -336,3 +336,58 @@ fn the_embedded_epmd_serves_real_beams() {
         );
     }
 }
+
+/// A node started with a dynamic name (`-name undefined@127.0.0.1 -dist_listen false`, OTP
+/// 23+; `net_kernel` requires `-dist_listen false` for it) asks beamlink to name it
+/// (`DFLAG_NAME_ME`): beamlink gives it a name on its host and a creation in the `named:`
+/// status, as `dist_util` does, and the connection comes up under that name.
+#[test]
+fn a_name_me_peer_is_named_by_beamlink() {
+    for otp in Otp::from_env() {
+        let epmd = Epmd::start();
+        let port = epmd.port().to_string();
+        let acceptor = format!("{}@127.0.0.1", unique_name("blnameme"));
+        let bl = Beamlink::start(
+            &[
+                "run",
+                "--name",
+                &acceptor,
+                "--epmd",
+                "client",
+                "--epmd-port",
+                &port,
+            ],
+            TEST_COOKIE,
+        );
+        bl.wait_log("node started", Duration::from_secs(10));
+        // net_adm:ping needs a name already; connect_node is what names the node.
+        let eval = format!(
+            "R = net_kernel:connect_node('{acceptor}'), \
+             io:format(\"named ~p ~p ~p ~p~n\", [R, node(), erlang:system_info(creation), \
+             rpc:call('{acceptor}', erlang, nodes, [hidden])]), halt()."
+        );
+        let out = otp
+            .command("erl")
+            .args(["-name", "undefined@127.0.0.1", "-dist_listen", "false"])
+            .args(["-setcookie", TEST_COOKIE, "-noshell", "-eval", &eval])
+            .env("ERL_EPMD_PORT", &port)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("named "))
+            .unwrap_or_else(|| panic!("{otp}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[0], "true", "{otp}: connect_node: {line}");
+        let name = fields[1].trim_matches('\'');
+        assert!(
+            name.ends_with("@127.0.0.1") && !name.starts_with("undefined"),
+            "{otp}: named {name}"
+        );
+        assert_ne!(fields[2], "0", "{otp}: creation");
+        assert!(fields[3].contains(name), "{otp}: beamlink's nodes: {line}");
+        bl.wait_log(&format!("nodeup peer={name}"), Duration::from_secs(5));
+        eprintln!("{otp}: NAME_ME peer named {name}: {}", flags_of(&bl.log()));
+    }
+}

@@ -7,7 +7,7 @@
 
 mod support;
 
-use beamlink::proto::control::{Control, ProcessRef};
+use beamlink::proto::control::{Control, ProcessRef, SignalTarget};
 use beamlink::proto::digest::Digest;
 use beamlink::proto::dist_header::{AtomCacheOut, DistDecoder};
 use beamlink::proto::epmd::{
@@ -150,11 +150,20 @@ fn arb_message() -> impl Strategy<Value = (Message, Decode)> {
     let flags = any::<u64>().prop_map(DistFlags);
     let digest = any::<[u8; 16]>().prop_map(Digest);
     prop_oneof![
+        // NAME_ME in the flags makes the name a bare host (the next case).
         (flags.clone(), any::<u32>(), arb_node_name()).prop_map(|(flags, creation, name)| (
             Message::Name {
-                flags,
+                flags: DistFlags(flags.0 & !DistFlags::NAME_ME.0),
                 creation,
                 name
+            },
+            Message::decode_name as Decode
+        )),
+        (flags.clone(), any::<u32>(), arb_node_name()).prop_map(|(flags, creation, name)| (
+            Message::NameMe {
+                flags: flags | DistFlags::NAME_ME,
+                creation,
+                host: name.host().to_string(),
             },
             Message::decode_name as Decode
         )),
@@ -335,6 +344,27 @@ fn arb_control() -> impl Strategy<Value = Control> {
                 message
             }
         ),
+        (
+            arb_pid(),
+            prop_oneof![
+                arb_pid().prop_map(SignalTarget::Pid),
+                arb_atom().prop_map(SignalTarget::Name),
+                arb_reference().prop_map(SignalTarget::Alias),
+            ],
+            any::<(bool, bool)>(),
+            arb_token(),
+            arb_term()
+        )
+            .prop_map(
+                |(from, to, (priority, exit), token, payload)| Control::AltactSig {
+                    from,
+                    to,
+                    priority,
+                    exit,
+                    token,
+                    payload
+                }
+            ),
         (1u64.., arb_pid(), arb_pid(), any::<bool>()).prop_map(|(id, from, to, ack)| if ack {
             Control::UnlinkIdAck { id, from, to }
         } else {
@@ -344,17 +374,56 @@ fn arb_control() -> impl Strategy<Value = Control> {
 }
 
 /// The flag combinations that change how a control message is written.
-const FLAG_SETS: [DistFlags; 4] = [
+const FLAG_SETS: [DistFlags; 5] = [
     DistFlags::EMPTY,
     DistFlags::SEND_SENDER,
     DistFlags::EXIT_PAYLOAD,
     DistFlags(DistFlags::SEND_SENDER.0 | DistFlags::EXIT_PAYLOAD.0),
+    DistFlags(DistFlags::SEND_SENDER.0 | DistFlags::EXIT_PAYLOAD.0 | DistFlags::ALTACT_SIG.0),
 ];
 
 /// What `control` is after a trip over a connection with `flags`: `SEND` does not carry the
-/// sender, so without `SEND_SENDER` it is lost.
+/// sender, so without `SEND_SENDER` it is lost; a non-priority `ALTACT_SIG_SEND` that an older
+/// operation expresses decodes as that operation.
 fn as_received(control: &Control, flags: DistFlags) -> Control {
     match control {
+        Control::AltactSig {
+            from,
+            to,
+            priority: false,
+            exit,
+            token,
+            payload,
+        } => {
+            let (from, token, payload) = (from.clone(), token.clone(), payload.clone());
+            match (exit, to) {
+                (false, SignalTarget::Pid(to)) => Control::Send {
+                    from: Some(from),
+                    to: to.clone(),
+                    token,
+                    message: payload,
+                },
+                (false, SignalTarget::Name(to)) => Control::RegSend {
+                    from,
+                    to: to.clone(),
+                    token,
+                    message: payload,
+                },
+                (false, SignalTarget::Alias(alias)) => Control::AliasSend {
+                    from,
+                    alias: alias.clone(),
+                    token,
+                    message: payload,
+                },
+                (true, SignalTarget::Pid(to)) => Control::Exit2 {
+                    from,
+                    to: to.clone(),
+                    token,
+                    reason: payload,
+                },
+                (true, _) => control.clone(),
+            }
+        }
         Control::Send {
             to, token, message, ..
         } if !flags.contains(DistFlags::SEND_SENDER) => Control::Send {

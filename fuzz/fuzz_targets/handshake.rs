@@ -183,7 +183,11 @@ fn run_acceptor(stream: &mut BytesMut, challenge: u32, status_bits: u8) {
         match step {
             Ok(AcceptorStep::NameReceived { .. }) => {
                 assert!(out.is_empty());
-                let status = status_for(status_bits);
+                // `named:` goes only to an initiator that asked for a name (NameMe below).
+                let status = match status_for(status_bits) {
+                    Status::Named { .. } => Status::Ok,
+                    status => status,
+                };
                 let goes_on = matches!(status, Status::Ok | Status::OkSimultaneous | Status::Alive);
                 hs.send_status(status, &mut out)
                     .expect("a status is due after the name");
@@ -193,6 +197,25 @@ fn run_acceptor(stream: &mut BytesMut, challenge: u32, status_bits: u8) {
                 );
                 if !goes_on {
                     over = true;
+                }
+            }
+            Ok(AcceptorStep::NameMe { host, .. }) => {
+                assert!(out.is_empty());
+                match NodeName::parse(&format!("fz@{host}")) {
+                    Ok(name) if status_bits & 1 == 0 => {
+                        hs.send_named(name, 7, &mut out)
+                            .expect("a name is due after NAME_ME");
+                        sent_decodes(
+                            &mut out,
+                            &[Message::decode_status, Message::decode_challenge],
+                        );
+                    }
+                    _ => {
+                        hs.send_status(Status::NotAllowed, &mut out)
+                            .expect("a refusal is due after NAME_ME");
+                        sent_decodes(&mut out, &[Message::decode_status]);
+                        over = true;
+                    }
                 }
             }
             Ok(AcceptorStep::Continue) => assert!(out.is_empty()),

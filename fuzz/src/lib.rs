@@ -128,11 +128,13 @@ impl Chunker {
 }
 
 /// The flag combinations that change how a control message is written.
-pub const CONTROL_FLAG_SETS: [DistFlags; 4] = [
+pub const CONTROL_FLAG_SETS: [DistFlags; 5] = [
     DistFlags::EMPTY,
     DistFlags::SEND_SENDER,
     DistFlags::EXIT_PAYLOAD,
     DistFlags(DistFlags::SEND_SENDER.0 | DistFlags::EXIT_PAYLOAD.0),
+    // Alias sends go out as ALTACT_SIG_SEND.
+    DistFlags(DistFlags::SEND_SENDER.0 | DistFlags::EXIT_PAYLOAD.0 | DistFlags::ALTACT_SIG.0),
 ];
 
 /// What `control` becomes after a trip over a connection with `flags`: without

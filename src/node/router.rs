@@ -7,7 +7,7 @@
 
 use super::process::{Envelope, Inbox, LinkState, Reply, ReplyTo, ServiceContext, Watcher};
 use super::{Node, lock};
-use crate::proto::control::{Control, ProcessRef};
+use crate::proto::control::{Control, ProcessRef, SignalTarget};
 use crate::proto::flags::DistFlags;
 use crate::proto::frame::MessageError;
 use crate::proto::term::{Atom, Pid, Reference, Term};
@@ -168,6 +168,13 @@ impl Node {
                 from,
                 ..
             } => self.deliver_to_alias(&alias, Some(from), message).await,
+            Control::AltactSig {
+                from,
+                to,
+                exit,
+                payload,
+                ..
+            } => self.altact_signal(from, to, exit, payload).await,
             Control::MonitorP {
                 from,
                 to,
@@ -249,6 +256,37 @@ impl Node {
             // A control message a newer beamlink-proto decodes but this runtime does not act
             // on yet: dropped, as a BEAM drops signals it has no receiver for.
             other => debug!(op = other.op(link.info().flags), "control message ignored"),
+        }
+    }
+
+    /// ALTACT_SIG_SEND (OTP 28+): a message or exit signal to a pid, name or alias, as
+    /// `erts_net_message` dispatches it. A priority message is delivered in order with the
+    /// others: a beamlink mailbox has no priority queue (EEP 76 only promises that priority
+    /// messages are not stuck behind ordinary ones at a process that asked for them).
+    async fn altact_signal(&self, from: Pid, to: SignalTarget, exit: bool, payload: Term) {
+        if !exit {
+            return match to {
+                SignalTarget::Pid(pid) => match self.target_of_pid(&pid) {
+                    Some(t) => self.deliver(t, Some(from), payload).await,
+                    None => debug!(to = %pid, "message to an unknown pid dropped"),
+                },
+                SignalTarget::Name(name) => match self.target_of_name(&name) {
+                    Some(t) => self.deliver(t, Some(from), payload).await,
+                    None => debug!(%name, "message to an unregistered name dropped"),
+                },
+                SignalTarget::Alias(alias) => {
+                    self.deliver_to_alias(&alias, Some(from), payload).await
+                }
+            };
+        }
+        let pid = match &to {
+            SignalTarget::Pid(pid) => Some(pid.clone()),
+            SignalTarget::Name(name) => self.whereis(name),
+            SignalTarget::Alias(alias) => lock(&self.inner.aliases).get(alias).cloned(),
+        };
+        match pid {
+            Some(pid) => self.exit_signal(&pid, from, payload).await,
+            None => debug!(%to, "exit signal to an unknown process dropped"),
         }
     }
 

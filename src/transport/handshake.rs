@@ -32,6 +32,35 @@ pub trait AcceptPolicy {
     fn status_for(&mut self, peer: &NodeName, flags: DistFlags) -> Status;
     /// The peer says its old connection to us is dead (answer to `alive`): drop it.
     fn replace_old(&mut self, peer: &NodeName);
+    /// A name and creation for a peer that asked to be named (`DFLAG_NAME_ME`, started with
+    /// `-name undefined`), on the host it sent; `None` refuses it. The default does what
+    /// `net_kernel:generate_node_name/2` does: a random 64-bit alive part in base 36, and a
+    /// random creation. The name then goes through [`status_for`](Self::status_for) like any
+    /// other.
+    fn name_peer(&mut self, host: &str, _flags: DistFlags) -> Option<(NodeName, u32)> {
+        let mut bytes = [0u8; 12];
+        getrandom::fill(&mut bytes).ok()?;
+        let alive = base36(u64::from_le_bytes(bytes[..8].try_into().ok()?));
+        let name = NodeName::parse(&format!("{alive}@{host}")).ok()?;
+        // Creations 0..=3 are the old 2-bit ones, which a BEAM avoids for new nodes.
+        let creation = u32::from_le_bytes(bytes[8..].try_into().ok()?).max(4);
+        Some((name, creation))
+    }
+}
+
+/// `integer_to_list(N, 36)`: digits and upper-case letters, as `net_kernel` names peers.
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 struct Io<'a, S> {
@@ -217,6 +246,26 @@ where
                 sent.map_err(|e| io.fail(Some(&peer), HandshakeFailureKind::Protocol(e)))?;
                 if let Some(kind) = refusal {
                     return Err(io.fail(Some(&peer), kind));
+                }
+                None
+            }
+            Ok(AcceptorStep::NameMe { host, flags }) => {
+                let named = policy.name_peer(&host, flags);
+                let status = match &named {
+                    Some((name, _)) => policy.status_for(name, flags),
+                    None => Status::NotAllowed,
+                };
+                let sent = match (named, status) {
+                    (Some((name, creation)), Status::Ok) => {
+                        machine.send_named(name, creation, &mut io.out)
+                    }
+                    (_, _) => machine.send_status(Status::NotAllowed, &mut io.out),
+                };
+                let peer = machine.peer().cloned();
+                io.flush(Step::Status, peer.as_ref()).await?;
+                sent.map_err(|e| io.fail(peer.as_ref(), HandshakeFailureKind::Protocol(e)))?;
+                if peer.is_none() {
+                    return Err(io.fail(None, HandshakeFailureKind::Declined));
                 }
                 None
             }

@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn matches_the_documented_vector() {
-        // protocol.md §2.6: cookie "secret", challenge 1234567.
+        // erlang:md5("secret" ++ integer_to_list(1234567)), as dist_util:gen_digest/2 computes it.
         let d = Digest::compute(&Cookie::new("secret"), 1_234_567);
         let hex: String = d.0.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "1074ec9d831e47aa83e47394ca29f2de");

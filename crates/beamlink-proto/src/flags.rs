@@ -2,6 +2,12 @@
 //! and the rules `dist_util.erl` applies to them: `adjust_flags/2` (the connection uses the
 //! AND of both sides), `expand_mandatory_25_flag/1` and `check_dflags/2` (which flags each
 //! OTP release requires).
+//!
+//! Every bit below was checked against OTP 28's `erts/emulator/beam/dist.h` and OTP 29.1's
+//! installed `lib/kernel/include/dist.hrl` (kernel 11.0.4), which agree on all of them; the
+//! test `bits_match_dist_hrl` repeats the numbers. Not listed: the emulator-internal
+//! `DFLAG_ETS_COMPRESSED` (0x8000), `DFLAG_PENDING_CONNECT` (0x200000) and
+//! `DFLAG_LOCAL_EXT` (bit 36), which never travel in a handshake.
 
 use std::fmt;
 
@@ -78,8 +84,12 @@ flags! {
     V4_NC = 1 << 34;
     /// Process aliases (ALIAS_SEND).
     ALIAS = 1 << 35;
-    /// OTP 28: ALTACT_SIG_SEND.
+    /// OTP 28: the ALTACT_SIG_SEND control message (priority messages, alias sends and
+    /// exit signals to aliases); OTP 28 sends alias messages with it when negotiated.
     ALTACT_SIG = 1 << 37;
+    /// OTP 29: native records (`RECORD_EXT` terms). A BEAM sends a native record only to
+    /// a node that offers it.
+    NATIVE_RECORDS = 1 << 38;
 }
 
 impl DistFlags {
@@ -109,7 +119,8 @@ impl DistFlags {
 
     /// What beamlink offers when it runs hidden: the mandatory set plus monitors, spawn,
     /// aliases, SEND_SENDER, payload exits, the distribution header's atom cache and
-    /// fragments (what every OTP 25+ node offers); `PUBLISHED` only with `--visible`.
+    /// fragments (what every OTP 25+ node offers), ALTACT_SIG (OTP 28+) and NATIVE_RECORDS
+    /// (OTP 29+; older releases AND them away); `PUBLISHED` only with `--visible`.
     pub const BEAMLINK_DEFAULT: DistFlags = DistFlags(
         Self::MANDATORY.0
             | Self::DIST_HDR_ATOM_CACHE.0
@@ -123,7 +134,9 @@ impl DistFlags {
             | Self::EXIT_PAYLOAD.0
             | Self::UNICODE_IO.0
             | Self::BIG_SEQTRACE_LABELS.0
-            | Self::SMALL_ATOM_TAGS.0,
+            | Self::SMALL_ATOM_TAGS.0
+            | Self::ALTACT_SIG.0
+            | Self::NATIVE_RECORDS.0,
     );
 
     /// True if every bit of `other` is set here.
@@ -233,13 +246,55 @@ mod tests {
 
     #[test]
     fn what_real_releases_offer_is_accepted() {
-        // erts_internal:get_dflags() default flags, protocol.md §3.5
+        // What OTP 25/27 and OTP 29.1 offered a hidden node in their challenge (captured).
         for offered in [0x0D_07DF_7FBCu64, 0x6D_07DF_7FBC] {
             let theirs = DistFlags(offered);
             assert_eq!(DistFlags::missing_mandatory(theirs), DistFlags::EMPTY);
             let chosen = DistFlags::negotiate(DistFlags::BEAMLINK_DEFAULT, theirs);
             assert!(chosen.contains(DistFlags::SPAWN | DistFlags::ALIAS));
             assert!(chosen.is_hidden());
+        }
+    }
+
+    #[test]
+    fn bits_match_dist_hrl() {
+        // lib/kernel/include/dist.hrl of OTP 29.1 (kernel 11.0.4), name by name.
+        let otp: &[(&str, u64)] = &[
+            ("PUBLISHED", 0x01),
+            ("ATOM_CACHE", 0x02),
+            ("EXTENDED_REFERENCES", 0x04),
+            ("DIST_MONITOR", 0x08),
+            ("FUN_TAGS", 0x10),
+            ("DIST_MONITOR_NAME", 0x20),
+            ("HIDDEN_ATOM_CACHE", 0x40),
+            ("NEW_FUN_TAGS", 0x80),
+            ("EXTENDED_PIDS_PORTS", 0x100),
+            ("EXPORT_PTR_TAG", 0x200),
+            ("BIT_BINARIES", 0x400),
+            ("NEW_FLOATS", 0x800),
+            ("UNICODE_IO", 0x1000),
+            ("DIST_HDR_ATOM_CACHE", 0x2000),
+            ("SMALL_ATOM_TAGS", 0x4000),
+            ("UTF8_ATOMS", 0x10000),
+            ("MAP_TAG", 0x20000),
+            ("BIG_CREATION", 0x40000),
+            ("SEND_SENDER", 0x80000),
+            ("BIG_SEQTRACE_LABELS", 0x100000),
+            ("EXIT_PAYLOAD", 0x400000),
+            ("FRAGMENTS", 0x0080_0000),
+            ("HANDSHAKE_23", 0x0100_0000),
+            ("UNLINK_ID", 0x0200_0000),
+            ("MANDATORY_25_DIGEST", 0x0400_0000),
+            ("SPAWN", 0x01 << 32),
+            ("NAME_ME", 0x02 << 32),
+            ("V4_NC", 0x04 << 32),
+            ("ALIAS", 0x08 << 32),
+            ("ALTACT_SIG", 0x20 << 32),
+            ("NATIVE_RECORDS", 0x40 << 32),
+        ];
+        assert_eq!(FLAG_NAMES.len(), otp.len());
+        for ((flag, name), (otp_name, bits)) in FLAG_NAMES.iter().zip(otp) {
+            assert_eq!((*name, flag.0), (*otp_name, *bits));
         }
     }
 

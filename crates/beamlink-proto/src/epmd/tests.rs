@@ -176,7 +176,7 @@ fn stop_carries_its_name_up_to_the_first_nul() {
 }
 
 #[test]
-fn protocol_md_example_encodes() {
+fn alive2_example_encodes() {
     let req = Alive2Request {
         lowest_version: 5,
         ..Alive2Request::new(AliveName::new("rust").unwrap(), 5555)
@@ -581,7 +581,7 @@ fn mutate(rng: &mut Lcg, seed: &[u8]) -> Vec<u8> {
     bytes
 }
 
-/// ecosystem.md C1: thousands of mutated requests and replies; every one decodes or gives
+/// Thousands of mutated requests and replies; every one decodes or gives
 /// a typed error, none panics.
 #[test]
 fn mutated_inputs_never_panic() {

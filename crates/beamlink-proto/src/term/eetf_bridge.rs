@@ -73,6 +73,8 @@ pub enum EetfError {
     DuplicateMapKey,
     /// Nesting deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// An OTP 29 native record ([`Term::Record`]), which eetf has no type for.
+    NativeRecord,
 }
 
 impl fmt::Display for EetfError {
@@ -94,6 +96,7 @@ impl fmt::Display for EetfError {
             }
             EetfError::DuplicateMapKey => f.write_str("map holds a key twice"),
             EetfError::TooDeep => write!(f, "nesting deeper than {MAX_DEPTH} levels"),
+            EetfError::NativeRecord => f.write_str("a native record, which eetf cannot hold"),
         }
     }
 }
@@ -258,6 +261,7 @@ fn leaf_to_eetf(term: &Term) -> Result<eetf::Term, EetfError> {
             function: eetf_atom(&e.function)?,
             arity: e.arity,
         }),
+        Term::Record(_) => return Err(EetfError::NativeRecord),
         // Never reached: `to_eetf` takes the containers.
         Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) | Term::Fun(_) => {
             return to_eetf(term, 0);

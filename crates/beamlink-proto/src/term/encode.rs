@@ -17,7 +17,7 @@
 
 use super::error::EncodeError;
 use super::tag::*;
-use super::{Atom, BigInt, Fun, MAX_DEPTH, Pid, Reference, Term, VERSION, keys};
+use super::{Atom, BigInt, Fun, MAX_DEPTH, Pid, Record, Reference, Term, VERSION, keys};
 use bytes::{BufMut, BytesMut};
 
 /// Appends the version byte and `term` to `out`.
@@ -119,6 +119,7 @@ fn value(term: &Term, e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> 
         Term::ImproperList(items, tail) => improper_list(items, tail, e, depth),
         Term::Map(pairs) => map(pairs, e, depth),
         Term::Fun(f) => fun(f, e, depth),
+        Term::Record(r) => record(r, e, depth),
         _ => leaf(term, e),
     }
 }
@@ -167,9 +168,12 @@ fn leaf(term: &Term, e: &mut Enc<'_>) -> Result<(), EncodeError> {
             e.out.put_u8(x.arity);
             Ok(())
         }
-        Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) | Term::Fun(_) => {
-            value(term, e, 0)
-        }
+        Term::Tuple(_)
+        | Term::List(_)
+        | Term::ImproperList(..)
+        | Term::Map(_)
+        | Term::Fun(_)
+        | Term::Record(_) => value(term, e, 0),
     }
 }
 
@@ -238,6 +242,26 @@ fn map(pairs: &[(Term, Term)], e: &mut Enc<'_>, depth: usize) -> Result<(), Enco
     // Checked after the keys were written, so their depth was checked first.
     if keys::has_duplicate_keys(pairs) {
         return Err(EncodeError::DuplicateMapKey);
+    }
+    Ok(())
+}
+
+/// `RECORD_EXT`, laid out as OTP 29.1's `term_to_binary/1` writes it.
+fn record(r: &Record, e: &mut Enc<'_>, depth: usize) -> Result<(), EncodeError> {
+    let inner = nested(depth)?;
+    if r.has_duplicate_fields() {
+        return Err(EncodeError::DuplicateRecordField);
+    }
+    e.out.put_u8(RECORD_EXT);
+    e.out.put_u32(wire_len(RECORD_EXT, r.fields.len())?);
+    e.out.put_u8(u8::from(r.exported));
+    atom(&r.module, e)?;
+    atom(&r.name, e)?;
+    for (name, _) in &r.fields {
+        atom(name, e)?;
+    }
+    for (_, value) in &r.fields {
+        self::value(value, e, inner)?;
     }
     Ok(())
 }

@@ -91,6 +91,12 @@ pub enum DecodeError {
         /// Offset of the map's tag.
         offset: usize,
     },
+    /// A native record with a flags byte other than 0 or 1, or a field named twice (OTP 29
+    /// refuses both).
+    BadRecord {
+        /// Offset of the record's tag.
+        offset: usize,
+    },
     /// A reference with no id words or more than five.
     BadReferenceLength {
         /// Offset of the reference's tag.
@@ -205,6 +211,10 @@ impl fmt::Display for DecodeError {
             FloatNotFinite { offset } => write!(f, "byte {offset}: float is not finite"),
             BadFloatText { offset } => write!(f, "byte {offset}: FLOAT_EXT text is not a float"),
             DuplicateMapKey { offset } => write!(f, "byte {offset}: map holds a key twice"),
+            BadRecord { offset } => write!(
+                f,
+                "byte {offset}: native record with unknown flags or a field named twice"
+            ),
             BadReferenceLength { offset, words } => {
                 write!(
                     f,
@@ -270,6 +280,8 @@ pub enum EncodeError {
     },
     /// A map with the same key twice (the BEAM refuses to decode it).
     DuplicateMapKey,
+    /// A native record names a field twice (a BEAM would refuse it).
+    DuplicateRecordField,
     /// Nesting deeper than [`MAX_DEPTH`](super::MAX_DEPTH) (we would refuse to decode it).
     TooDeep,
 }
@@ -291,6 +303,7 @@ impl fmt::Display for EncodeError {
             ListTail => f.write_str("improper list whose tail is a list"),
             TooLong { tag, len } => write!(f, "length {len} too large for term tag {tag}"),
             DuplicateMapKey => f.write_str("map holds a key twice"),
+            DuplicateRecordField => f.write_str("native record names a field twice"),
             TooDeep => write!(f, "nesting deeper than {} levels", super::MAX_DEPTH),
         }
     }

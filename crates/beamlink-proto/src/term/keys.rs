@@ -97,6 +97,14 @@ fn hash_term<H: Hasher>(term: &Term, h: &mut H, keyed: &RandomState) {
             }
             h.write_u64(sum);
         }
+        Term::Record(r) => {
+            (&r.module, &r.name, r.exported).hash(h);
+            h.write_usize(r.fields.len());
+            for (name, value) in &r.fields {
+                name.hash(h);
+                hash_term(value, h, keyed);
+            }
+        }
     }
 }
 
@@ -140,6 +148,14 @@ fn exact_eq(a: &Term, b: &Term) -> bool {
         (Term::Tuple(x), Term::Tuple(y)) | (Term::List(x), Term::List(y)) => all_eq(x, y),
         (Term::ImproperList(x, tx), Term::ImproperList(y, ty)) => all_eq(x, y) && exact_eq(tx, ty),
         (Term::Map(x), Term::Map(y)) => x.len() == y.len() && map_eq(x, y),
+        (Term::Record(x), Term::Record(y)) => {
+            (&x.module, &x.name, x.exported) == (&y.module, &y.name, y.exported)
+                && x.fields.len() == y.fields.len()
+                && x.fields
+                    .iter()
+                    .zip(&y.fields)
+                    .all(|((nx, vx), (ny, vy))| nx == ny && exact_eq(vx, vy))
+        }
         _ => false,
     }
 }

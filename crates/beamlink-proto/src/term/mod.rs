@@ -3,7 +3,7 @@
 //!
 //! beamlink has its own codec instead of the `eetf` crate: `eetf` panics on atom-cache
 //! references and distribution headers, trusts declared lengths, and mis-encodes lists of
-//! negative integers (see `protocol.md` §9.2). This codec
+//! negative integers. This codec
 //!
 //! * never panics and checks every declared length against the bytes present before it
 //!   allocates, so decoding never allocates more than [`MAX_ALLOC_PER_INPUT_BYTE`] bytes per
@@ -15,7 +15,9 @@
 //!   `SMALL_ATOM_UTF8_EXT` atoms), so a decoded BEAM term re-encodes to the same bytes
 //!   (checked against a real BEAM by `tests/term_differential.rs`);
 //! * resolves `ATOM_CACHE_REF` through a caller-supplied table (the distribution header's
-//!   atom cache).
+//!   atom cache);
+//! * reads and writes OTP 29's native records (`RECORD_EXT`, [`Record`]), which a BEAM sends
+//!   only to a node that offers `DFLAG_NATIVE_RECORDS`.
 
 mod decode;
 #[cfg(feature = "eetf")]
@@ -23,6 +25,9 @@ mod eetf_bridge;
 mod encode;
 mod error;
 mod keys;
+mod record;
+#[cfg(test)]
+mod record_tests;
 pub mod tag;
 #[cfg(feature = "serde")]
 pub mod typed;
@@ -35,6 +40,7 @@ pub use encode::{Holes, ZERO_COPY_MIN, encode, encode_body, encode_body_with_ref
 pub use error::{DecodeError, EncodeError};
 #[cfg(feature = "serde")]
 pub use typed::{from_term, from_term_with, to_term, to_term_with};
+pub use record::Record;
 
 use bytes::Bytes;
 use smol_str::SmolStr;
@@ -262,6 +268,8 @@ pub enum Term {
     ImproperList(Vec<Term>, Box<Term>),
     /// A map, in the order its pairs were decoded or built.
     Map(Vec<(Term, Term)>),
+    /// An OTP 29 native record (`RECORD_EXT`).
+    Record(Box<Record>),
 }
 
 impl Term {
@@ -415,6 +423,14 @@ impl Term {
                     left = v.visit_atoms(f, left);
                 }
             }
+            Term::Record(r) => {
+                f(&r.module);
+                f(&r.name);
+                for (name, value) in &r.fields {
+                    f(name);
+                    left = value.visit_atoms(f, left);
+                }
+            }
             _ => {}
         }
         left
@@ -511,6 +527,17 @@ impl fmt::Display for Term {
                 }
                 f.write_str("}")
             }
+            Term::Record(r) => {
+                write!(f, "#{}:{}{{", r.module, r.name)?;
+                for (i, (name, value)) in r.fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{name} = ")?;
+                    fmt::Display::fmt(value, f)?;
+                }
+                f.write_str("}")
+            }
             _ => self.fmt_leaf(f),
         }
     }
@@ -534,6 +561,7 @@ impl Clone for Term {
                 Term::Map(out)
             }
             Term::Fun(f) => Term::Fun(f.clone_boxed()),
+            Term::Record(r) => Term::Record(r.clone_boxed()),
             _ => self.clone_leaf(),
         }
     }
@@ -551,6 +579,22 @@ impl Fun {
             old_uniq: self.old_uniq,
             pid: self.pid.clone(),
             free_vars: clone_all(&self.free_vars),
+        })
+    }
+}
+
+impl Record {
+    #[inline(never)]
+    fn clone_boxed(&self) -> Box<Record> {
+        let mut fields = Vec::with_capacity(self.fields.len());
+        for (name, value) in &self.fields {
+            fields.push((name.clone(), value.clone()));
+        }
+        Box::new(Record {
+            module: self.module.clone(),
+            name: self.name.clone(),
+            exported: self.exported,
+            fields,
         })
     }
 }
@@ -584,6 +628,7 @@ impl Term {
             | Term::List(_)
             | Term::ImproperList(..)
             | Term::Map(_)
+            | Term::Record(_)
             | Term::Fun(_) => self.clone(),
         }
     }
@@ -620,9 +665,11 @@ impl Term {
             Term::Ref(r) => write!(f, "{r}"),
             Term::Fun(fun) => write!(f, "#Fun<{}.{}>", fun.module, fun.index),
             Term::Export(e) => write!(f, "fun {}:{}/{}", e.module, e.function, e.arity),
-            Term::Tuple(_) | Term::List(_) | Term::ImproperList(..) | Term::Map(_) => {
-                fmt::Display::fmt(self, f)
-            }
+            Term::Tuple(_)
+            | Term::List(_)
+            | Term::ImproperList(..)
+            | Term::Map(_)
+            | Term::Record(_) => fmt::Display::fmt(self, f),
         }
     }
 }

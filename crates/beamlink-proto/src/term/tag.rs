@@ -3,6 +3,11 @@
 //! may still produce (`term_to_binary` output stored by an old release), the encoder only
 //! writes the forms an OTP 25+ BEAM writes.
 
+/// `RECORD_EXT` (OTP 29): a native record, `Arity:u32`, a flags byte (bit 0: exported),
+/// the module and record name atoms, `Arity` field-name atoms, then `Arity` values. Bytes
+/// captured from OTP 29.1's `term_to_binary/1`; only sent over distribution to a node that
+/// offers `DFLAG_NATIVE_RECORDS`.
+pub const RECORD_EXT: u8 = 67;
 /// `NEW_FLOAT_EXT`: IEEE 754 double, big-endian.
 pub const NEW_FLOAT_EXT: u8 = 70;
 /// `BIT_BINARY_EXT`: a bitstring whose last byte is partly used.

@@ -215,6 +215,7 @@ impl<'de> de::Deserializer<'de> for Deserializer<'de> {
             | Term::Ref(_)
             | Term::Fun(_)
             | Term::Export(_)
+            | Term::Record(_)
             | Term::ImproperList(..) => {
                 return Err(Error::new(ErrorKind::Unsupported {
                     found: describe(self.term),

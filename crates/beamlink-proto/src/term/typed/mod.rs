@@ -63,6 +63,9 @@
 //! | [`Atom`] | atom | |
 //! | [`Term`], [`Pid`], [`Reference`] | the term itself (any kind: a pid to reply to, a ref, a fun) | |
 //!
+//! An OTP 29 native record ([`crate::term::Record`]) reaches a Rust value only through a
+//! [`Term`] field; decoding one into any other type is an `Unsupported` error.
+//!
 //! Choices behind the table:
 //! * `Vec<u8>` stays a list because serde gives the serializer a sequence of `u8` with no
 //!   hint that it is a byte buffer. Binaries, which is what Elixir code means by bytes, need
@@ -258,6 +261,7 @@ pub(crate) fn describe(term: &Term) -> String {
         Term::List(_) => "list",
         Term::ImproperList(..) => "improper list",
         Term::Map(_) => "map",
+        Term::Record(_) => "record",
     };
     let text = match term {
         Term::Binary(b) => match std::str::from_utf8(b) {
