@@ -17,6 +17,9 @@ pub enum ConfigError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+        /// Our user id when the file is on a read-only mount (a Docker or Kubernetes
+        /// secret), where only the secret's definition can change its owner.
+        read_only_mount_uid: Option<u32>,
     },
     /// The cookie file is readable by group or others.
     CookieFileMode {
@@ -24,6 +27,9 @@ pub enum ConfigError {
         path: PathBuf,
         /// Its mode bits.
         mode: u32,
+        /// Our user id when the file is on a read-only mount (a Docker or Kubernetes
+        /// secret), where chmod cannot help.
+        read_only_mount_uid: Option<u32>,
     },
     /// The cookie file is not a regular file.
     CookieFileNotRegular {
@@ -61,14 +67,45 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::CookieFileUnreadable { path, source } => {
+            ConfigError::CookieFileUnreadable {
+                path,
+                source,
+                read_only_mount_uid,
+            } => {
                 write!(
                     f,
                     "cannot read the cookie file {}: {source}",
                     path.display()
-                )
+                )?;
+                match read_only_mount_uid {
+                    Some(uid) if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                        write!(
+                            f,
+                            " (it is on a read-only mount, as a Docker secret is: give the \
+                             secret uid: \"{uid}\" and mode: 0400 in the stack file, or \
+                             runAsUser {uid} and defaultMode 0400 in Kubernetes)"
+                        )
+                    }
+                    _ => Ok(()),
+                }
             }
-            ConfigError::CookieFileMode { path, mode } => write!(
+            ConfigError::CookieFileMode {
+                path,
+                mode,
+                read_only_mount_uid: Some(uid),
+            } => write!(
+                f,
+                "cookie file {} must be accessible by owner only (mode is {mode:o}) and is \
+                 on a read-only mount, as a Docker secret is, so chmod cannot change it: \
+                 give the secret mode: 0400 and uid: \"{uid}\" (the user beamlink runs as) \
+                 in the stack file (Kubernetes: defaultMode 0400 and runAsUser {uid})",
+                path.display()
+            ),
+            ConfigError::CookieFileMode {
+                path,
+                mode,
+                read_only_mount_uid: None,
+            } => write!(
                 f,
                 "cookie file {} must be accessible by owner only (mode is {mode:o}; \
                  run chmod 400 {})",
@@ -112,6 +149,19 @@ impl std::error::Error for ConfigError {
     }
 }
 
+/// Our user id when `path` is on a read-only mount (`statvfs` says `ST_RDONLY`), as Docker
+/// and Kubernetes mount secrets; `None` otherwise or when that cannot be told.
+fn read_only_mount_uid(path: &Path) -> Option<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes only into `stat`, a plain struct we own; the path is a valid
+    // NUL-terminated string for the duration of the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    (rc == 0 && stat.f_flag & libc::ST_RDONLY != 0).then(|| unsafe { libc::geteuid() })
+}
+
 /// Cleans a cookie the way auth.erl does: trailing spaces and line ends dropped, then only
 /// printable ASCII allowed.
 fn clean_cookie(raw: &[u8], source: &str) -> Result<Cookie, ConfigError> {
@@ -139,6 +189,7 @@ pub fn read_cookie_file(path: &Path) -> Result<Cookie, ConfigError> {
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::CookieFileUnreadable {
         path: path.to_path_buf(),
         source,
+        read_only_mount_uid: None,
     })?;
     if !meta.is_file() {
         return Err(ConfigError::CookieFileNotRegular {
@@ -153,10 +204,12 @@ pub fn read_cookie_file(path: &Path) -> Result<Cookie, ConfigError> {
             return Err(ConfigError::CookieFileMode {
                 path: path.to_path_buf(),
                 mode,
+                read_only_mount_uid: read_only_mount_uid(path),
             });
         }
     }
     let raw = std::fs::read(path).map_err(|source| ConfigError::CookieFileUnreadable {
+        read_only_mount_uid: read_only_mount_uid(path),
         path: path.to_path_buf(),
         source,
     })?;

@@ -270,6 +270,94 @@ fn cookie_files_are_checked_as_erl_checks_them() {
 /// `doctor` (text and `--json`) at `RUST_LOG=trace`, in success and in error paths (a wrong
 /// cookie in both directions, a cookie file readable by others, a cookie with a control
 /// character), nor in `run`'s command line.
+/// A cookie file on a read-only mount, as Docker and Kubernetes mount secrets: chmod cannot
+/// help there, so the refusal names what can (the secret's `mode: 0400` and `uid` in the stack
+/// file). Group-readable as root, and owner-only but root's as uid 10001 (the image's USER).
+/// The mount lives in a private mount namespace (`unshare --mount`) and goes with it.
+#[test]
+fn cookie_secrets_on_read_only_mounts_name_the_stack_file_fix() {
+    let scratch = Scratch::new("ro-secret");
+    // Runs `beamlink ping` (which reads the cookie before anything else) inside a private
+    // mount namespace where <scratch>/secrets is a read-only tmpfs holding `cookie` with
+    // `mode`, as the user `as_user` (setpriv) or root.
+    let refusal = |mode: &str, as_user: Option<u32>| -> (Option<i32>, String) {
+        let dir = scratch.0.join("secrets");
+        std::fs::create_dir_all(&dir).unwrap();
+        let user = as_user.map_or(String::new(), |uid| {
+            format!("setpriv --reuid={uid} --regid={uid} --clear-groups ")
+        });
+        let script = format!(
+            "set -e; mount -t tmpfs -o mode=0755 tmpfs {dir}; printf Fine-Cookie-123 > {dir}/cookie; \
+             chmod {mode} {dir}/cookie; mount -o remount,ro {dir}; \
+             exec {user}{bin} ping nobody@127.0.0.1 --epmd-port 1 --cookie-file {dir}/cookie",
+            dir = dir.display(),
+            bin = support::beamlink_bin(),
+        );
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+        let out = run_with(c, None);
+        (out.status.code(), text(&out))
+    };
+    let (code, all) = refusal("444", None);
+    eprintln!("0444 on a read-only mount: {code:?} {}", all.trim());
+    assert_eq!(code, Some(78), "{all}");
+    assert!(all.contains("read-only mount"), "{all}");
+    assert!(
+        all.contains("mode: 0400") && all.contains("uid: \"0\""),
+        "{all}"
+    );
+    assert!(!all.contains("chmod 400"), "no impossible advice: {all}");
+    assert!(!all.contains("Fine-Cookie"), "{all}");
+
+    let (code, all) = refusal("400", Some(10001));
+    eprintln!("0400 root's, read by uid 10001: {code:?} {}", all.trim());
+    assert_eq!(code, Some(78), "{all}");
+    assert!(all.contains("Permission denied"), "{all}");
+    assert!(all.contains("uid: \"10001\""), "{all}");
+}
+
+/// The one-shots read the settings `run` takes from the environment (`BEAMLINK_COOKIE_FILE`,
+/// `BEAMLINK_PEER_BASENAME`, ...), so `docker exec <task> /beamlink doctor` works with no flags
+/// where `run`'s environment is set; but not `BEAMLINK_NAME`, which names the `run` beside
+/// them.
+#[test]
+fn one_shots_read_runs_environment_but_not_its_name() {
+    let scratch = Scratch::new("env-fallbacks");
+    let open = scratch.file("open", b"Fine-Cookie-123\n", 0o644);
+    let mut c = beamlink_command(&["ping", "nobody@127.0.0.1", "--epmd-port", "1"]);
+    c.env("BEAMLINK_COOKIE_FILE", &open);
+    let out = run_with(c, None);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{all}");
+    assert!(
+        all.contains(open.to_str().unwrap()) && all.contains("owner only"),
+        "BEAMLINK_COOKIE_FILE is read: {all}"
+    );
+
+    // A name `run` would refuse: the one-shot must not even look at it.
+    let mut c = beamlink_command(&["ping", "nobody@127.0.0.1", "--epmd-port", "1"]);
+    c.env("BEAMLINK_NAME", "not a name@");
+    let out = run_with(c, Some(TEST_COOKIE));
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(69), "EPMD port 1 is closed: {all}");
+    assert!(!all.contains("not a name"), "{all}");
+
+    // `doctor` with only the environment: the query, the basename and the cookie file.
+    let good = scratch.file("good", b"Fine-Cookie-123\n", 0o600);
+    let mut c = beamlink_command(&["doctor", "--json", "--timeout", "2s", "--epmd-port", "1"]);
+    c.env("BEAMLINK_COOKIE_FILE", &good)
+        .env("DNS_CLUSTER_QUERY", "localhost")
+        .env("BEAMLINK_PEER_BASENAME", "labyrinth")
+        .env("BEAMLINK_POLL_INTERVAL", "1s");
+    let out = run_with(c, None);
+    let doc = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        doc.contains("labyrinth@127.0.0.1") && doc.contains(good.to_str().unwrap()),
+        "the basename and the cookie file come from the environment: {}",
+        text(&out)
+    );
+}
+
 #[test]
 fn the_cookie_never_appears_in_any_output() {
     const SECRET: &str = "Zq9-SeCrEt-C00kie-8472";

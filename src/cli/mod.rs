@@ -54,12 +54,13 @@ struct Cli {
 #[derive(Args, Debug, Clone)]
 pub(crate) struct NodeOpts {
     /// Our node name: `alive@host` or `alive` (then the host is our IP address toward the
-    /// peers). Long names only.
-    #[arg(long, env = "BEAMLINK_NAME")]
+    /// peers). Long names only. `run` also reads BEAMLINK_NAME; the one-shots do not, so
+    /// that one started beside `run` (`docker exec`) never takes its name.
+    #[arg(long)]
     pub name: Option<String>,
     /// Read the cookie from this file (owner-only permissions, as erl requires). Otherwise
     /// BEAMLINK_COOKIE, RELEASE_COOKIE, then ~/.erlang.cookie.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "BEAMLINK_COOKIE_FILE", value_name = "PATH")]
     pub cookie_file: Option<PathBuf>,
     /// The EPMD port.
     #[arg(
@@ -73,7 +74,12 @@ pub(crate) struct NodeOpts {
     #[arg(long)]
     pub visible: bool,
     /// As the BEAM's net_ticktime, in seconds.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    #[arg(
+        long,
+        env = "BEAMLINK_NET_TICKTIME",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
     pub net_ticktime: u64,
 }
 
@@ -87,14 +93,15 @@ pub(crate) struct PeerOpts {
     #[arg(long, env = "DNS_CLUSTER_QUERY", value_name = "QUERY")]
     pub dns_query: Option<String>,
     /// Peers found by DNS are NAME@<ip>; without it, every node their EPMD lists.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "BEAMLINK_PEER_BASENAME", value_name = "NAME")]
     pub peer_basename: Option<String>,
     /// Ask this DNS server instead of the system's resolv.conf.
-    #[arg(long, value_name = "IP[:PORT]")]
+    #[arg(long, env = "BEAMLINK_DNS_SERVER", value_name = "IP[:PORT]")]
     pub dns_server: Option<String>,
     /// Time between DNS polls (e.g. 5s, 500ms, 1m); also the cap of the reconnect backoff.
     #[arg(
         long,
+        env = "BEAMLINK_POLL_INTERVAL",
         default_value = "5s",
         value_parser = humantime::parse_duration,
         value_name = "DURATION"

@@ -44,8 +44,19 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
             return exit::USAGE;
         }
     }
+    // BEAMLINK_NAME is run's alone (see NodeOpts::name).
+    let name = args
+        .node
+        .name
+        .clone()
+        .or_else(|| {
+            std::env::var("BEAMLINK_NAME")
+                .ok()
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| "beamlink".into());
     let mut builder = Node::builder()
-        .name(args.node.name.clone().unwrap_or_else(|| "beamlink".into()))
+        .name(name)
         .cookie(cookie)
         .epmd(args.epmd)
         .epmd_port(args.node.epmd_port)

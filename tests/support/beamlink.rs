@@ -33,6 +33,11 @@ fn clean_env(c: &mut Command) {
     c.env_remove("BEAMLINK_COOKIE")
         .env_remove("RELEASE_COOKIE")
         .env_remove("BEAMLINK_NAME")
+        .env_remove("BEAMLINK_COOKIE_FILE")
+        .env_remove("BEAMLINK_PEER_BASENAME")
+        .env_remove("BEAMLINK_DNS_SERVER")
+        .env_remove("BEAMLINK_POLL_INTERVAL")
+        .env_remove("BEAMLINK_NET_TICKTIME")
         .env_remove("DNS_CLUSTER_QUERY")
         .env("HOME", empty_home())
         .env("RUST_LOG", "info");

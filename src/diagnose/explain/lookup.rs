@@ -127,7 +127,25 @@ pub(crate) fn listing_checks(survey: &Survey, ctx: &Context) -> Vec<Check> {
 pub(super) fn epmd_failure(epmd: SocketAddr, problem: &EpmdProblem, ctx: &Context) -> Diagnosis {
     let hint = ctx.virtual_ip_hint(epmd.ip()).unwrap_or_default();
     let port = epmd.port();
+    // Nothing at a known virtual IP: that is the whole story, no firewall or EPMD advice.
+    let at_vip = |summary: String, evidence: String, cause| Diagnosis {
+        step: CheckStep::Epmd,
+        cause,
+        summary,
+        evidence: vec![evidence],
+        fix: hint.trim_start().to_string(),
+    };
     match problem {
+        EpmdProblem::Unreachable(text) if ctx.is_known_virtual_ip(epmd.ip()) => at_vip(
+            format!("no EPMD answers at {epmd}, a virtual IP"),
+            text.clone(),
+            Cause::EpmdUnreachable,
+        ),
+        EpmdProblem::Timeout(after) if ctx.is_known_virtual_ip(epmd.ip()) => at_vip(
+            format!("no EPMD answers at {epmd}, a virtual IP, within {after:?}"),
+            format!("no reply from {epmd} within {after:?}"),
+            Cause::EpmdTimeout,
+        ),
         EpmdProblem::Unreachable(text) => Diagnosis {
             step: CheckStep::Epmd,
             cause: Cause::EpmdUnreachable,

@@ -53,15 +53,34 @@ impl Context {
         }
     }
 
+    /// True when `ip` is the query's only address and `tasks.<query>` gave others: a Docker
+    /// Swarm virtual IP, certainly.
+    fn is_known_virtual_ip(&self, ip: IpAddr) -> bool {
+        self.tasks.is_some()
+            && self
+                .single_record
+                .as_ref()
+                .is_some_and(|(_, only)| *only == ip)
+    }
+
     /// A hint for an address that gave nothing useful, when it was a DNS answer's only one.
     fn virtual_ip_hint(&self, ip: IpAddr) -> Option<String> {
         let (query, only) = self.single_record.as_ref()?;
-        (*only == ip).then(|| {
-            format!(
+        if *only != ip {
+            return None;
+        }
+        Some(match &self.tasks {
+            Some((tasks, _)) => format!(
+                " Here {ip} is {query}'s virtual IP ({tasks} lists the tasks behind it): \
+                 it forwards connections to some task, or nowhere (without IPVS, or when \
+                 nothing behind it listens on the port), so dial the tasks themselves: \
+                 --dns-query {tasks}."
+            ),
+            None => format!(
                 " {query} gave this single address: if it is a service's virtual IP (Docker \
                  Swarm VIP, Kubernetes ClusterIP), query the nodes' own addresses instead \
                  (tasks.<service> in Swarm, a headless service in Kubernetes)."
-            )
+            ),
         })
     }
 }

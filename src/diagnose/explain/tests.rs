@@ -122,7 +122,8 @@ fn a_single_address_is_called_a_virtual_ip_only_with_tasks_evidence() {
         notes: Vec::new(),
     };
     let with_tasks = survey(Some(("tasks.app_web".into(), Ok(tasks.clone()))));
-    let checks = dns_checks(&with_tasks, &Context::new(&with_tasks, None));
+    let certain = Context::new(&with_tasks, None);
+    let checks = dns_checks(&with_tasks, &certain);
     let vip = checks
         .iter()
         .find(|c| c.cause == Some(Cause::VirtualIp))
@@ -134,6 +135,30 @@ fn a_single_address_is_called_a_virtual_ip_only_with_tasks_evidence() {
             .unwrap_or("")
             .contains("--dns-query tasks.app_web")
     );
+    // With that evidence, what EPMD at the virtual IP does not answer says so plainly.
+    let at_vip = epmd_failure(
+        "10.0.0.2:4369".parse().unwrap(),
+        &EpmdProblem::Unreachable("no route to host".into()),
+        &certain,
+    );
+    assert!(
+        at_vip.fix.contains("10.0.0.2 is app_web's virtual IP"),
+        "{}",
+        at_vip.fix
+    );
+    assert!(at_vip.fix.contains("--dns-query tasks.app_web"));
+    assert!(!at_vip.fix.contains("firewall"), "{}", at_vip.fix);
+    let timeout = epmd_failure(
+        "10.0.0.2:4369".parse().unwrap(),
+        &EpmdProblem::Timeout(std::time::Duration::from_secs(2)),
+        &certain,
+    );
+    assert!(
+        timeout.summary.contains("virtual IP"),
+        "{}",
+        timeout.summary
+    );
+    assert!(timeout.fix.contains("--dns-query tasks.app_web"));
 
     let without = survey(Some((
         "tasks.app_web".into(),
