@@ -507,7 +507,11 @@ async fn software(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Sof
     }
 }
 
-async fn peer_nodes(node: &Node, peer: &NodeName, timeout: Duration) -> Result<PeerNodes, Failure> {
+pub(crate) async fn peer_nodes(
+    node: &Node,
+    peer: &NodeName,
+    timeout: Duration,
+) -> Result<PeerNodes, Failure> {
     let mut out = PeerNodes::default();
     for (kind, list) in [("visible", &mut out.visible), ("hidden", &mut out.hidden)] {
         let reply = node
@@ -530,7 +534,7 @@ async fn peer_nodes(node: &Node, peer: &NodeName, timeout: Duration) -> Result<P
 }
 
 /// A charlist or a binary as text.
-fn text_of(t: &Term) -> Option<String> {
+pub(crate) fn text_of(t: &Term) -> Option<String> {
     match t {
         Term::Binary(b) => String::from_utf8(b.to_vec()).ok(),
         Term::List(items) => items

@@ -198,7 +198,12 @@ pub(crate) struct Inner {
     tracker: TaskTracker,
     /// The EPMD registration [`crate::NodeBuilder`] made; withdrawn last at shutdown.
     registrar: Mutex<Option<crate::epmd::Registrar>>,
+    /// What the `beamlink` GenServer answers to `:cluster` (set by the watcher of `run`).
+    cluster: Mutex<Option<ClusterSource>>,
 }
+
+/// Gives the answer to `GenServer.call({:beamlink, R}, :cluster)` (see [`crate::watch`]).
+pub(crate) type ClusterSource = Arc<dyn Fn() -> crate::proto::term::Term + Send + Sync>;
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -274,6 +279,7 @@ impl Node {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             registrar: Mutex::new(None),
+            cluster: Mutex::new(None),
             config,
         });
         let node = Node { inner };
@@ -382,5 +388,16 @@ impl Node {
     /// [`Node::shutting_down`] resolves.
     pub(crate) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.inner.tracker.spawn(task);
+    }
+
+    /// Makes `:cluster` calls to the `beamlink` GenServer answer with `source()`.
+    pub(crate) fn set_cluster_source(&self, source: ClusterSource) {
+        *lock(&self.inner.cluster) = Some(source);
+    }
+
+    /// The answer to `:cluster`, when something watches the cluster.
+    pub(crate) fn cluster_answer(&self) -> Option<crate::proto::term::Term> {
+        let source = lock(&self.inner.cluster).clone();
+        source.map(|s| s())
     }
 }

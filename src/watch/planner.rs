@@ -1,0 +1,574 @@
+//! `--mesh`: which visible nodes to ask to connect to each other, as a pure state machine
+//! (no I/O, no clock: the watcher passes the time in).
+//!
+//! A node is asked to connect with `net_kernel:connect_node/1` run on it over `erpc`, the
+//! call `Node.connect/1` makes (`kernel/src/net_kernel.erl`), so the connection is the
+//! BEAM's own: its handshake, its `global` sync. Rules:
+//!
+//! * only pairs of visible nodes beamlink is linked to that both answered and neither lists
+//!   the other ([`View::missing`]); hidden nodes and connected pairs are never touched;
+//! * at most one attempt per pair per interval, never two at once, and after a failure not
+//!   before the reconnect backoff of the connection manager (1 s doubling up to the
+//!   interval); the next attempt asks the other side (one side may reach the other when the
+//!   reverse path is blocked);
+//! * a pair that was connected and no longer is was disconnected by someone (a node, an
+//!   operator, the network): beamlink waits an interval before asking;
+//! * OTP 25 and later default to `prevent_overlapping_partitions` (`kernel/src/global.erl`):
+//!   when a node loses another, `global` on the nodes that still see both disconnects some of
+//!   them so that fully connected partitions remain. A pair beamlink connected that is
+//!   disconnected again within [`SETTLE`] intervals is *split*: beamlink backs off (2, 4, ...
+//!   up to 32 intervals) instead of fighting `global` in a loop, says so once, and reports
+//!   the pair as split until it stays connected for [`SETTLE`] intervals;
+//! * every action is one log line; a failure that repeats the previous one is not logged
+//!   again; `--mesh=report` logs once per pair what it would ask and asks nothing.
+
+use super::view::{Pair, View};
+use crate::proto::node_name::NodeName;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What `--mesh` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MeshMode {
+    /// Nothing (the default).
+    #[default]
+    Off,
+    /// Log what it would ask, ask nothing (`--mesh=report`).
+    Report,
+    /// Ask (`--mesh`).
+    On,
+}
+
+impl std::str::FromStr for MeshMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<MeshMode, String> {
+        match s {
+            "on" | "true" | "" => Ok(MeshMode::On),
+            "report" => Ok(MeshMode::Report),
+            "off" | "false" => Ok(MeshMode::Off),
+            other => Err(format!(
+                "--mesh={other}: use --mesh, --mesh=report or --mesh=off"
+            )),
+        }
+    }
+}
+
+impl MeshMode {
+    /// `off`, `report` or `on`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeshMode::Off => "off",
+            MeshMode::Report => "report",
+            MeshMode::On => "on",
+        }
+    }
+}
+
+/// Intervals a pair beamlink connected must stay connected before it is settled; a
+/// disconnect within them makes the pair split.
+pub const SETTLE: u32 = 3;
+/// The longest back-off of a split pair, in intervals.
+pub const MAX_SPLIT_BACKOFF: u32 = 32;
+
+/// Ask `on` to connect to `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connect {
+    /// The node that runs `net_kernel:connect_node/1`.
+    pub on: NodeName,
+    /// Its argument.
+    pub to: NodeName,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `net_kernel:connect_node/1` returned `true`.
+    Connected,
+    /// It returned `false` (the node could not reach the other).
+    Refused,
+    /// It returned `ignored` (the node is not distributed).
+    Ignored,
+    /// The `erpc` call failed (timeout, connection lost), in words.
+    Failed(String),
+}
+
+impl Outcome {
+    /// The `result` label of `beamlink_mesh_connects_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Connected => "true",
+            Outcome::Refused => "false",
+            Outcome::Ignored => "ignored",
+            Outcome::Failed(_) => "error",
+        }
+    }
+}
+
+/// Something to log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// `--mesh=report`: what would be asked.
+    WouldConnect(Connect),
+    /// An attempt ended (a first result or a change).
+    Asked {
+        /// The request.
+        connect: Connect,
+        /// Its end.
+        outcome: Outcome,
+    },
+    /// A pair beamlink connected was disconnected again.
+    Split {
+        /// The pair.
+        pair: Pair,
+        /// How long it stayed connected at most.
+        after: Duration,
+        /// When beamlink asks again.
+        retry_in: Duration,
+    },
+    /// A split pair stayed connected.
+    Settled {
+        /// The pair.
+        pair: Pair,
+    },
+}
+
+impl Note {
+    /// True for a line an operator should look at.
+    pub fn is_warning(&self) -> bool {
+        match self {
+            Note::Split { .. } => true,
+            Note::Asked { outcome, .. } => *outcome != Outcome::Connected,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::WouldConnect(c) => write!(
+                f,
+                "mesh (report): would ask {} to connect to {} (net_kernel:connect_node/1)",
+                c.on, c.to
+            ),
+            Note::Asked { connect, outcome } => {
+                let c = connect;
+                match outcome {
+                    Outcome::Connected => {
+                        write!(f, "mesh: asked {} to connect to {}: true", c.on, c.to)
+                    }
+                    Outcome::Refused => write!(
+                        f,
+                        "mesh: asked {} to connect to {}: false (retrying every interval; logged again when it changes)",
+                        c.on, c.to
+                    ),
+                    Outcome::Ignored => write!(
+                        f,
+                        "mesh: asked {} to connect to {}: ignored (not distributed)",
+                        c.on, c.to
+                    ),
+                    Outcome::Failed(e) => write!(
+                        f,
+                        "mesh: asking {} to connect to {} failed: {e}",
+                        c.on, c.to
+                    ),
+                }
+            }
+            Note::Split {
+                pair: (a, b),
+                after,
+                retry_in,
+            } => write!(
+                f,
+                "mesh: {a} and {b} are split: disconnected again within {:.1}s of beamlink connecting them \
+                 (global's prevent_overlapping_partitions, or a network cut); not fighting it, next attempt in {:.0}s",
+                after.as_secs_f64(),
+                retry_in.as_secs_f64()
+            ),
+            Note::Settled { pair: (a, b) } => {
+                write!(f, "mesh: {a} and {b} stay connected; no longer split")
+            }
+        }
+    }
+}
+
+/// The planner's memory of one pair.
+#[derive(Clone, Debug)]
+struct PairState {
+    next_at: Instant,
+    in_flight: bool,
+    /// Ask the greater name next (after a failure the other side is asked).
+    flip: bool,
+    /// The last outcome logged, to log only changes.
+    logged: Option<&'static str>,
+    /// When beamlink's last attempt connected the pair.
+    connected_at: Option<Instant>,
+    /// Disconnects right after beamlink connected the pair, in a row.
+    strikes: u32,
+    /// Wait after a failed attempt: 1 s doubling up to the interval, as the connection
+    /// manager's reconnect backoff ([`crate::cluster`]).
+    backoff: Duration,
+    /// `--mesh=report`: logged.
+    reported: bool,
+}
+
+impl PairState {
+    fn new(now: Instant) -> PairState {
+        PairState {
+            next_at: now,
+            in_flight: false,
+            flip: false,
+            logged: None,
+            connected_at: None,
+            strikes: 0,
+            backoff: Duration::from_secs(1),
+            reported: false,
+        }
+    }
+}
+
+/// The mesh planner; see the module documentation.
+#[derive(Debug)]
+pub struct Planner {
+    mode: MeshMode,
+    interval: Duration,
+    pairs: BTreeMap<Pair, PairState>,
+    previous_links: BTreeSet<Pair>,
+    totals: BTreeMap<&'static str, u64>,
+}
+
+impl Planner {
+    /// A planner for `mode`, planning every `interval`.
+    pub fn new(mode: MeshMode, interval: Duration) -> Planner {
+        Planner {
+            mode,
+            interval,
+            pairs: BTreeMap::new(),
+            previous_links: BTreeSet::new(),
+            totals: BTreeMap::new(),
+        }
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> MeshMode {
+        self.mode
+    }
+
+    /// The requests to make now, and what to log, given the latest view.
+    pub fn plan(&mut self, view: &View, now: Instant) -> (Vec<Connect>, Vec<Note>) {
+        let mut notes = Vec::new();
+        let missing: BTreeSet<&Pair> = view.missing.iter().collect();
+        let settle = self.interval * SETTLE;
+        // Pairs that are fine now, or no longer in question.
+        let previous_links = std::mem::replace(&mut self.previous_links, view.links.clone());
+        self.pairs.retain(|pair, st| {
+            if missing.contains(pair) || st.in_flight {
+                return true;
+            }
+            if !view.links.contains(pair) {
+                // A node left or stopped answering: nothing to ask.
+                return false;
+            }
+            match st.connected_at {
+                Some(t) if now.saturating_duration_since(t) < settle => true,
+                _ => {
+                    if st.strikes > 0 {
+                        notes.push(Note::Settled { pair: pair.clone() });
+                    }
+                    false
+                }
+            }
+        });
+        let mut connects = Vec::new();
+        for pair in missing {
+            let dropped = previous_links.contains(pair);
+            let st = self
+                .pairs
+                .entry(pair.clone())
+                .or_insert_with(|| PairState::new(now));
+            if let Some(t) = st.connected_at.take() {
+                let after = now.saturating_duration_since(t);
+                if after < settle {
+                    st.strikes += 1;
+                    let retry_in = self.interval * (1 << st.strikes.min(5)).min(MAX_SPLIT_BACKOFF);
+                    st.next_at = st.next_at.max(now + retry_in);
+                    notes.push(Note::Split {
+                        pair: pair.clone(),
+                        after,
+                        retry_in,
+                    });
+                }
+            } else if dropped {
+                // Someone disconnected a pair that was up: not at once.
+                st.next_at = st.next_at.max(now + self.interval);
+            }
+            if st.in_flight || now < st.next_at {
+                continue;
+            }
+            let (on, to) = if st.flip {
+                (pair.1.clone(), pair.0.clone())
+            } else {
+                (pair.0.clone(), pair.1.clone())
+            };
+            let connect = Connect { on, to };
+            st.next_at = now + self.interval;
+            match self.mode {
+                MeshMode::Off => {}
+                MeshMode::Report => {
+                    if !st.reported {
+                        st.reported = true;
+                        notes.push(Note::WouldConnect(connect));
+                    }
+                }
+                MeshMode::On => {
+                    st.in_flight = true;
+                    connects.push(connect);
+                }
+            }
+        }
+        (connects, notes)
+    }
+
+    /// An attempt ended; what to log, if anything.
+    pub fn finished(&mut self, connect: &Connect, outcome: Outcome, now: Instant) -> Option<Note> {
+        *self.totals.entry(outcome.label()).or_default() += 1;
+        let pair = super::view::pair(&connect.on, &connect.to);
+        let st = self.pairs.get_mut(&pair)?;
+        st.in_flight = false;
+        let label = outcome.label();
+        if outcome == Outcome::Connected {
+            st.connected_at = Some(now);
+            st.backoff = Duration::from_secs(1);
+        } else {
+            st.flip = !st.flip;
+            st.next_at = st.next_at.max(now + st.backoff.min(self.interval));
+            st.backoff = (st.backoff * 2).min(self.interval);
+            if st.strikes > 0 {
+                let backoff = self.interval * (1 << st.strikes.min(5)).min(MAX_SPLIT_BACKOFF);
+                st.next_at = st.next_at.max(now + backoff);
+            }
+        }
+        let repeat = st.logged == Some(label) && outcome != Outcome::Connected;
+        st.logged = Some(label);
+        (!repeat).then_some(Note::Asked {
+            connect: connect.clone(),
+            outcome,
+        })
+    }
+
+    /// Attempts so far by result label (`true`, `false`, `ignored`, `error`).
+    pub fn totals(&self) -> &BTreeMap<&'static str, u64> {
+        &self.totals
+    }
+
+    /// The pairs that are split now.
+    pub fn split(&self) -> Vec<Pair> {
+        self.pairs
+            .iter()
+            .filter(|(_, st)| st.strikes > 0)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::view::{Answer, Report};
+
+    fn n(s: &str) -> NodeName {
+        NodeName::parse(&format!("{s}@10.0.0.1")).unwrap()
+    }
+
+    fn view(nodes: &[(&str, &[&str])]) -> View {
+        let reports: Vec<Report> = nodes
+            .iter()
+            .map(|(name, sees)| Report {
+                name: n(name),
+                visible: !name.starts_with("shell"),
+                answer: Some(Answer {
+                    visible: sees.iter().map(|s| n(s)).collect(),
+                    hidden: Default::default(),
+                }),
+            })
+            .collect();
+        View::build(&n("beamlink"), &reports)
+    }
+
+    const I: Duration = Duration::from_secs(5);
+
+    fn c(on: &str, to: &str) -> Connect {
+        Connect {
+            on: n(on),
+            to: n(to),
+        }
+    }
+
+    #[test]
+    fn every_missing_pair_is_asked_once_per_interval_and_nothing_else() {
+        let t0 = Instant::now();
+        let mut p = Planner::new(MeshMode::On, I);
+        // a-b connected; c alone; a hidden shell that sees nobody.
+        let v = view(&[("a", &["b"]), ("b", &["a"]), ("c", &[]), ("shell", &[])]);
+        let (connects, notes) = p.plan(&v, t0);
+        assert_eq!(connects, vec![c("a", "c"), c("b", "c")]);
+        assert!(notes.is_empty());
+        // In flight: not asked again, however often the view comes.
+        assert!(p.plan(&v, t0 + I * 2).0.is_empty());
+        assert_eq!(
+            p.finished(&c("a", "c"), Outcome::Refused, t0 + I * 2),
+            Some(Note::Asked {
+                connect: c("a", "c"),
+                outcome: Outcome::Refused
+            })
+        );
+        // The next attempt waits for the interval, and asks the other side.
+        assert!(p.plan(&v, t0 + I * 2).0.is_empty());
+        assert_eq!(p.plan(&v, t0 + I * 3).0, vec![c("c", "a")]);
+        // The same failure again is not logged again.
+        assert_eq!(p.finished(&c("c", "a"), Outcome::Refused, t0 + I * 3), None);
+        assert_eq!(
+            p.finished(&c("b", "c"), Outcome::Connected, t0 + I * 3)
+                .map(|n| n.is_warning()),
+            Some(false)
+        );
+        assert_eq!(p.totals().get("false"), Some(&2));
+        assert_eq!(p.totals().get("true"), Some(&1));
+    }
+
+    #[test]
+    fn a_complete_mesh_asks_nothing_and_report_mode_only_says_so_once() {
+        let t0 = Instant::now();
+        let full = view(&[("a", &["b"]), ("b", &["a"])]);
+        let mut p = Planner::new(MeshMode::On, I);
+        assert_eq!(p.plan(&full, t0), (vec![], vec![]));
+        let apart = view(&[("a", &[]), ("b", &[])]);
+        let mut r = Planner::new(MeshMode::Report, I);
+        let (connects, notes) = r.plan(&apart, t0);
+        assert!(connects.is_empty());
+        assert_eq!(notes, vec![Note::WouldConnect(c("a", "b"))]);
+        assert!(
+            notes[0]
+                .to_string()
+                .contains("would ask a@10.0.0.1 to connect to b@10.0.0.1")
+        );
+        for k in 1..5 {
+            assert_eq!(r.plan(&apart, t0 + I * k), (vec![], vec![]));
+        }
+        // An asymmetric pair is connected from one side: not touched.
+        let one_side = view(&[("a", &["b"]), ("b", &[])]);
+        assert_eq!(
+            Planner::new(MeshMode::On, I).plan(&one_side, t0),
+            (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn a_pair_someone_disconnected_waits_an_interval() {
+        let t0 = Instant::now();
+        let mut p = Planner::new(MeshMode::On, I);
+        let full = view(&[("a", &["b"]), ("b", &["a"])]);
+        let apart = view(&[("a", &[]), ("b", &[])]);
+        p.plan(&full, t0);
+        assert!(p.plan(&apart, t0 + I).0.is_empty(), "just dropped: wait");
+        assert_eq!(p.plan(&apart, t0 + I * 2).0, vec![c("a", "b")]);
+    }
+
+    #[test]
+    fn a_pair_disconnected_again_after_we_connected_it_is_split_and_backed_off() {
+        let t0 = Instant::now();
+        let mut p = Planner::new(MeshMode::On, I);
+        let apart = view(&[("a", &[]), ("b", &[]), ("c", &["a"]), ("a2", &[])]);
+        let (connects, _) = p.plan(&apart, t0);
+        assert!(connects.contains(&c("a", "b")));
+        p.finished(
+            &c("a", "b"),
+            Outcome::Connected,
+            t0 + Duration::from_millis(50),
+        );
+        // global disconnected them again before the next view: split, backed off 2 intervals.
+        let (connects, notes) = p.plan(&apart, t0 + I);
+        assert!(!connects.contains(&c("a", "b")) && !connects.contains(&c("b", "a")));
+        let split = notes
+            .iter()
+            .find(|n| matches!(n, Note::Split { .. }))
+            .expect("split noted");
+        assert!(split.is_warning());
+        assert!(split.to_string().contains("are split"), "{split}");
+        assert_eq!(p.split(), vec![(n("a"), n("b"))]);
+        assert!(
+            p.plan(&apart, t0 + I * 2)
+                .0
+                .iter()
+                .all(|x| x != &c("a", "b"))
+        );
+        let t3 = t0 + I * 3 + Duration::from_millis(60);
+        assert!(p.plan(&apart, t3).0.contains(&c("a", "b")));
+        // Connected and split again: 4 intervals.
+        p.finished(&c("a", "b"), Outcome::Connected, t3);
+        let (_, notes) = p.plan(&apart, t3 + I);
+        match &notes[..] {
+            [Note::Split { retry_in, .. }] => assert_eq!(*retry_in, I * 4),
+            other => panic!("{other:?}"),
+        }
+        for k in 2..5 {
+            assert!(
+                p.plan(&apart, t3 + I * k)
+                    .0
+                    .iter()
+                    .all(|x| x != &c("a", "b"))
+            );
+        }
+        assert!(p.plan(&apart, t3 + I * 5).0.contains(&c("a", "b")));
+        p.finished(&c("a", "b"), Outcome::Connected, t3 + I * 5);
+        // It stays: settled after SETTLE intervals, no longer split.
+        let joined = view(&[("a", &["b"]), ("b", &["a"]), ("c", &["a"]), ("a2", &[])]);
+        let mut settled = Vec::new();
+        for k in 6..6 + SETTLE + 1 {
+            settled.extend(p.plan(&joined, t3 + I * k).1);
+        }
+        assert!(settled.contains(&Note::Settled {
+            pair: (n("a"), n("b"))
+        }));
+        assert!(p.split().is_empty());
+    }
+
+    #[test]
+    fn the_backoff_of_a_split_pair_is_capped() {
+        let t0 = Instant::now();
+        let mut p = Planner::new(MeshMode::On, I);
+        let apart = view(&[("a", &[]), ("b", &[])]);
+        let mut now = t0;
+        let mut last = Duration::ZERO;
+        for _ in 0..10 {
+            // Ask as soon as the planner allows.
+            loop {
+                let (connects, _) = p.plan(&apart, now);
+                if !connects.is_empty() {
+                    break;
+                }
+                now += I;
+            }
+            p.finished(&c("a", "b"), Outcome::Connected, now);
+            now += I;
+            if let Some(Note::Split { retry_in, .. }) = p
+                .plan(&apart, now)
+                .1
+                .into_iter()
+                .find(|n| matches!(n, Note::Split { .. }))
+            {
+                last = retry_in;
+            }
+        }
+        assert_eq!(last, I * MAX_SPLIT_BACKOFF);
+    }
+
+    #[test]
+    fn mesh_modes_parse() {
+        assert_eq!("report".parse::<MeshMode>(), Ok(MeshMode::Report));
+        assert_eq!("on".parse::<MeshMode>(), Ok(MeshMode::On));
+        assert!("sometimes".parse::<MeshMode>().is_err());
+    }
+}
