@@ -34,7 +34,7 @@ pub use probe::{
     Software, ping, probe,
 };
 pub(crate) use probe::{peer_nodes, text_of};
-pub use stats::{BeamStats, beam_stats, human_bytes};
+pub use stats::{BeamStats, beam_stats, human_bytes, stats_table};
 pub use view::{ClusterView, DnsView, MissingLink, NodeError, NodeView};
 
 use crate::discovery::{DnsError, DnsQuery, EpmdListing};

@@ -507,13 +507,14 @@ async fn software(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Sof
     }
 }
 
+/// `erlang:nodes(visible)` and `erlang:nodes(hidden)`, asked at once (one round trip, and
+/// one wake-up of the peer's schedulers rather than two: the cost of being watched).
 pub(crate) async fn peer_nodes(
     node: &Node,
     peer: &NodeName,
     timeout: Duration,
 ) -> Result<PeerNodes, Failure> {
-    let mut out = PeerNodes::default();
-    for (kind, list) in [("visible", &mut out.visible), ("hidden", &mut out.hidden)] {
+    let ask = |kind: &'static str| async move {
         let reply = node
             .rpc_call(peer, "erlang", "nodes", vec![Term::atom(kind)], timeout)
             .await
@@ -521,7 +522,7 @@ pub(crate) async fn peer_nodes(
                 call: format!("erlang:nodes({kind})"),
                 error,
             })?;
-        *list = reply
+        let mut list: Vec<NodeName> = reply
             .as_list()
             .unwrap_or_default()
             .iter()
@@ -529,8 +530,13 @@ pub(crate) async fn peer_nodes(
             .filter_map(|a| NodeName::parse(a.as_str()).ok())
             .collect();
         list.sort();
-    }
-    Ok(out)
+        Ok::<_, Failure>(list)
+    };
+    let (visible, hidden) = tokio::join!(ask("visible"), ask("hidden"));
+    Ok(PeerNodes {
+        visible: visible?,
+        hidden: hidden?,
+    })
 }
 
 /// A charlist or a binary as text.

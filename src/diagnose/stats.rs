@@ -97,6 +97,55 @@ fn non_negative(t: &Term) -> u64 {
     t.as_i64().and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
+/// The figures of the nodes that have them, one row each, for `beamlink nodes --stats`
+/// (empty when none has).
+pub fn stats_table(nodes: &[super::NodeView]) -> String {
+    use std::fmt::Write as _;
+    let header = ["NODE", "MEMORY", "PROCESSES", "RUN QUEUE", "UPTIME"].map(String::from);
+    let rows: Vec<[String; 5]> = nodes
+        .iter()
+        .filter_map(|n| {
+            let s = n.stats.as_ref()?;
+            Some([
+                n.name.clone(),
+                s.total_memory().map_or_else(|| "-".into(), human_bytes),
+                s.processes.to_string(),
+                s.run_queue.to_string(),
+                humantime::format_duration(Duration::from_secs(s.uptime_ms / 1000)).to_string(),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if i == 0 {
+                    format!("{cell:w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
 /// Bytes in IEC units for a table: `412.3 MiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

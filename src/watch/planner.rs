@@ -11,14 +11,14 @@
 //!   before the reconnect backoff of the connection manager (1 s doubling up to the
 //!   interval); the next attempt asks the other side (one side may reach the other when the
 //!   reverse path is blocked);
-//! * a pair that was connected and no longer is was disconnected by someone (a node, an
-//!   operator, the network): beamlink waits an interval before asking;
 //! * OTP 25 and later default to `prevent_overlapping_partitions` (`kernel/src/global.erl`):
 //!   when a node loses another, `global` on the nodes that still see both disconnects some of
-//!   them so that fully connected partitions remain. A pair beamlink connected that is
-//!   disconnected again within [`SETTLE`] intervals is *split*: beamlink backs off (2, 4, ...
-//!   up to 32 intervals) instead of fighting `global` in a loop, says so once, and reports
-//!   the pair as split until it stays connected for [`SETTLE`] intervals;
+//!   them so that fully connected partitions remain; reconnecting such a pair brings `global`
+//!   to disconnect another, in a loop. So a pair that was connected and is disconnected while
+//!   both nodes are up (seen in the previous view, or connected by beamlink within [`SETTLE`]
+//!   intervals) is *split*: beamlink says so once and backs off (2, 4, ... up to 32
+//!   intervals, longer at each new disconnect) instead of fighting, and reports the pair as
+//!   split until it stays connected for [`SETTLE`] intervals and twice its back-off;
 //! * every action is one log line; a failure that repeats the previous one is not logged
 //!   again; `--mesh=report` logs once per pair what it would ask and asks nothing.
 
@@ -118,12 +118,13 @@ pub enum Note {
         /// Its end.
         outcome: Outcome,
     },
-    /// A pair beamlink connected was disconnected again.
+    /// A pair was disconnected while both nodes are up (logged when it first happens; later
+    /// disconnects only lengthen the back-off).
     Split {
         /// The pair.
         pair: Pair,
-        /// How long it stayed connected at most.
-        after: Duration,
+        /// When beamlink had connected it: how long it stayed connected at most.
+        after: Option<Duration>,
         /// When beamlink asks again.
         retry_in: Duration,
     },
@@ -180,17 +181,44 @@ impl fmt::Display for Note {
                 pair: (a, b),
                 after,
                 retry_in,
-            } => write!(
-                f,
-                "mesh: {a} and {b} are split: disconnected again within {:.1}s of beamlink connecting them \
-                 (global's prevent_overlapping_partitions, or a network cut); not fighting it, next attempt in {:.0}s",
-                after.as_secs_f64(),
-                retry_in.as_secs_f64()
-            ),
+            } => {
+                write!(f, "mesh: {a} and {b} are split: ")?;
+                match after {
+                    Some(after) => write!(
+                        f,
+                        "disconnected again within {:.1}s of beamlink connecting them",
+                        after.as_secs_f64()
+                    )?,
+                    None => f.write_str("disconnected while both are up")?,
+                }
+                write!(
+                    f,
+                    " (global's prevent_overlapping_partitions, or a network cut); not fighting it, \
+                     next attempt in {:.0}s, longer each time it happens again",
+                    retry_in.as_secs_f64()
+                )
+            }
             Note::Settled { pair: (a, b) } => {
                 write!(f, "mesh: {a} and {b} stay connected; no longer split")
             }
         }
+    }
+}
+
+/// The wait before asking a split pair again: 2, 4, ... up to 32 intervals.
+fn split_backoff(interval: Duration, strikes: u32) -> Duration {
+    interval * (1u32 << strikes.min(5)).min(MAX_SPLIT_BACKOFF)
+}
+
+/// How long a pair must stay connected before its split is over: [`SETTLE`] intervals, and
+/// at least twice its back-off (a pair `global` cuts each time another is restored stays up
+/// about as long as the other's back-off).
+fn settle_for(interval: Duration, strikes: u32) -> Duration {
+    let settle = interval * SETTLE;
+    if strikes == 0 {
+        settle
+    } else {
+        settle.max(split_backoff(interval, strikes) * 2)
     }
 }
 
@@ -260,7 +288,6 @@ impl Planner {
     pub fn plan(&mut self, view: &View, now: Instant) -> (Vec<Connect>, Vec<Note>) {
         let mut notes = Vec::new();
         let missing: BTreeSet<&Pair> = view.missing.iter().collect();
-        let settle = self.interval * SETTLE;
         // Pairs that are fine now, or no longer in question.
         let previous_links = std::mem::replace(&mut self.previous_links, view.links.clone());
         self.pairs.retain(|pair, st| {
@@ -272,7 +299,11 @@ impl Planner {
                 return false;
             }
             match st.connected_at {
-                Some(t) if now.saturating_duration_since(t) < settle => true,
+                Some(t)
+                    if now.saturating_duration_since(t) < settle_for(self.interval, st.strikes) =>
+                {
+                    true
+                }
                 _ => {
                     if st.strikes > 0 {
                         notes.push(Note::Settled { pair: pair.clone() });
@@ -288,21 +319,25 @@ impl Planner {
                 .pairs
                 .entry(pair.clone())
                 .or_insert_with(|| PairState::new(now));
-            if let Some(t) = st.connected_at.take() {
-                let after = now.saturating_duration_since(t);
-                if after < settle {
-                    st.strikes += 1;
-                    let retry_in = self.interval * (1 << st.strikes.min(5)).min(MAX_SPLIT_BACKOFF);
-                    st.next_at = st.next_at.max(now + retry_in);
+            // Disconnected while both nodes are up and answering: a node did it (global's
+            // prevent_overlapping_partitions, an operator) or the network did. Either way,
+            // not again at once.
+            let after = st
+                .connected_at
+                .take()
+                .map(|t| now.saturating_duration_since(t))
+                .filter(|after| *after < settle_for(self.interval, st.strikes));
+            if dropped || after.is_some() {
+                st.strikes += 1;
+                let retry_in = split_backoff(self.interval, st.strikes);
+                st.next_at = st.next_at.max(now + retry_in);
+                if st.strikes == 1 {
                     notes.push(Note::Split {
                         pair: pair.clone(),
                         after,
                         retry_in,
                     });
                 }
-            } else if dropped {
-                // Someone disconnected a pair that was up: not at once.
-                st.next_at = st.next_at.max(now + self.interval);
             }
             if st.in_flight || now < st.next_at {
                 continue;
@@ -346,8 +381,9 @@ impl Planner {
             st.next_at = st.next_at.max(now + st.backoff.min(self.interval));
             st.backoff = (st.backoff * 2).min(self.interval);
             if st.strikes > 0 {
-                let backoff = self.interval * (1 << st.strikes.min(5)).min(MAX_SPLIT_BACKOFF);
-                st.next_at = st.next_at.max(now + backoff);
+                st.next_at = st
+                    .next_at
+                    .max(now + split_backoff(self.interval, st.strikes));
             }
         }
         let repeat = st.logged == Some(label) && outcome != Outcome::Connected;
@@ -466,14 +502,73 @@ mod tests {
     }
 
     #[test]
-    fn a_pair_someone_disconnected_waits_an_interval() {
+    fn a_pair_someone_disconnected_is_split_and_left_alone_for_a_while() {
         let t0 = Instant::now();
         let mut p = Planner::new(MeshMode::On, I);
         let full = view(&[("a", &["b"]), ("b", &["a"])]);
         let apart = view(&[("a", &[]), ("b", &[])]);
         p.plan(&full, t0);
-        assert!(p.plan(&apart, t0 + I).0.is_empty(), "just dropped: wait");
-        assert_eq!(p.plan(&apart, t0 + I * 2).0, vec![c("a", "b")]);
+        let (connects, notes) = p.plan(&apart, t0 + I);
+        assert!(connects.is_empty(), "just dropped: wait");
+        assert!(
+            matches!(&notes[..], [Note::Split { after: None, retry_in, .. }] if *retry_in == I * 2),
+            "{notes:?}"
+        );
+        assert!(
+            notes[0]
+                .to_string()
+                .contains("disconnected while both are up")
+        );
+        assert!(p.plan(&apart, t0 + I * 2).0.is_empty());
+        assert_eq!(p.plan(&apart, t0 + I * 3).0, vec![c("a", "b")]);
+    }
+
+    #[test]
+    fn a_bridge_global_keeps_cutting_is_asked_ever_more_rarely() {
+        // a and b cannot reach each other; c is connected to both, and global drops one of
+        // c's links each time the other is restored.
+        let t0 = Instant::now();
+        let mut p = Planner::new(MeshMode::On, I);
+        let ac_only = view(&[("a", &["c"]), ("b", &[]), ("c", &["a"])]);
+        let bc_only = view(&[("a", &[]), ("b", &["c"]), ("c", &["b"])]);
+        let mut now = t0;
+        p.plan(
+            &view(&[("a", &["c"]), ("b", &["c"]), ("c", &["a", "b"])]),
+            now,
+        );
+        let mut asked = Vec::new();
+        let mut views = [ac_only, bc_only].into_iter().cycle();
+        let mut current = views.next().unwrap();
+        for _ in 0..60 {
+            now += I;
+            let (connects, _) = p.plan(&current, now);
+            for connect in connects {
+                let bridges =
+                    connect.on.as_str().starts_with('c') || connect.to.as_str().starts_with('c');
+                if bridges {
+                    asked.push(now);
+                    p.finished(&connect, Outcome::Connected, now);
+                    // global answers by cutting the other link.
+                    current = views.next().unwrap();
+                } else {
+                    p.finished(&connect, Outcome::Refused, now);
+                }
+            }
+        }
+        // Each round (both bridges restored once, both cut once by global) is longer.
+        let rounds: Vec<u64> = asked
+            .chunks(2)
+            .map(|c| c[0].duration_since(t0).as_secs() / I.as_secs())
+            .collect::<Vec<_>>()
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .collect();
+        assert!(rounds.len() >= 3, "{rounds:?}");
+        assert!(
+            rounds.windows(2).all(|w| w[1] >= w[0]) && rounds.last() > rounds.first(),
+            "the bridge is asked ever more rarely: {rounds:?}"
+        );
+        assert!(!p.split().is_empty());
     }
 
     #[test]
@@ -506,13 +601,10 @@ mod tests {
         );
         let t3 = t0 + I * 3 + Duration::from_millis(60);
         assert!(p.plan(&apart, t3).0.contains(&c("a", "b")));
-        // Connected and split again: 4 intervals.
+        // Connected and split again: 4 intervals, not logged again.
         p.finished(&c("a", "b"), Outcome::Connected, t3);
         let (_, notes) = p.plan(&apart, t3 + I);
-        match &notes[..] {
-            [Note::Split { retry_in, .. }] => assert_eq!(*retry_in, I * 4),
-            other => panic!("{other:?}"),
-        }
+        assert!(notes.is_empty(), "{notes:?}");
         for k in 2..5 {
             assert!(
                 p.plan(&apart, t3 + I * k)
@@ -526,7 +618,8 @@ mod tests {
         // It stays: settled after SETTLE intervals, no longer split.
         let joined = view(&[("a", &["b"]), ("b", &["a"]), ("c", &["a"]), ("a2", &[])]);
         let mut settled = Vec::new();
-        for k in 6..6 + SETTLE + 1 {
+        // Twice the back-off of the second split (4 intervals), then it is settled.
+        for k in 6..6 + 9 {
             settled.extend(p.plan(&joined, t3 + I * k).1);
         }
         assert!(settled.contains(&Note::Settled {
@@ -553,14 +646,18 @@ mod tests {
             }
             p.finished(&c("a", "b"), Outcome::Connected, now);
             now += I;
-            if let Some(Note::Split { retry_in, .. }) = p
-                .plan(&apart, now)
-                .1
-                .into_iter()
-                .find(|n| matches!(n, Note::Split { .. }))
-            {
-                last = retry_in;
+            p.plan(&apart, now);
+            let start = now;
+            loop {
+                now += I;
+                if !p.plan(&apart, now).0.is_empty() {
+                    p.finished(&c("a", "b"), Outcome::Connected, now);
+                    break;
+                }
             }
+            last = now.duration_since(start);
+            now += I;
+            p.plan(&apart, now);
         }
         assert_eq!(last, I * MAX_SPLIT_BACKOFF);
     }
