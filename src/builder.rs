@@ -386,7 +386,11 @@ impl NodeBuilder {
             cluster_stats = Some(cluster.stats.clone());
             node.spawn_task(cluster::run(node.clone(), cluster));
         }
-        let watch = self.watch.map(Watch::new);
+        let watch = self.watch.map(|mut config| {
+            // The per-node figures are only asked for when something serves them.
+            config.figures = metrics.is_some();
+            Watch::new(config)
+        });
         if let Some(watch) = &watch {
             node.spawn_task(crate::watch::run(node.clone(), watch.clone()));
         }

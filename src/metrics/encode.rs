@@ -101,6 +101,7 @@ pub fn exposition(sources: &Sources) -> String {
             cluster.dns_failures.load(Ordering::Relaxed),
         );
     }
+    connection_metrics(&registry, node);
     if let Some(watch) = &sources.watch {
         cluster_metrics(&registry, watch);
     }
@@ -108,6 +109,43 @@ pub fn exposition(sources: &Sources) -> String {
     // Encoding into a Vec cannot fail but for a metric without samples, which cannot be.
     let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// Traffic of each connection since it came up (a reconnect starts again from zero, which
+/// Prometheus reads as a counter reset).
+fn connection_metrics(registry: &Registry, node: &crate::node::Node) {
+    let families = [
+        (
+            "beamlink_peer_bytes_received_total",
+            "Bytes received from the node on the current connection.",
+        ),
+        (
+            "beamlink_peer_bytes_sent_total",
+            "Bytes sent to the node on the current connection.",
+        ),
+        (
+            "beamlink_peer_messages_received_total",
+            "Messages (ticks excluded) received from the node on the current connection.",
+        ),
+        (
+            "beamlink_peer_messages_sent_total",
+            "Messages (ticks excluded) sent to the node on the current connection.",
+        ),
+    ]
+    .map(|(name, help)| counter_vec(registry, name, help, &["node"]));
+    for connection in node.connections() {
+        let name = connection.peer().to_string();
+        let stats = connection.stats();
+        let values = [
+            stats.bytes_in.load(Ordering::Relaxed),
+            stats.bytes_out.load(Ordering::Relaxed),
+            stats.messages_in.load(Ordering::Relaxed),
+            stats.messages_out.load(Ordering::Relaxed),
+        ];
+        for (family, value) in families.iter().zip(values) {
+            family.with_label_values(&[name.as_str()]).inc_by(value);
+        }
+    }
 }
 
 fn cluster_metrics(registry: &Registry, watch: &crate::watch::Watch) {

@@ -42,6 +42,9 @@ pub struct WatchConfig {
     /// How long a node may take to answer `net_kernel:connect_node/1` (its own connect
     /// is bounded by its `net_setuptime`, 7 s by default).
     pub connect_timeout: Duration,
+    /// Also ask each node for its figures (memory, processes, run queue, uptime) every
+    /// view: four more calls per node, so only when something serves them (`--metrics`).
+    pub figures: bool,
 }
 
 impl WatchConfig {
@@ -52,6 +55,7 @@ impl WatchConfig {
             mesh,
             query_timeout: interval.clamp(Duration::from_secs(1), Duration::from_secs(5)),
             connect_timeout: Duration::from_secs(15),
+            figures: false,
         }
     }
 }

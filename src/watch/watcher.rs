@@ -1,7 +1,8 @@
 //! The watcher task of `run`: every interval (and shortly after a node connects or
 //! disconnects) it asks every node beamlink is linked to, concurrently and read-only, whom
-//! it sees ([`crate::diagnose`]'s `erlang:nodes/1` questions, the ones `beamlink nodes`
-//! asks) and how loaded it is ([`crate::diagnose::beam_stats`]); each node has
+//! it sees ([`crate::diagnose`]'s `erlang:nodes` questions, the ones `beamlink nodes`
+//! asks) and, when figures are served, how loaded it is ([`crate::diagnose::beam_stats`]);
+//! each node has
 //! [`WatchConfig::query_timeout`] for all of it, so a hung node (SIGSTOP, overloaded) is
 //! reported as silent without delaying the view of the others. The view's changes are
 //! logged once; with `--mesh` the planner's requests run as tasks of their own, one per
@@ -132,12 +133,12 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
                 .collect();
             let known: Vec<NodeName> = releases.keys().cloned().collect();
             let (node, tx) = (node.clone(), tx.clone());
-            let timeout = config.query_timeout;
+            let (timeout, figures) = (config.query_timeout, config.figures);
             tasks.spawn(async move {
                 let answers = futures_util::stream::iter(peers)
                     .map(|peer| {
                         let asked = !known.contains(&peer.name);
-                        ask(&node, peer, timeout, asked)
+                        ask(&node, peer, timeout, asked, figures)
                     })
                     .buffer_unordered(MAX_CONCURRENT_QUERIES)
                     .collect()
@@ -195,7 +196,13 @@ fn absorb(
 }
 
 /// Everything one node is asked in a view, within `timeout` in all.
-async fn ask(node: &Node, peer: PeerInfo, timeout: Duration, ask_release: bool) -> Answered {
+async fn ask(
+    node: &Node,
+    peer: PeerInfo,
+    timeout: Duration,
+    ask_release: bool,
+    figures: bool,
+) -> Answered {
     let name = peer.name.clone();
     let visible = peer.peer_flags.contains(DistFlags::PUBLISHED);
     // Not linked any more: asking would dial.
@@ -218,9 +225,16 @@ async fn ask(node: &Node, peer: PeerInfo, timeout: Duration, ask_release: bool) 
                 .await;
             Some(answer.ok().and_then(|t| crate::diagnose::text_of(&t)))
         };
+        let stats = async {
+            if figures {
+                crate::diagnose::beam_stats(node, &name, timeout).await.ok()
+            } else {
+                None
+            }
+        };
         tokio::join!(
             crate::diagnose::peer_nodes(node, &name, timeout),
-            crate::diagnose::beam_stats(node, &name, timeout),
+            stats,
             release,
         )
     };
@@ -243,7 +257,7 @@ async fn ask(node: &Node, peer: PeerInfo, timeout: Duration, ask_release: bool) 
                     visible,
                     answer,
                 },
-                stats: stats.ok(),
+                stats,
                 release,
             }
         }
