@@ -565,9 +565,12 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
     assert!(beamlink.log()[from..].contains("partition healed"));
 
     // ---- 7. a one-way cut: an asymmetric link -------------------------------------------
-    // b's packets never reach a, and a's FIN/RST never reach b: a drops b at its tick
-    // timeout and cannot tell it, so b lists a until its own. With a third node, global
-    // (prevent_overlapping_partitions) would tell b through it at once: two nodes only.
+    // b's segments that carry data never reach a (its bare ACKs do: 52 bytes with the TCP
+    // timestamps Linux sends by default, a tick is 56; so a's TCP keeps
+    // sending a's ticks, which b receives), and a's FIN/RST never reach b: a drops b at its
+    // tick timeout and cannot tell it, so b lists a until its own, a tick timeout later.
+    // With a third node, global (prevent_overlapping_partitions) would tell b through it at
+    // once: two nodes only.
     let third = swarm.node_names()[2].clone();
     swarm.remove_node(&third);
     assert!(
@@ -581,7 +584,13 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
         beamlink.log()
     );
     let from = beamlink.log().len();
-    iptables(&a_box, &["-I", "INPUT", "-s", &b_ip, "-j", "DROP"]);
+    iptables(
+        &a_box,
+        &[
+            "-I", "INPUT", "-s", &b_ip, "-p", "tcp", "-m", "length", "--length", "53:65535", "-j",
+            "DROP",
+        ],
+    );
     iptables(
         &a_box,
         &[
