@@ -401,6 +401,18 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
         !exposition.contains(support::TEST_COOKIE),
         "the cookie is in the metrics"
     );
+    // A handshake with the wrong cookie is counted by cause.
+    let wrong = beamlink_oneshot(&["ping", &beamlink_name], Some("not-the-cookie"));
+    assert_eq!(wrong.status.code(), Some(77), "ping with a wrong cookie");
+    let counted = wait_for(
+        || {
+            http_get(metrics_addr, "/metrics").is_some_and(|(_, m)| {
+                m.contains("beamlink_handshake_failures_total{cause=\"cookie\"} 1\n")
+            })
+        },
+        PATIENCE,
+    );
+    assert!(counted, "the cookie failure is not counted");
     let prometheus = Prometheus::start(metrics_addr);
     let nodes = swarm.node_names();
     let mut last = BTreeMap::new();

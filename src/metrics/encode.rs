@@ -102,6 +102,24 @@ pub fn exposition(sources: &Sources) -> String {
         );
     }
     connection_metrics(&registry, node);
+    let handshakes = counter_vec(
+        &registry,
+        "beamlink_handshake_failures_total",
+        "Distribution handshakes (ours and the peers') that failed, by cause (cookie, timeout, refused, io, protocol).",
+        &["cause"],
+    );
+    for (cause, n) in node.handshake_failures() {
+        handshakes.with_label_values(&[cause]).inc_by(n);
+    }
+    let disconnects = counter_vec(
+        &registry,
+        "beamlink_disconnects_total",
+        "Connections lost, by reason (closed_by_peer, io, tick_timeout, send_stalled, protocol, local).",
+        &["reason"],
+    );
+    for (reason, n) in node.disconnects() {
+        disconnects.with_label_values(&[reason]).inc_by(n);
+    }
     if let Some(watch) = &sources.watch {
         cluster_metrics(&registry, watch);
     }
@@ -133,9 +151,18 @@ fn connection_metrics(registry: &Registry, node: &crate::node::Node) {
         ),
     ]
     .map(|(name, help)| counter_vec(registry, name, help, &["node"]));
+    let ticks_missed = gauge_vec(
+        registry,
+        "beamlink_peer_ticks_missed",
+        "Tick intervals in a row in which nothing arrived from the node (it is declared down at net_tickintensity, 4).",
+        &["node"],
+    );
     for connection in node.connections() {
         let name = connection.peer().to_string();
         let stats = connection.stats();
+        ticks_missed
+            .with_label_values(&[name.as_str()])
+            .set(as_i64(stats.ticks_missed.load(Ordering::Relaxed)));
         let values = [
             stats.bytes_in.load(Ordering::Relaxed),
             stats.bytes_out.load(Ordering::Relaxed),

@@ -38,6 +38,7 @@
 
 mod accept;
 mod connect;
+mod counters;
 mod gen_server;
 mod handle;
 mod peers;
@@ -198,6 +199,8 @@ pub(crate) struct Inner {
     tracker: TaskTracker,
     /// The EPMD registration [`crate::NodeBuilder`] made; withdrawn last at shutdown.
     registrar: Mutex<Option<crate::epmd::Registrar>>,
+    /// Failed handshakes and lost connections, for the exporter.
+    counters: counters::Counters,
     /// What the `beamlink` GenServer answers to `:cluster` (set by the watcher of `run`).
     cluster: Mutex<Option<ClusterSource>>,
 }
@@ -280,6 +283,7 @@ impl Node {
             tracker: TaskTracker::new(),
             registrar: Mutex::new(None),
             cluster: Mutex::new(None),
+            counters: counters::Counters::default(),
             config,
         });
         let node = Node { inner };
