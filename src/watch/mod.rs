@@ -1,7 +1,7 @@
 //! Watching (and with `--mesh`, meshing) the cluster from beside it, as `beamlink run` does.
 //!
 //! A hidden node that sits beside a cluster, never a member, is the one place that can see
-//! every node's view at once. Every interval the [`watcher`] asks each node beamlink is
+//! every node's view at once. Every interval the watcher ([`run`]) asks each node beamlink is
 //! linked to, read-only over `erpc`, whom it is connected to and how loaded it is; the
 //! answers become a [`View`] (who sees whom, components, asymmetric links), the changes
 //! are logged once ([`view::diff`]), and with `--mesh` the [`Planner`] asks nodes that are
@@ -11,7 +11,7 @@
 //!
 //! * [`view`]: the who-sees-whom view and its transitions (pure).
 //! * [`planner`]: the mesh planner (pure).
-//! * [`watcher`]: the loop: queries with a per-node deadline, so one hung node cannot stall
+//! * `watcher` ([`run`]): the loop: queries with a per-node deadline, so one hung node cannot stall
 //!   the view of the others.
 //! * [`term`]: the view as the map `:cluster` returns.
 
