@@ -36,7 +36,8 @@ pub(crate) struct RunArgs {
         value_name = "report"
     )]
     mesh: Option<MeshMode>,
-    /// Time between cluster views (each node asked whom it sees); default: the poll interval.
+    /// Watch the cluster: every DURATION ask each visible node whom it sees and log what
+    /// changes (on with --mesh and --metrics too, every poll interval).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     view_interval: Option<Duration>,
     /// Serve Prometheus metrics at /metrics, and /healthz, /readyz, on [ADDR:]PORT (a bare
@@ -87,11 +88,14 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         .net_ticktime(Duration::from_secs(args.node.net_ticktime))
         .poll_interval(args.peers.poll_interval)
         .bench_services(args.bench_services)
-        .watch(
+        .ready_min_peers(args.ready_min_peers);
+    // Watching asks every visible node something each interval: only when asked for.
+    if args.mesh.is_some() || args.metrics.is_some() || args.view_interval.is_some() {
+        builder = builder.watch(
             args.view_interval.unwrap_or(args.peers.poll_interval),
             args.mesh.unwrap_or_default(),
-        )
-        .ready_min_peers(args.ready_min_peers);
+        );
+    }
     if let Some(addr) = args.metrics {
         builder = builder.metrics(addr);
     }

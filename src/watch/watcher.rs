@@ -1,5 +1,6 @@
 //! The watcher task of `run`: every interval (and shortly after a node connects or
-//! disconnects) it asks every node beamlink is linked to, concurrently and read-only, whom
+//! disconnects) it asks every visible node beamlink is linked to, concurrently and
+//! read-only, whom
 //! it sees ([`crate::diagnose`]'s `erlang:nodes` questions, the ones `beamlink nodes`
 //! asks) and, when figures are served, how loaded it is ([`crate::diagnose::beam_stats`]);
 //! each node has
@@ -21,6 +22,8 @@ use crate::proto::node_name::NodeName;
 use crate::proto::term::Term;
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -41,10 +44,9 @@ struct Answered {
     release: Option<Option<String>>,
 }
 
-enum Event {
-    Viewed(Vec<Answered>),
-    Asked(Connect, Outcome),
-}
+/// A view in progress: polled by the watcher's own task (a view is no task of its own, so
+/// the node's task count does not move with it).
+type Viewing = Pin<Box<dyn Future<Output = Vec<Answered>> + Send>>;
 
 /// Runs the watcher until the node shuts down; the latest view goes to `watch`.
 pub async fn run(node: Node, watch: Arc<Watch>) {
@@ -53,14 +55,14 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
         let (me, w) = (node.name().clone(), watch.clone());
         node.set_cluster_source(Arc::new(move || super::term::cluster_term(&me, &w)));
     }
-    let (tx, mut rx) = mpsc::channel::<Event>(256);
+    let (tx, mut rx) = mpsc::channel::<(Connect, Outcome)>(256);
     let mut planner = Planner::new(config.mesh, config.interval);
     let mut previous = View::default();
     let mut releases: BTreeMap<NodeName, Option<String>> = BTreeMap::new();
     let mut tick = tokio::time::interval(config.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut events = node.events();
-    let mut viewing = false;
+    let mut viewing: Option<Viewing> = None;
     let mut soon: Option<Instant> = None;
     let mut tasks = JoinSet::new();
     if config.mesh != MeshMode::Off {
@@ -93,58 +95,56 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
                 }
                 false
             }
-            Some(event) = rx.recv() => {
-                match event {
-                    Event::Viewed(answers) => {
-                        viewing = false;
-                        let view = absorb(&node, &watch, &mut planner, &previous, &mut releases, answers);
-                        if config.mesh != MeshMode::Off {
-                            let (connects, notes) = planner.plan(&view, Instant::now());
-                            for note in notes {
-                                log_line(note.is_warning(), &note.to_string());
-                            }
-                            for connect in connects {
-                                let (node, tx) = (node.clone(), tx.clone());
-                                let timeout = config.connect_timeout;
-                                tasks.spawn(async move {
-                                    let outcome = ask_to_connect(&node, &connect, timeout).await;
-                                    let _ = tx.send(Event::Asked(connect, outcome)).await;
-                                });
-                            }
-                        }
-                        previous = view;
+            answers = async { viewing.as_mut().expect("guarded").await }, if viewing.is_some() => {
+                viewing = None;
+                let view = absorb(&node, &watch, &mut planner, &previous, &mut releases, answers);
+                if config.mesh != MeshMode::Off {
+                    let (connects, notes) = planner.plan(&view, Instant::now());
+                    for note in notes {
+                        log_line(note.is_warning(), &note.to_string());
                     }
-                    Event::Asked(connect, outcome) => {
-                        if let Some(note) = planner.finished(&connect, outcome, Instant::now()) {
-                            log_line(note.is_warning(), &note.to_string());
-                        }
-                        watch.set_connects(planner.totals());
+                    for connect in connects {
+                        let (node, tx) = (node.clone(), tx.clone());
+                        let timeout = config.connect_timeout;
+                        tasks.spawn(async move {
+                            let outcome = ask_to_connect(&node, &connect, timeout).await;
+                            let _ = tx.send((connect, outcome)).await;
+                        });
                     }
                 }
+                previous = view;
+                false
+            }
+            Some((connect, outcome)) = rx.recv() => {
+                if let Some(note) = planner.finished(&connect, outcome, Instant::now()) {
+                    log_line(note.is_warning(), &note.to_string());
+                }
+                watch.set_connects(planner.totals());
                 false
             }
         };
-        if start_view && !viewing {
-            viewing = true;
+        if start_view && viewing.is_none() {
+            // Visible nodes only: they are the cluster. Hidden ones (remote shells, other
+            // beamlinks, C nodes) appear through what the visible ones list.
             let peers: Vec<PeerInfo> = node
                 .peers()
                 .into_iter()
-                .filter(|p| p.name != *node.name())
+                .filter(|p| p.name != *node.name() && p.peer_flags.contains(DistFlags::PUBLISHED))
                 .collect();
             let known: Vec<NodeName> = releases.keys().cloned().collect();
-            let (node, tx) = (node.clone(), tx.clone());
+            let node = node.clone();
             let (timeout, figures) = (config.query_timeout, config.figures);
-            tasks.spawn(async move {
-                let answers = futures_util::stream::iter(peers)
+            viewing = Some(Box::pin(async move {
+                futures_util::stream::iter(peers)
                     .map(|peer| {
                         let asked = !known.contains(&peer.name);
-                        ask(&node, peer, timeout, asked, figures)
+                        let node = node.clone();
+                        async move { ask(&node, peer, timeout, asked, figures).await }
                     })
                     .buffer_unordered(MAX_CONCURRENT_QUERIES)
                     .collect()
-                    .await;
-                let _ = tx.send(Event::Viewed(answers)).await;
-            });
+                    .await
+            }));
         }
     }
 }
