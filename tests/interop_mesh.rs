@@ -6,7 +6,8 @@
 //! 1. they come up with `Node.list() == []`;
 //! 2. `--mesh=report` says what it would ask and changes nothing; `beamlink health` says 69;
 //! 3. `--mesh` makes every node list the other two within two intervals of beamlink
-//!    linking to them; `health` says 0, `/readyz` agrees, `:cluster` answers;
+//!    linking to them; `health` says 0, `/readyz` agrees, `:cluster` answers, and
+//!    `beamlink nodes --stats` prints each node's figures;
 //! 4. a real Prometheus (Debian's) scrapes beamlink and answers queries for the cluster
 //!    and per-node series; `promtool check metrics` accepts the exposition;
 //! 5. a rolling update (a node replaced at a new address) is meshed again within two
@@ -373,6 +374,36 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
         r#"GenServer.call({{:beamlink, :"{beamlink_name}"}}, :cluster) |> Map.fetch!(:partitions) |> length()"#
     ));
     assert_eq!(partitions, "1", ":cluster partitions");
+
+    // `beamlink nodes --stats`: the figures next to the cluster table.
+    let nodes_out = beamlink_oneshot(
+        &[
+            "nodes",
+            "--stats",
+            "--dns-query",
+            &query,
+            "--dns-server",
+            &server,
+            "--peer-basename",
+            BASENAME,
+        ],
+        Some(support::TEST_COOKIE),
+    );
+    let table = String::from_utf8_lossy(&nodes_out.stdout);
+    assert_eq!(nodes_out.status.code(), Some(0), "nodes --stats:\n{table}");
+    let stats_rows: Vec<&str> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("NODE") || !l.contains("MEMORY"))
+        .skip(1)
+        .collect();
+    for node in swarm.node_names() {
+        assert!(
+            stats_rows
+                .iter()
+                .any(|r| r.starts_with(&node) && r.contains("MiB")),
+            "nodes --stats has no figures for {node}:\n{table}"
+        );
+    }
 
     // ---- 4. a real Prometheus scrapes it ------------------------------------------------
     let (status, exposition) = http_get(metrics_addr, "/metrics").expect("GET /metrics");
