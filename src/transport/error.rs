@@ -259,9 +259,12 @@ mod tests {
     fn handshake_failures_have_a_cause_label() {
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         let cases = [
-            (HandshakeFailureKind::Connect(refused), Some("refused")),
             (
-                HandshakeFailureKind::Connect(io::Error::from(io::ErrorKind::TimedOut)),
+                HandshakeFailureKind::Connect(refused.into()),
+                Some("refused"),
+            ),
+            (
+                HandshakeFailureKind::Connect(io::Error::from(io::ErrorKind::TimedOut).into()),
                 Some("timeout"),
             ),
             (
