@@ -634,9 +634,8 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
             "DROP",
         ],
     );
-    iptables(
-        &a_box,
-        &[
+    for flag in ["FIN", "RST"] {
+        let rule = [
             "-I",
             "OUTPUT",
             "-d",
@@ -644,28 +643,13 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
             "-p",
             "tcp",
             "--tcp-flags",
-            "FIN",
-            "FIN",
+            flag,
+            flag,
             "-j",
             "DROP",
-        ],
-    );
-    iptables(
-        &a_box,
-        &[
-            "-I",
-            "OUTPUT",
-            "-d",
-            &b_ip,
-            "-p",
-            "tcp",
-            "--tcp-flags",
-            "RST",
-            "RST",
-            "-j",
-            "DROP",
-        ],
-    );
+        ];
+        iptables(&a_box, &rule);
+    }
     let mut metric_seen = false;
     let asymmetric = wait_for(
         || {
