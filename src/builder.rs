@@ -4,10 +4,12 @@ use crate::cluster::{self, ClusterConfig};
 use crate::config::{self, ConfigError};
 use crate::discovery::{DnsError, DnsQuery};
 use crate::epmd::{EpmdMode, EpmdStatus, Registrar, RegistrarConfig};
+use crate::metrics::Sources;
 use crate::node::{Node, NodeConfig, NodeError};
 use crate::proto::digest::Cookie;
 use crate::proto::epmd::{Alive2Request, AliveName};
 use crate::proto::node_name::{NodeName, NodeNameError};
+use crate::watch::{MeshMode, Watch, WatchConfig};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -22,7 +24,8 @@ type Tune = Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
 /// `beamlink run` does it. Bind the distribution listener first (EPMD needs its port),
 /// register with EPMD (or serve EPMD, per [`EpmdMode`]) and take the creation EPMD hands out,
 /// start the node, then, when peers are named, start the connection manager
-/// ([`crate::cluster`]). The node owns all of it: [`Node::shutdown`] closes the connections
+/// ([`crate::cluster`]), and when asked the cluster watcher ([`crate::watch`]) and the
+/// metrics exporter ([`crate::metrics`]). The node owns all of it: [`Node::shutdown`] closes the connections
 /// first, then stops the manager, then unregisters, the order a BEAM's `init:stop/0` follows
 /// (`net_kernel` goes down before `erl_epmd`), so monitors on our processes fire with
 /// `noconnection` on the peers.
@@ -63,6 +66,9 @@ pub struct NodeBuilder {
     poll_interval: Duration,
     registration_timeout: Option<Duration>,
     bench_services: bool,
+    watch: Option<WatchConfig>,
+    metrics: Option<SocketAddr>,
+    ready_min_peers: usize,
 }
 
 impl Default for NodeBuilder {
@@ -84,6 +90,9 @@ impl Default for NodeBuilder {
             poll_interval: Duration::from_secs(5),
             registration_timeout: None,
             bench_services: false,
+            watch: None,
+            metrics: None,
+            ready_min_peers: 1,
         }
     }
 }
@@ -102,6 +111,8 @@ impl fmt::Debug for NodeBuilder {
             .field("dns_query", &self.dns_query)
             .field("peer_basename", &self.peer_basename)
             .field("tune", &self.tune.is_some())
+            .field("watch", &self.watch)
+            .field("metrics", &self.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -232,6 +243,30 @@ impl NodeBuilder {
         self
     }
 
+    /// Watch the cluster ([`crate::watch`]): every `interval`, ask each node we are linked
+    /// to whom it sees and how loaded it is, log the changes, and with `mesh` ask visible
+    /// nodes that are not connected to connect. Default off.
+    pub fn watch(mut self, interval: Duration, mesh: MeshMode) -> Self {
+        self.watch = Some(WatchConfig::new(
+            interval.max(Duration::from_millis(100)),
+            mesh,
+        ));
+        self
+    }
+
+    /// Serve Prometheus metrics, `/healthz` and `/readyz` on `addr` ([`crate::metrics`]).
+    /// Default off.
+    pub fn metrics(mut self, addr: SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
+    }
+
+    /// `/readyz` needs at least this many connections (default 1).
+    pub fn ready_min_peers(mut self, peers: usize) -> Self {
+        self.ready_min_peers = peers;
+        self
+    }
+
     /// Binds, registers, starts the node and, when peers are named, the connection manager.
     /// If this future is dropped before it completes, the registration is withdrawn.
     pub async fn start(self) -> Result<Node, StartError> {
@@ -257,6 +292,14 @@ impl NodeBuilder {
         if let Some(why) = why {
             info!(node = %name, "node name uses {why}");
         }
+        let metrics = match self.metrics {
+            Some(addr) => Some(
+                crate::metrics::http::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
         let listener = match self.listen {
             Some(addr) => Some(
                 crate::transport::listener::bind(addr)
@@ -335,11 +378,33 @@ impl NodeBuilder {
         if self.bench_services {
             node.start_bench_services();
         }
+        let mut cluster_stats = None;
         if !statics.is_empty() || dns.is_some() {
             let mut cluster = ClusterConfig::statics(statics, self.poll_interval);
             cluster.dns = dns;
             cluster.basename = self.peer_basename;
+            cluster_stats = Some(cluster.stats.clone());
             node.spawn_task(cluster::run(node.clone(), cluster));
+        }
+        let watch = self.watch.map(|mut config| {
+            // The per-node figures are only asked for when something serves them.
+            config.figures = metrics.is_some();
+            Watch::new(config)
+        });
+        if let Some(watch) = &watch {
+            node.spawn_task(crate::watch::run(node.clone(), watch.clone()));
+        }
+        if let Some(listener) = metrics {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "serving /metrics, /healthz and /readyz");
+            }
+            let sources = Sources {
+                node: node.clone(),
+                cluster: cluster_stats,
+                watch,
+                ready_min_peers: self.ready_min_peers,
+            };
+            node.spawn_task(crate::metrics::http::serve(listener, sources));
         }
         Ok(node)
     }
@@ -412,6 +477,13 @@ pub enum StartError {
         /// The registrar's last state, in words.
         status: String,
     },
+    /// The metrics port could not be bound.
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The node could not start.
     Node(NodeError),
 }
@@ -432,6 +504,9 @@ impl fmt::Display for StartError {
             StartError::Epmd { port, status } => {
                 write!(f, "EPMD on port {port} did not register us: {status}")
             }
+            StartError::Metrics { addr, source } => {
+                write!(f, "cannot serve metrics on {addr}: {source}")
+            }
             StartError::Node(e) => write!(f, "{e}"),
         }
     }
@@ -443,7 +518,7 @@ impl std::error::Error for StartError {
             StartError::Name(e) => Some(e),
             StartError::Peer { source, .. } => Some(source),
             StartError::Dns(e) => Some(e),
-            StartError::Listen { source, .. } => Some(source),
+            StartError::Listen { source, .. } | StartError::Metrics { source, .. } => Some(source),
             StartError::Node(e) => Some(e),
             StartError::NoCookie | StartError::Alive { .. } | StartError::Epmd { .. } => None,
         }

@@ -12,6 +12,8 @@
 //! * [`node`]: the runtime; sees node names and control messages, never bytes.
 //! * [`discovery`] and [`cluster`]: DNS discovery and the connection manager of `run`.
 //! * [`diagnose`]: the operator tools `nodes` and `doctor`, built on a node that only dials.
+//! * [`watch`]: the cluster view over time and `--mesh`, as `run` keeps them;
+//!   [`metrics`]: the Prometheus exporter and health endpoints of `run --metrics`.
 
 #![warn(missing_docs)]
 
@@ -22,8 +24,10 @@ pub mod config;
 pub mod diagnose;
 pub mod discovery;
 pub mod epmd;
+pub mod metrics;
 pub mod node;
 pub mod transport;
+pub mod watch;
 
 /// The sans-IO protocol core, the crate [`beamlink_proto`].
 pub use beamlink_proto as proto;

@@ -3,6 +3,7 @@
 
 mod doctor;
 mod epmd;
+mod health;
 mod nodes;
 mod ping;
 mod run;
@@ -127,6 +128,9 @@ enum Command {
     Names(epmd::NamesArgs),
     /// Run only the embedded EPMD server.
     Epmd(epmd::EpmdArgs),
+    /// Ask a `run --metrics` exporter's /readyz: exit 0 when ready, 69 otherwise (for
+    /// HEALTHCHECK in images without curl).
+    Health(health::HealthArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -167,6 +171,7 @@ pub fn main() -> ExitCode {
             Command::Doctor(args) => doctor::doctor(args).await,
             Command::Names(args) => epmd::names(args).await,
             Command::Epmd(args) => epmd::serve(args).await,
+            Command::Health(args) => health::health(args).await,
         }
     });
     ExitCode::from(code)

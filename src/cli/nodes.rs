@@ -26,6 +26,10 @@ pub(crate) struct NodesArgs {
     /// Refresh every poll interval until interrupted.
     #[arg(long)]
     watch: bool,
+    /// Also ask each node for its figures (erlang:memory(), process count, run queue,
+    /// uptime) and print them next to the cluster table (in --json: `stats` per node).
+    #[arg(long)]
+    stats: bool,
     /// Limit for each step with each peer (EPMD, connect, each handshake message, each call).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -47,7 +51,10 @@ pub(crate) async fn nodes(args: NodesArgs) -> u8 {
             s = survey(&node, &targets, &options) => s,
             _ = super::run::wait_for_signal() => break exit::OK,
         };
-        let view = ClusterView::from_survey(&found);
+        let mut view = ClusterView::from_survey(&found);
+        if args.stats {
+            add_stats(&node, &mut view, &found, args.timeout).await;
+        }
         if args.json {
             let doc = if args.watch {
                 serde_json::to_string(&view)
@@ -73,6 +80,10 @@ pub(crate) async fn nodes(args: NodesArgs) -> u8 {
                 );
             }
             print!("{}", view.to_text());
+            let table = crate::diagnose::stats_table(&view.nodes);
+            if !table.is_empty() {
+                print!("\n{table}");
+            }
         }
         let code = exit_code(&view);
         if !args.watch {
@@ -85,6 +96,37 @@ pub(crate) async fn nodes(args: NodesArgs) -> u8 {
     };
     node.shutdown().await;
     code
+}
+
+/// Asks every node that answered the survey for its figures, concurrently.
+async fn add_stats(
+    node: &crate::node::Node,
+    view: &mut ClusterView,
+    found: &crate::diagnose::Survey,
+    timeout: Duration,
+) {
+    use futures_util::StreamExt;
+    let reached: Vec<_> = found
+        .probes
+        .iter()
+        .filter(|p| {
+            p.failure.is_none() && matches!(p.software, Some(crate::diagnose::Software::Otp(_)))
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    let stats: Vec<_> = futures_util::stream::iter(reached)
+        .map(|peer| async move {
+            let s = crate::diagnose::beam_stats(node, &peer, timeout).await;
+            (peer.to_string(), s.ok())
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    for (name, s) in stats {
+        if let Some(n) = view.nodes.iter_mut().find(|n| n.name == name) {
+            n.stats = s;
+        }
+    }
 }
 
 /// 0 when every peer answered (missing links are what the view shows, not a failure of the

@@ -4,6 +4,7 @@ use super::{NodeOpts, PeerOpts, exit};
 use crate::builder::StartError;
 use crate::epmd::EpmdMode;
 use crate::node::Node;
+use crate::watch::MeshMode;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +26,28 @@ pub(crate) struct RunArgs {
     /// it goes away); client: require a running EPMD; serve: always serve.
     #[arg(long, default_value = "auto", value_name = "MODE")]
     epmd: EpmdMode,
+    /// Ask visible BEAM nodes that are not connected to each other to connect
+    /// (net_kernel:connect_node/1 over erpc); --mesh=report only logs what it would ask.
+    #[arg(
+        long,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on",
+        value_name = "report"
+    )]
+    mesh: Option<MeshMode>,
+    /// Watch the cluster: every DURATION ask each visible node whom it sees and log what
+    /// changes (on with --mesh and --metrics too, every poll interval).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    view_interval: Option<Duration>,
+    /// Serve Prometheus metrics at /metrics, and /healthz, /readyz, on [ADDR:]PORT (a bare
+    /// port binds 127.0.0.1).
+    #[arg(long, value_parser = crate::metrics::parse_addr, value_name = "[ADDR:]PORT")]
+    metrics: Option<SocketAddr>,
+    /// /readyz is ready when linked to at least N peers (and, with --mesh, the visible
+    /// mesh is complete).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    ready_min_peers: usize,
 }
 
 pub(crate) async fn run(args: RunArgs) -> u8 {
@@ -64,7 +87,18 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         .visible(args.node.visible)
         .net_ticktime(Duration::from_secs(args.node.net_ticktime))
         .poll_interval(args.peers.poll_interval)
-        .bench_services(args.bench_services);
+        .bench_services(args.bench_services)
+        .ready_min_peers(args.ready_min_peers);
+    // Watching asks every visible node something each interval: only when asked for.
+    if args.mesh.is_some() || args.metrics.is_some() || args.view_interval.is_some() {
+        builder = builder.watch(
+            args.view_interval.unwrap_or(args.peers.poll_interval),
+            args.mesh.unwrap_or_default(),
+        );
+    }
+    if let Some(addr) = args.metrics {
+        builder = builder.metrics(addr);
+    }
     for peer in &targets.statics {
         builder = builder.connect(peer.as_str());
     }
@@ -97,9 +131,10 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
 /// The exit code of a failed start.
 fn start_failure(e: &StartError) -> u8 {
     match e {
-        StartError::Listen { .. } | StartError::Epmd { .. } | StartError::Node(_) => {
-            exit::UNAVAILABLE
-        }
+        StartError::Listen { .. }
+        | StartError::Metrics { .. }
+        | StartError::Epmd { .. }
+        | StartError::Node(_) => exit::UNAVAILABLE,
         StartError::Peer { .. } => exit::USAGE,
         _ => exit::CONFIG,
     }

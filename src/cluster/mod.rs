@@ -32,6 +32,7 @@ use dns_report::{DnsReport, log_dns_note};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -53,6 +54,35 @@ pub struct ClusterConfig {
     pub max_dials: usize,
     /// Most peers tracked; answers beyond it are ignored (and logged).
     pub max_peers: usize,
+    /// Counters the manager keeps for the exporter ([`crate::metrics`]).
+    pub stats: Arc<ClusterStats>,
+}
+
+/// What the manager counts and tracks, read by the Prometheus exporter.
+#[derive(Debug, Default)]
+pub struct ClusterStats {
+    /// DNS polls made.
+    pub dns_polls: AtomicU64,
+    /// DNS polls that failed (no answer, or no records).
+    pub dns_failures: AtomicU64,
+    /// The peers the manager keeps connected (static and discovered), sorted.
+    targets: std::sync::Mutex<Vec<NodeName>>,
+}
+
+impl ClusterStats {
+    /// The peers the manager keeps connected now (static and discovered).
+    pub fn targets(&self) -> Vec<NodeName> {
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_targets(&self, targets: &HashMap<NodeName, Target>) {
+        let mut names: Vec<NodeName> = targets.keys().cloned().collect();
+        names.sort();
+        *self.targets.lock().unwrap_or_else(|e| e.into_inner()) = names;
+    }
 }
 
 /// The shortest time a DNS lookup is given, however short the poll interval.
@@ -68,6 +98,7 @@ impl ClusterConfig {
             poll_interval,
             max_dials: 256,
             max_peers: 10_000,
+            stats: Arc::default(),
         }
     }
 
@@ -110,6 +141,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
     for peer in &config.statics {
         targets.insert(peer.clone(), new_target(true, now));
     }
+    config.stats.set_targets(&targets);
     let mut poll = tokio::time::interval(config.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retry = tokio::time::interval(Duration::from_millis(250));
@@ -145,6 +177,10 @@ pub async fn run(node: Node, config: ClusterConfig) {
             Some(event) = rx.recv() => match event {
                 Event::Polled { peers: result, ips, notes } => {
                     polling = false;
+                    config.stats.dns_polls.fetch_add(1, Ordering::Relaxed);
+                    if ips.is_err() {
+                        config.stats.dns_failures.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(dns) = &config.dns
                         && let Some(note) = dns_report.observe(&ips, Instant::now())
                     {
@@ -173,6 +209,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
                         }
                         // Peers gone from DNS are kept while their link is up.
                         targets.retain(|name, t| t.is_static || t.in_dns || t.dialing || node.connection(name).is_some());
+                        config.stats.set_targets(&targets);
                     }
                 }
                 Event::Dialed { peer, result } => {
@@ -189,6 +226,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
                             // It left DNS while we dialled: forget it.
                             debug!(%peer, "cannot connect ({e}); no longer in DNS, forgotten");
                             targets.remove(&peer);
+                            config.stats.set_targets(&targets);
                         }
                         Err((class, e)) => {
                             if t.last_error != Some(class) {
@@ -214,6 +252,7 @@ pub async fn run(node: Node, config: ClusterConfig) {
                         Some(_) => {
                             debug!(%peer, "link down and no longer in DNS: forgotten");
                             targets.remove(&peer);
+                            config.stats.set_targets(&targets);
                         }
                         None => {}
                     }

@@ -24,6 +24,7 @@ mod doctor;
 mod environment;
 mod explain;
 mod probe;
+mod stats;
 mod view;
 
 pub use checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass};
@@ -32,6 +33,8 @@ pub use probe::{
     Connected, EpmdEntry, EpmdProblem, Failure, HandshakeProblem, PeerNodes, PeerProbe, PingError,
     Software, ping, probe,
 };
+pub(crate) use probe::{peer_nodes, text_of};
+pub use stats::{BeamStats, beam_stats, human_bytes, stats_table};
 pub use view::{ClusterView, DnsView, MissingLink, NodeError, NodeView};
 
 use crate::discovery::{DnsError, DnsQuery, EpmdListing};

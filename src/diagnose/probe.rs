@@ -507,9 +507,79 @@ async fn software(node: &Node, peer: &NodeName, timeout: Duration) -> Result<Sof
     }
 }
 
-async fn peer_nodes(node: &Node, peer: &NodeName, timeout: Duration) -> Result<PeerNodes, Failure> {
+/// Whom `peer` is connected to: `erlang:nodes(connected, #{node_type => true})` (OTP 25.1
+/// and later: one call), else `erlang:nodes(visible)` and `erlang:nodes(hidden)` asked at
+/// once. Fewer calls is less work for a node that is asked every interval ([`crate::watch`]).
+pub(crate) async fn peer_nodes(
+    node: &Node,
+    peer: &NodeName,
+    timeout: Duration,
+) -> Result<PeerNodes, Failure> {
+    let typed = node
+        .rpc_call(
+            peer,
+            "erlang",
+            "nodes",
+            vec![
+                Term::atom("connected"),
+                Term::Map(vec![(Term::atom("node_type"), Term::atom("true"))]),
+            ],
+            timeout,
+        )
+        .await;
+    match typed {
+        Ok(reply) => Ok(typed_nodes(&reply)),
+        // Before OTP 25.1, or not a BEAM: the two classic calls.
+        Err(RpcCallError::Raised(RpcError::Error { reason, .. }))
+            if reason.is_atom("undef") || reason.is_atom("badarg") =>
+        {
+            classic_nodes(node, peer, timeout).await
+        }
+        Err(error) => Err(Failure::Rpc {
+            call: "erlang:nodes(connected, #{node_type => true})".into(),
+            error,
+        }),
+    }
+}
+
+/// `[{Node, #{node_type => visible | hidden}}]`, sorted by kind.
+fn typed_nodes(reply: &Term) -> PeerNodes {
     let mut out = PeerNodes::default();
-    for (kind, list) in [("visible", &mut out.visible), ("hidden", &mut out.hidden)] {
+    for item in reply.as_list().unwrap_or_default() {
+        let Some([name, info]) = item.as_tuple().and_then(|t| <&[Term; 2]>::try_from(t).ok())
+        else {
+            continue;
+        };
+        let Some(name) = name
+            .as_atom()
+            .and_then(|a| NodeName::parse(a.as_str()).ok())
+        else {
+            continue;
+        };
+        let hidden = match info {
+            Term::Map(fields) => fields
+                .iter()
+                .any(|(k, v)| k.is_atom("node_type") && v.is_atom("hidden")),
+            _ => false,
+        };
+        if hidden {
+            out.hidden.push(name);
+        } else {
+            out.visible.push(name);
+        }
+    }
+    out.visible.sort();
+    out.hidden.sort();
+    out
+}
+
+/// `erlang:nodes(visible)` and `erlang:nodes(hidden)`, asked at once.
+async fn classic_nodes(
+    node: &Node,
+    peer: &NodeName,
+    timeout: Duration,
+) -> Result<PeerNodes, Failure> {
+    let ask = |kind: &'static str| async move {
         let reply = node
             .rpc_call(peer, "erlang", "nodes", vec![Term::atom(kind)], timeout)
             .await
@@ -517,7 +587,7 @@ async fn peer_nodes(node: &Node, peer: &NodeName, timeout: Duration) -> Result<P
                 call: format!("erlang:nodes({kind})"),
                 error,
             })?;
-        *list = reply
+        let mut list: Vec<NodeName> = reply
             .as_list()
             .unwrap_or_default()
             .iter()
@@ -525,12 +595,17 @@ async fn peer_nodes(node: &Node, peer: &NodeName, timeout: Duration) -> Result<P
             .filter_map(|a| NodeName::parse(a.as_str()).ok())
             .collect();
         list.sort();
-    }
-    Ok(out)
+        Ok::<_, Failure>(list)
+    };
+    let (visible, hidden) = tokio::join!(ask("visible"), ask("hidden"));
+    Ok(PeerNodes {
+        visible: visible?,
+        hidden: hidden?,
+    })
 }
 
 /// A charlist or a binary as text.
-fn text_of(t: &Term) -> Option<String> {
+pub(crate) fn text_of(t: &Term) -> Option<String> {
     match t {
         Term::Binary(b) => String::from_utf8(b.to_vec()).ok(),
         Term::List(items) => items
@@ -554,6 +629,26 @@ mod tests {
             Some("0.1.0")
         );
         assert_eq!(text_of(&Term::atom("x")), None);
+    }
+
+    #[test]
+    fn typed_node_lists_are_split_by_kind() {
+        let entry = |name: &str, kind: &str| {
+            Term::tuple([
+                Term::atom(name),
+                Term::Map(vec![(Term::atom("node_type"), Term::atom(kind))]),
+            ])
+        };
+        let reply = Term::list([
+            entry("b@10.0.0.2", "visible"),
+            entry("beamlink@10.0.0.9", "hidden"),
+            entry("a@10.0.0.1", "visible"),
+            Term::atom("junk"),
+        ]);
+        let nodes = typed_nodes(&reply);
+        let names = |l: &[NodeName]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&nodes.visible), ["a@10.0.0.1", "b@10.0.0.2"]);
+        assert_eq!(names(&nodes.hidden), ["beamlink@10.0.0.9"]);
     }
 
     #[test]

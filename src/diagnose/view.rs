@@ -57,6 +57,9 @@ pub struct NodeView {
     pub hidden: Vec<String>,
     /// Why it could not be asked.
     pub error: Option<NodeError>,
+    /// Its figures (`beamlink nodes --stats`), when asked and it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::BeamStats>,
 }
 
 /// A link the cluster should have and does not. `None` when that side could not be asked.
@@ -329,6 +332,7 @@ fn node_view(p: &PeerProbe, observer: &NodeName, context: &Context) -> NodeView 
                 message: d.summary,
             }
         }),
+        stats: None,
     }
 }
 

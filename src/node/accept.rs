@@ -139,6 +139,7 @@ impl Node {
     }
 
     fn log_refused(&self, e: &HandshakeFailure) {
+        self.count_handshake_failure(e);
         if matches!(
             e.kind,
             HandshakeFailureKind::Superseded | HandshakeFailureKind::Declined

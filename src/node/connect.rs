@@ -185,6 +185,9 @@ impl Node {
             Ok((done, addr)) => return Next::Done(Ok(self.install(peers, done, addr))),
             Err(e) => e,
         };
+        if let ConnectError::Handshake(h) = &e {
+            self.count_handshake_failure(h);
+        }
         let lost = matches!(
             &e,
             ConnectError::Handshake(h)

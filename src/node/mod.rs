@@ -38,6 +38,7 @@
 
 mod accept;
 mod connect;
+mod counters;
 mod gen_server;
 mod handle;
 mod peers;
@@ -198,7 +199,14 @@ pub(crate) struct Inner {
     tracker: TaskTracker,
     /// The EPMD registration [`crate::NodeBuilder`] made; withdrawn last at shutdown.
     registrar: Mutex<Option<crate::epmd::Registrar>>,
+    /// Failed handshakes and lost connections, for the exporter.
+    counters: counters::Counters,
+    /// What the `beamlink` GenServer answers to `:cluster` (set by the watcher of `run`).
+    cluster: Mutex<Option<ClusterSource>>,
 }
+
+/// Gives the answer to `GenServer.call({:beamlink, R}, :cluster)` (see [`crate::watch`]).
+pub(crate) type ClusterSource = Arc<dyn Fn() -> crate::proto::term::Term + Send + Sync>;
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -274,6 +282,8 @@ impl Node {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             registrar: Mutex::new(None),
+            cluster: Mutex::new(None),
+            counters: counters::Counters::default(),
             config,
         });
         let node = Node { inner };
@@ -382,5 +392,16 @@ impl Node {
     /// [`Node::shutting_down`] resolves.
     pub(crate) fn spawn_task(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.inner.tracker.spawn(task);
+    }
+
+    /// Makes `:cluster` calls to the `beamlink` GenServer answer with `source()`.
+    pub(crate) fn set_cluster_source(&self, source: ClusterSource) {
+        *lock(&self.inner.cluster) = Some(source);
+    }
+
+    /// The answer to `:cluster`, when something watches the cluster.
+    pub(crate) fn cluster_answer(&self) -> Option<crate::proto::term::Term> {
+        let source = lock(&self.inner.cluster).clone();
+        source.map(|s| s())
     }
 }

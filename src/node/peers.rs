@@ -270,6 +270,7 @@ impl Node {
             }
         }
         info!(peer = %peer, %reason, "nodedown");
+        self.count_disconnect(&reason);
         let _ = self.inner.events.send(NodeEvent::NodeDown {
             peer: peer.clone(),
             reason,

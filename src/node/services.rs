@@ -1,6 +1,6 @@
 //! Built-in processes and functions that answer what a BEAM asks every node (`contract.md`,
 //! "What a BEAM node sees"): `net_kernel` (the `is_auth` call behind `Node.ping`), `rex`,
-//! the `beamlink` GenServer (`:nodes`, `:info`, `:stats`), and `erlang:node/0`,
+//! the `beamlink` GenServer (`:nodes`, `:info`, `:stats`, `:cluster`), and `erlang:node/0`,
 //! `erlang:nodes/0,1`.
 
 use super::Node;
@@ -76,7 +76,9 @@ pub(crate) fn register_service(node: &Node, name: &str, service: Arc<dyn Service
 }
 
 /// The `beamlink` GenServer: `:nodes` gives `nodes(connected)`, `:info` a map about us,
-/// `:stats` the resource counters an operator (or a soak test) watches for leaks.
+/// `:stats` the resource counters an operator (or a soak test) watches for leaks,
+/// `:cluster` the who-sees-whom view of `run`'s watcher (`{:error, :not_watching}` without
+/// one).
 struct Beamlink;
 
 impl Service for Beamlink {
@@ -90,6 +92,10 @@ impl Service for Beamlink {
             info_term(ctx.node)
         } else if call.request.is_atom("stats") {
             stats_term(ctx.node)
+        } else if call.request.is_atom("cluster") {
+            ctx.node
+                .cluster_answer()
+                .unwrap_or_else(|| Term::tuple([Term::atom("error"), Term::atom("not_watching")]))
         } else {
             Term::tuple([Term::atom("error"), Term::atom("unknown_call")])
         };

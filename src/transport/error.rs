@@ -52,6 +52,28 @@ pub struct HandshakeFailure {
 }
 
 impl HandshakeFailure {
+    /// The `cause` label of `beamlink_handshake_failures_total`: `cookie`, `timeout`,
+    /// `refused` (the TCP connect failed, or the peer answered `not_allowed`),
+    /// `io`, `protocol`; `None` for outcomes that are not failures (a simultaneous connect
+    /// resolved for the other side, a handshake we declined while shutting down).
+    pub fn cause(&self) -> Option<&'static str> {
+        if self.is_cookie_mismatch() {
+            return Some("cookie");
+        }
+        Some(match &self.kind {
+            HandshakeFailureKind::Connect(e) if e.kind() == io::ErrorKind::TimedOut => "timeout",
+            HandshakeFailureKind::Connect(_) => "refused",
+            HandshakeFailureKind::Timeout { .. } => "timeout",
+            HandshakeFailureKind::Io { .. } => "io",
+            HandshakeFailureKind::Protocol(
+                HandshakeError::SimultaneousLost | HandshakeError::AlreadyConnected,
+            ) => return None,
+            HandshakeFailureKind::Protocol(HandshakeError::NotAllowed) => "refused",
+            HandshakeFailureKind::Protocol(_) => "protocol",
+            HandshakeFailureKind::Superseded | HandshakeFailureKind::Declined => return None,
+        })
+    }
+
     /// True if the peer refused our cookie (or we refused its).
     pub fn is_cookie_mismatch(&self) -> bool {
         matches!(
@@ -122,6 +144,20 @@ pub enum DisconnectReason {
     Frame(FrameError),
     /// We closed it (shutdown, replacement, disconnect).
     Local,
+}
+
+impl DisconnectReason {
+    /// The `reason` label of `beamlink_disconnects_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DisconnectReason::ClosedByPeer => "closed_by_peer",
+            DisconnectReason::Io { .. } => "io",
+            DisconnectReason::TickTimeout => "tick_timeout",
+            DisconnectReason::SendStalled => "send_stalled",
+            DisconnectReason::Frame(_) => "protocol",
+            DisconnectReason::Local => "local",
+        }
+    }
 }
 
 impl fmt::Display for DisconnectReason {
@@ -204,5 +240,64 @@ impl std::error::Error for ConnectError {
 impl From<HandshakeFailure> for ConnectError {
     fn from(failure: HandshakeFailure) -> ConnectError {
         ConnectError::Handshake(Box::new(failure))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(kind: HandshakeFailureKind) -> HandshakeFailure {
+        HandshakeFailure {
+            peer: None,
+            addr: "10.0.0.1:4370".parse().unwrap(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn handshake_failures_have_a_cause_label() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let cases = [
+            (
+                HandshakeFailureKind::Connect(refused.into()),
+                Some("refused"),
+            ),
+            (
+                HandshakeFailureKind::Connect(io::Error::from(io::ErrorKind::TimedOut).into()),
+                Some("timeout"),
+            ),
+            (
+                HandshakeFailureKind::Timeout {
+                    step: Step::Challenge,
+                    after: Duration::from_secs(7),
+                },
+                Some("timeout"),
+            ),
+            (
+                HandshakeFailureKind::Protocol(HandshakeError::ClosedByPeer {
+                    step: Step::ChallengeAck,
+                }),
+                Some("cookie"),
+            ),
+            (
+                HandshakeFailureKind::Protocol(HandshakeError::NotAllowed),
+                Some("refused"),
+            ),
+            (
+                HandshakeFailureKind::Protocol(HandshakeError::UnexpectedNamed),
+                Some("protocol"),
+            ),
+            (
+                HandshakeFailureKind::Protocol(HandshakeError::SimultaneousLost),
+                None,
+            ),
+            (HandshakeFailureKind::Superseded, None),
+        ];
+        for (kind, cause) in cases {
+            let f = failure(kind);
+            assert_eq!(f.cause(), cause, "{f}");
+        }
+        assert_eq!(DisconnectReason::TickTimeout.label(), "tick_timeout");
     }
 }

@@ -57,6 +57,12 @@ impl TickState {
         net_ticktime / self.intensity
     }
 
+    /// Intervals in a row, up to the last one that ended, in which the peer was silent (the
+    /// peer is down when this reaches the intensity).
+    pub fn silent(&self) -> u32 {
+        self.silent
+    }
+
     /// Something arrived from the peer (a tick or a message).
     pub fn read(&mut self) {
         self.read = true;

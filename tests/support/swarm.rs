@@ -21,7 +21,8 @@
 //!   Kubernetes-style short name [`Swarm::headless_query`] resolves only through the search
 //!   list, while [`Swarm::query`] is the Swarm name.
 //! * Release nodes are `labyrinth@<ip>` with `DNS_CLUSTER_QUERY` = [`Swarm::query`], so they
-//!   mesh among themselves as Phoenix's `dns_cluster` would. Their OTP releases are the ones
+//!   mesh among themselves as Phoenix's `dns_cluster` would (unless
+//!   [`SwarmBuilder::release_clustering`] turns that off). Their OTP releases are the ones
 //!   selected by `BEAMLINK_OTP`, round-robin, so one swarm mixes 25, 27 and 29.
 //! * A DNS record is added once its node answers (as Swarm does for a task with a
 //!   healthcheck) and dropped before the node stops.
@@ -176,16 +177,21 @@ impl SwarmNode {
     }
 
     /// Boots the release and installs the node-event recorder.
-    fn boot(&mut self, query: &str, poll: Duration) {
+    fn boot(&mut self, query: Option<&str>, poll: Duration, env: &[(String, String)]) {
         let mut config = ReleaseConfig::new(self.name.clone(), 4369)
             .netns(self.container.netns.clone())
-            .env("DNS_CLUSTER_QUERY", query)
             .env("DNS_POLL_INTERVAL_MS", poll.as_millis().to_string());
+        if let Some(query) = query {
+            config = config.env("DNS_CLUSTER_QUERY", query);
+        }
         if self.ip.is_ipv6() {
             config = config.env(
                 "ELIXIR_ERL_OPTIONS",
                 "-start_epmd false -proto_dist inet6_tcp",
             );
+        }
+        for (key, value) in env {
+            config = config.env(key.clone(), value.clone());
         }
         let release = Release::start(self.otp, config);
         let installed = release.rpc(WATCHER);
@@ -230,9 +236,26 @@ pub struct SwarmBuilder {
     ipv6: bool,
     release_poll: Duration,
     otps: Vec<Otp>,
+    clustering: bool,
+    release_env: Vec<(String, String)>,
 }
 
 impl SwarmBuilder {
+    /// Whether the release nodes cluster among themselves through DNS (default true). Off,
+    /// `DNS_CLUSTER_QUERY` is not set and the fixture's poller does nothing: a release with
+    /// no clustering code, whose `Node.list()` stays `[]`.
+    pub fn release_clustering(mut self, on: bool) -> Self {
+        self.clustering = on;
+        self
+    }
+
+    /// An environment variable for every release node (e.g. `ELIXIR_ERL_OPTIONS`; give
+    /// `-start_epmd false` in it too, the swarm runs each container's epmd).
+    pub fn release_env(mut self, key: &str, value: &str) -> Self {
+        self.release_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// IPv4 release nodes to start with (default 3).
     pub fn nodes(mut self, count: usize) -> Self {
         self.nodes = count;
@@ -273,6 +296,8 @@ impl SwarmBuilder {
         require_tool("ip", "iproute2");
         require_tool("dnsmasq", "dnsmasq-base");
         let mut swarm = Swarm::claim(self.ipv6, self.otps, self.release_poll);
+        swarm.clustering = self.clustering;
+        swarm.release_env = self.release_env;
         swarm.start_dns();
         let mut fresh = Vec::new();
         for _ in 0..self.nodes {
@@ -299,6 +324,8 @@ pub struct Swarm {
     next_otp: usize,
     next_index: u16,
     release_poll: Duration,
+    clustering: bool,
+    release_env: Vec<(String, String)>,
     records: BTreeSet<IpAddr>,
     dnsmasq: Option<Child>,
     nodes: Vec<SwarmNode>,
@@ -314,6 +341,8 @@ impl Swarm {
             ipv6: false,
             release_poll: Duration::from_secs(1),
             otps: Otp::from_env(),
+            clustering: true,
+            release_env: Vec::new(),
         }
     }
 
@@ -588,6 +617,8 @@ impl Swarm {
                 next_otp: 0,
                 next_index: 2,
                 release_poll,
+                clustering: true,
+                release_env: Vec::new(),
                 records: BTreeSet::new(),
                 dnsmasq: None,
                 nodes: Vec::new(),
@@ -784,8 +815,9 @@ impl Swarm {
 
     /// Boots the releases of `indexes` in parallel; panics (after all finished) if any failed.
     fn boot(&mut self, indexes: &[usize]) {
-        let query = self.query();
+        let query = self.clustering.then(|| self.query());
         let poll = self.release_poll;
+        let env = self.release_env.clone();
         let mut failure = None;
         std::thread::scope(|scope| {
             let handles: Vec<_> = self
@@ -794,8 +826,8 @@ impl Swarm {
                 .enumerate()
                 .filter(|(i, _)| indexes.contains(i))
                 .map(|(_, node)| {
-                    let query = query.clone();
-                    scope.spawn(move || node.boot(&query, poll))
+                    let (query, env) = (query.clone(), &env);
+                    scope.spawn(move || node.boot(query.as_deref(), poll, env))
                 })
                 .collect();
             for handle in handles {

@@ -145,6 +145,9 @@ pub struct ConnectionStats {
     pub bytes_in: AtomicU64,
     /// Bytes sent.
     pub bytes_out: AtomicU64,
+    /// Tick intervals in a row, up to the last one that ended, in which nothing arrived; the
+    /// peer is declared down when it reaches `net_tickintensity` (4).
+    pub ticks_missed: AtomicU64,
 }
 
 /// What a connection is made of: the two halves of a stream whose handshake completed

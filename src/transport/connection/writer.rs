@@ -76,7 +76,12 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 if !shared.awaiting_socket.load(Ordering::Relaxed) {
                     ticks.reader_held_up();
                 }
-                match ticks.interval_elapsed() {
+                let action = ticks.interval_elapsed();
+                shared
+                    .stats
+                    .ticks_missed
+                    .store(u64::from(ticks.silent()), Ordering::Relaxed);
+                match action {
                     TickAction::PeerDown => break DisconnectReason::TickTimeout,
                     TickAction::SendTick => {
                         if let Err(reason) =
