@@ -38,9 +38,9 @@ pub use eetf_bridge::EetfError;
 pub(crate) use encode::{Enc, parts};
 pub use encode::{Holes, ZERO_COPY_MIN, encode, encode_body, encode_body_with_refs};
 pub use error::{DecodeError, EncodeError};
+pub use record::Record;
 #[cfg(feature = "serde")]
 pub use typed::{from_term, from_term_with, to_term, to_term_with};
-pub use record::Record;
 
 use bytes::Bytes;
 use smol_str::SmolStr;
