@@ -12,6 +12,8 @@
 //! * [`node`]: the runtime; sees node names and control messages, never bytes.
 //! * [`discovery`] and [`cluster`]: DNS discovery and the connection manager of `run`.
 //! * [`diagnose`]: the operator tools `nodes` and `doctor`, built on a node that only dials.
+//! * [`tls`]: TLS distribution (`-proto_dist inet_tls`): settings, OTP's option file, the TLS
+//!   handshake under the distribution handshake.
 
 #![warn(missing_docs)]
 
@@ -23,6 +25,7 @@ pub mod diagnose;
 pub mod discovery;
 pub mod epmd;
 pub mod node;
+pub mod tls;
 pub mod transport;
 
 /// The sans-IO protocol core, the crate [`beamlink_proto`].
