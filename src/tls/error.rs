@@ -4,10 +4,12 @@
 use rustls::{AlertDescription, CertificateError};
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A failed TLS handshake.
-#[derive(Debug)]
+/// A failed TLS handshake. Clone (I/O errors shared behind `Arc`), as the transport's
+/// failures are, so every caller waiting on one attempt gets it.
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum TlsError {
     /// No TLS answer in time, or the connection closed without one: a plain-TCP distribution
@@ -48,7 +50,7 @@ pub enum TlsError {
     /// The peer ended the handshake with an alert.
     Alert(AlertDescription),
     /// The socket failed.
-    Io(io::Error),
+    Io(Arc<io::Error>),
     /// Any other TLS failure.
     Protocol(rustls::Error),
 }
@@ -62,7 +64,7 @@ impl TlsError {
                 closed: true,
             };
         }
-        TlsError::unwrap_io(e).unwrap_or_else(TlsError::Io)
+        TlsError::unwrap_io(e).unwrap_or_else(|e| TlsError::Io(Arc::new(e)))
     }
 
     /// The TLS failure an I/O error on a TLS stream carries, or the error back when it
@@ -245,7 +247,7 @@ fn alert_name(alert: &AlertDescription) -> String {
 impl std::error::Error for TlsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TlsError::Io(e) => Some(e),
+            TlsError::Io(e) => Some(&**e),
             TlsError::Protocol(e) => Some(e),
             _ => None,
         }
