@@ -4,7 +4,8 @@
 //! BEAM dials beamlink (a test-local accept loop), and the BEAM sees a hidden node that
 //! answers `net_adm:ping` and `rpc:call(R, erlang, nodes, [connected])`. Then the failures
 //! that must be named: plain against TLS either way, no client certificate, an unknown CA,
-//! an expired certificate, a name mismatch.
+//! an expired certificate, a name mismatch. And the binary's exit 78 for TLS settings it
+//! cannot use (an unsupported option, a key others can read).
 //!
 //! The CA and certificates are made here with rcgen. Node certificates carry 127.0.0.1 both
 //! as an IP SAN (OTP 27, 29, beamlink) and as a DNS SAN (OTP 25 checks the host part of
@@ -481,4 +482,63 @@ async fn plain_tls_and_certificate_failures_are_named() {
         plain.kill();
         node.shutdown().await;
     }
+}
+
+/// Runs `beamlink ping` with `args` and `env`, expecting exit 78; gives stderr.
+fn ping_config_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = support::beamlink_command(&[&["ping", "nobody@127.0.0.1"], args].concat());
+    command
+        .env("BEAMLINK_COOKIE", TEST_COOKIE)
+        .env_remove("BEAMLINK_TLS_OPTFILE")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null());
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(78), "{args:?}: {stderr}");
+    stderr
+}
+
+#[test]
+fn bad_tls_settings_stop_the_binary_with_exit_78() {
+    let pki = Pki::new();
+    let cert = pki.path("node.pem").display().to_string();
+    let key = pki.path("node.key").display().to_string();
+    let ca = pki.path("ca.pem").display().to_string();
+    let pem = ["--tls-cert", &cert, "--tls-key", &key, "--tls-ca", &ca];
+
+    // An option beamlink does not support is named, from the flag and from the variable.
+    pki.write("dh.conf", "[{server, [{dhfile, \"/x.pem\"}]}].", 0o644);
+    let optfile = pki.path("dh.conf").display().to_string();
+    let e = ping_config_error(&["--tls-optfile", &optfile], &[]);
+    assert!(e.contains("dhfile is not supported"), "{e}");
+    let e = ping_config_error(&[], &[("BEAMLINK_TLS_OPTFILE", &optfile)]);
+    assert!(e.contains("dhfile is not supported"), "{e}");
+
+    // TLS 1.3 only with a TLS 1.2 option: refused with the reason OTP keeps to itself.
+    pki.write(
+        "reneg.conf",
+        "[{client, [{versions, ['tlsv1.3']}, {secure_renegotiate, true}]}].",
+        0o644,
+    );
+    let reneg = pki.path("reneg.conf").display().to_string();
+    let e = ping_config_error(&["--tls-optfile", &reneg], &[]);
+    assert!(e.contains("applies to TLS 1.2 only"), "{e}");
+
+    // A key readable by others: the fix, and nothing of the key.
+    std::fs::set_permissions(pki.path("node.key"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let e = ping_config_error(&pem, &[]);
+    assert!(e.contains("chmod 600") && e.contains("mode: 0400"), "{e}");
+    assert!(!e.contains("PRIVATE KEY"), "{e}");
+    std::fs::set_permissions(pki.path("node.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // --tls-verify alone turns nothing on.
+    let e = ping_config_error(&["--tls-verify", "none"], &[]);
+    assert!(e.contains("--tls-verify needs TLS"), "{e}");
+
+    // Valid settings are not ignored while ping cannot dial over TLS.
+    let e = ping_config_error(&pem, &[]);
+    assert!(
+        e.contains("does not connect over TLS distribution yet"),
+        "{e}"
+    );
 }
