@@ -21,6 +21,9 @@ pub enum TlsError {
         /// The peer closed the connection (rather than our timer firing).
         closed: bool,
     },
+    /// A client spoke plain distribution to our TLS listener: its first bytes are not a TLS
+    /// record.
+    PlainClient,
     /// The name to check the server's certificate against is not a DNS name or an address.
     BadServerName {
         /// The name.
@@ -115,6 +118,9 @@ impl From<rustls::Error> for TlsError {
                 },
             },
             rustls::Error::NoCertificatesPresented => TlsError::NoPeerCertificate,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+                TlsError::PlainClient
+            }
             rustls::Error::AlertReceived(alert) => TlsError::Alert(alert),
             other => TlsError::Protocol(other),
         }
@@ -144,6 +150,11 @@ impl fmt::Display for TlsError {
                     "nothing"
                 },
                 after.as_secs_f32()
+            ),
+            TlsError::PlainClient => f.write_str(
+                "spoke plain TCP distribution to our TLS listener (its first bytes are no TLS \
+                 record): start it with -proto_dist inet_tls and the cluster's option file, \
+                 or drop beamlink's TLS settings to join a plain cluster",
             ),
             TlsError::BadServerName { name } => write!(
                 f,

@@ -83,3 +83,52 @@ pub async fn accept(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TlsSources;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_plain_client_on_a_tls_listener_is_named() {
+        let dir = std::env::temp_dir().join(format!("beamlink-tls-plain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("c.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("k.pem"), key.serialize_pem()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("k.pem"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let config = TlsConfig::load(&TlsSources {
+            cert: Some(dir.join("c.pem")),
+            key: Some(dir.join("k.pem")),
+            verify: Some(crate::tls::VerifyMode::None),
+            ..TlsSources::default()
+        })
+        .unwrap()
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // A plain name message: 2-byte length, 'N', flags, creation, name.
+            let mut name = vec![0, 29, b'N', 0, 0, 0, 5, 7, 7, 15, 188, 0, 0, 0, 1, 0, 14];
+            name.extend_from_slice(b"rust@127.0.0.1");
+            s.write_all(&name).await.unwrap();
+            s
+        });
+        let (tcp, _) = listener.accept().await.unwrap();
+        let e = accept(config.server().unwrap(), tcp, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TlsError::PlainClient), "{e}");
+        assert!(e.to_string().contains("-proto_dist inet_tls"), "{e}");
+        drop(client.await);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
