@@ -14,6 +14,8 @@
 //! * [`diagnose`]: the operator tools `nodes` and `doctor`, built on a node that only dials.
 //! * [`watch`]: the cluster view over time and `--mesh`, as `run` keeps them;
 //!   [`metrics`]: the Prometheus exporter and health endpoints of `run --metrics`.
+//! * [`tls`]: TLS distribution (`-proto_dist inet_tls`): settings, OTP's option file, the TLS
+//!   handshake under the distribution handshake.
 
 #![warn(missing_docs)]
 
@@ -26,6 +28,7 @@ pub mod discovery;
 pub mod epmd;
 pub mod metrics;
 pub mod node;
+pub mod tls;
 pub mod transport;
 pub mod watch;
 

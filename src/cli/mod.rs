@@ -7,6 +7,7 @@ mod health;
 mod nodes;
 mod ping;
 mod run;
+mod tls;
 
 use crate::config::{self, ConfigError};
 use crate::diagnose::Targets;
@@ -82,6 +83,9 @@ pub(crate) struct NodeOpts {
         value_name = "SECS"
     )]
     pub net_ticktime: u64,
+    /// TLS distribution.
+    #[command(flatten)]
+    pub tls: tls::TlsOpts,
 }
 
 /// Where the peers are.
@@ -311,6 +315,7 @@ pub(crate) async fn oneshot_node(
         config::load_cookie_with_source(opts.cookie_file.as_deref(), |k| std::env::var(k).ok())
     };
     let (cookie, source) = loaded.map_err(|e| config_failure(&e))?;
+    tls::check_supported(&opts.tls, sub)?;
     let name = opts.name.clone().unwrap_or_else(|| oneshot_alive(sub));
     let (name, _) = config::node_name(&name, toward).map_err(|e| config_failure(&e))?;
     let started = Node::builder()

@@ -55,6 +55,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return super::config_failure(&e),
     };
+    if let Err(code) = super::tls::check_supported(&args.node.tls, "run") {
+        return code;
+    }
     // Checked here for the command line's own messages and exit codes; the builder parses
     // the same values again.
     let targets = match args.peers.targets() {

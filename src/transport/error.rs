@@ -3,8 +3,9 @@
 //! ([`DisconnectReason`]). Each names the peer and the step.
 
 use crate::proto::frame::FrameError;
-use crate::proto::handshake::{HandshakeError, Step};
+use crate::proto::handshake::{FramingError, HandshakeError, Step};
 use crate::proto::node_name::NodeName;
+use crate::tls::TlsError;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -38,6 +39,16 @@ pub enum HandshakeFailureKind {
     Superseded,
     /// We refused the peer (status `not_allowed`, e.g. while shutting down).
     Declined,
+    /// The bytes where a handshake message was due are not one: a TLS record on a plain
+    /// connection, or an oversized length.
+    Framing {
+        /// The step we were in.
+        step: Step,
+        /// What arrived instead.
+        error: FramingError,
+    },
+    /// The TLS handshake under the distribution handshake failed.
+    Tls(TlsError),
 }
 
 /// A failed handshake, naming the peer and the step.
@@ -54,7 +65,8 @@ pub struct HandshakeFailure {
 impl HandshakeFailure {
     /// The `cause` label of `beamlink_handshake_failures_total`: `cookie`, `timeout`,
     /// `refused` (the TCP connect failed, or the peer answered `not_allowed`),
-    /// `io`, `protocol`; `None` for outcomes that are not failures (a simultaneous connect
+    /// `io`, `protocol`, `tls` (a TLS failure, or a TLS peer spoken to in plain TCP); `None`
+    /// for outcomes that are not failures (a simultaneous connect
     /// resolved for the other side, a handshake we declined while shutting down).
     pub fn cause(&self) -> Option<&'static str> {
         if self.is_cookie_mismatch() {
@@ -70,8 +82,22 @@ impl HandshakeFailure {
             ) => return None,
             HandshakeFailureKind::Protocol(HandshakeError::NotAllowed) => "refused",
             HandshakeFailureKind::Protocol(_) => "protocol",
+            HandshakeFailureKind::Framing { .. } if self.is_tls_peer() => "tls",
+            HandshakeFailureKind::Framing { .. } => "protocol",
+            HandshakeFailureKind::Tls(_) => "tls",
             HandshakeFailureKind::Superseded | HandshakeFailureKind::Declined => return None,
         })
+    }
+
+    /// True if the peer runs TLS distribution and we spoke plain TCP to it.
+    pub fn is_tls_peer(&self) -> bool {
+        matches!(
+            self.kind,
+            HandshakeFailureKind::Framing {
+                error: FramingError::TlsRecord { .. },
+                ..
+            }
+        )
     }
 
     /// True if the peer refused our cookie (or we refused its).
@@ -107,6 +133,24 @@ impl fmt::Display for HandshakeFailure {
                 f.write_str("is already connected through another connection")
             }
             HandshakeFailureKind::Declined => f.write_str("was refused by us (not_allowed)"),
+            HandshakeFailureKind::Framing {
+                step: Step::Name,
+                error: FramingError::TlsRecord { .. },
+            } => f.write_str(
+                "speaks TLS distribution (it opened with a TLS hello) but we accept plain TCP: \
+                 pass --tls-optfile (or --tls-cert/--tls-key/--tls-ca)",
+            ),
+            HandshakeFailureKind::Framing {
+                error: FramingError::TlsRecord { .. },
+                ..
+            } => f.write_str(
+                "speaks TLS distribution (it answered our plain name with a TLS alert): \
+                 pass --tls-optfile (or --tls-cert/--tls-key/--tls-ca)",
+            ),
+            HandshakeFailureKind::Framing { step, error } => {
+                write!(f, "{error} in the {step} step")
+            }
+            HandshakeFailureKind::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -118,6 +162,8 @@ impl std::error::Error for HandshakeFailure {
                 Some(&**e)
             }
             HandshakeFailureKind::Protocol(e) => Some(e),
+            HandshakeFailureKind::Framing { error, .. } => Some(error),
+            HandshakeFailureKind::Tls(e) => Some(e),
             _ => None,
         }
     }

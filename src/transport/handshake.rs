@@ -1,12 +1,14 @@
 //! Runs the handshake state machines over a stream, with the setup timeout applied to every
 //! step (`net_setuptime`, 7 s by default), and hands the stream and any bytes read past the
 //! last handshake message to the connection. Generic over the stream: the node's
-//! connections run over a [`super::DistStream`], tests drive it over plain TCP.
+//! connections run over a [`super::DistStream`], tests drive it over plain TCP. The messages
+//! are framed as the stream requires ([`Framing`]: 2-byte lengths on plain TCP, 4-byte inside
+//! TLS).
 
 use super::{HandshakeFailure, HandshakeFailureKind};
 use crate::proto::flags::DistFlags;
 use crate::proto::handshake::{
-    Acceptor, AcceptorStep, Established, Initiator, InitiatorStep, Status, Step, take_packet,
+    Acceptor, AcceptorStep, Established, Framing, Initiator, InitiatorStep, Status, Step,
 };
 use crate::proto::node_name::NodeName;
 use bytes::BytesMut;
@@ -69,9 +71,27 @@ struct Io<'a, S> {
     out: BytesMut,
     timeout: Duration,
     addr: SocketAddr,
+    framing: Framing,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<'_, S> {
+    /// An I/O failure during `step`; on a TLS stream, the TLS failure it carries.
+    fn io_fail(
+        &self,
+        peer: Option<&NodeName>,
+        step: Step,
+        source: std::io::Error,
+    ) -> HandshakeFailure {
+        let kind = match crate::tls::TlsError::unwrap_io(source) {
+            Ok(tls) => HandshakeFailureKind::Tls(tls),
+            Err(source) => HandshakeFailureKind::Io {
+                step,
+                source: source.into(),
+            },
+        };
+        self.fail(peer, kind)
+    }
+
     fn fail(&self, peer: Option<&NodeName>, kind: HandshakeFailureKind) -> HandshakeFailure {
         HandshakeFailure {
             peer: peer.cloned(),
@@ -84,19 +104,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<'_, S> {
         if self.out.is_empty() {
             return Ok(());
         }
+        self.framing.frame_outgoing(&mut self.out);
         let write = self.stream.write_all(&self.out);
         match tokio::time::timeout(self.timeout, write).await {
             Ok(Ok(())) => {
                 self.out.clear();
                 Ok(())
             }
-            Ok(Err(source)) => Err(self.fail(
-                peer,
-                HandshakeFailureKind::Io {
-                    step,
-                    source: source.into(),
-                },
-            )),
+            Ok(Err(source)) => Err(self.io_fail(peer, step, source)),
             Err(_) => Err(self.fail(
                 peer,
                 HandshakeFailureKind::Timeout {
@@ -115,22 +130,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<'_, S> {
     ) -> Result<Option<bytes::Bytes>, HandshakeFailure> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            if let Some(packet) = take_packet(&mut self.buf) {
-                return Ok(Some(packet));
+            match self.framing.take_packet(&mut self.buf) {
+                Ok(Some(packet)) => return Ok(Some(packet)),
+                Ok(None) => {}
+                Err(error) => {
+                    return Err(self.fail(peer, HandshakeFailureKind::Framing { step, error }));
+                }
             }
             let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
             match read.await {
                 Ok(Ok(0)) => return Ok(None),
                 Ok(Ok(_)) => {}
-                Ok(Err(source)) => {
-                    return Err(self.fail(
-                        peer,
-                        HandshakeFailureKind::Io {
-                            step,
-                            source: source.into(),
-                        },
-                    ));
-                }
+                Ok(Err(source)) => return Err(self.io_fail(peer, step, source)),
                 Err(_) => {
                     return Err(self.fail(
                         peer,
@@ -145,12 +156,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<'_, S> {
     }
 }
 
-/// Runs our side of a handshake we started on `stream` (already connected to `addr`).
-/// `old_link_dead` answers the `alive` status: true when we have no live link to the peer.
+/// Runs our side of a handshake we started on `stream` (already connected to `addr`), on
+/// plain TCP. `old_link_dead` answers the `alive` status: true when we have no live link to
+/// the peer.
 pub async fn initiate<S>(
+    stream: S,
+    addr: SocketAddr,
+    machine: Initiator,
+    setup_timeout: Duration,
+    old_link_dead: impl FnOnce() -> bool,
+) -> Result<Handshaken<S>, HandshakeFailure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    initiate_framed(
+        stream,
+        addr,
+        machine,
+        Framing::Plain,
+        setup_timeout,
+        old_link_dead,
+    )
+    .await
+}
+
+/// [`initiate`] with the framing the stream needs ([`Framing::Tls`] over a TLS stream).
+pub async fn initiate_framed<S>(
     mut stream: S,
     addr: SocketAddr,
     mut machine: Initiator,
+    framing: Framing,
     setup_timeout: Duration,
     old_link_dead: impl FnOnce() -> bool,
 ) -> Result<Handshaken<S>, HandshakeFailure>
@@ -164,6 +199,7 @@ where
         out: BytesMut::with_capacity(256),
         timeout: setup_timeout,
         addr,
+        framing,
     };
     machine.start(&mut io.out);
     io.flush(Step::Name, Some(&peer)).await?;
@@ -202,11 +238,27 @@ where
     })
 }
 
-/// Runs our side of a handshake a peer started on `stream` (accepted from `addr`).
+/// Runs our side of a handshake a peer started on `stream` (accepted from `addr`), on plain
+/// TCP.
 pub async fn accept<S>(
+    stream: S,
+    addr: SocketAddr,
+    machine: Acceptor,
+    setup_timeout: Duration,
+    policy: &mut impl AcceptPolicy,
+) -> Result<Handshaken<S>, HandshakeFailure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_framed(stream, addr, machine, Framing::Plain, setup_timeout, policy).await
+}
+
+/// [`accept`] with the framing the stream needs ([`Framing::Tls`] over a TLS stream).
+pub async fn accept_framed<S>(
     mut stream: S,
     addr: SocketAddr,
     mut machine: Acceptor,
+    framing: Framing,
     setup_timeout: Duration,
     policy: &mut impl AcceptPolicy,
 ) -> Result<Handshaken<S>, HandshakeFailure>
@@ -219,6 +271,7 @@ where
         out: BytesMut::with_capacity(256),
         timeout: setup_timeout,
         addr,
+        framing,
     };
     let established = loop {
         let step = machine.awaiting();

@@ -2,17 +2,18 @@
 //! last tick: [`DistStream`], and its two halves once the connection runs ([`DistReader`],
 //! [`DistWriter`]).
 //!
-//! Plain TCP is the only carrier today (`inet_tcp_dist`). TLS distribution (`inet_tls_dist`)
-//! runs the same handshake and framing inside a TLS session, so it is one more case of each
-//! enum: the handshake ([`super::handshake`]), the node ([`crate::node::Node::adopt`]) and
+//! Two carriers: plain TCP (`inet_tcp_dist`) and TLS (`inet_tls_dist`), which runs the same
+//! handshake (with 4-byte framing, [`crate::proto::handshake::Framing`]) inside a TLS
+//! session. The handshake ([`super::handshake`]), the node ([`crate::node::Node::adopt`]) and
 //! the connection ([`super::connection`]) see only these types, and a new carrier touches
 //! this file, the [`super::listener`] and the [`super::dialler`].
 
+use crate::tls::TlsStream;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -22,6 +23,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 pub enum DistStream {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS over TCP, the TLS handshake done ([`crate::tls::stream`]).
+    Tls(Box<TlsStream>),
 }
 
 /// The reading half of a [`DistStream`].
@@ -30,6 +33,8 @@ pub enum DistStream {
 pub enum DistReader {
     /// Plain TCP.
     Plain(OwnedReadHalf),
+    /// TLS: one session serves both directions, so the halves share it behind tokio's lock.
+    Tls(ReadHalf<Box<TlsStream>>),
 }
 
 /// The writing half of a [`DistStream`].
@@ -38,6 +43,8 @@ pub enum DistReader {
 pub enum DistWriter {
     /// Plain TCP.
     Plain(OwnedWriteHalf),
+    /// TLS.
+    Tls(WriteHalf<Box<TlsStream>>),
 }
 
 impl DistStream {
@@ -48,10 +55,24 @@ impl DistStream {
         DistStream::Plain(stream)
     }
 
+    /// Wraps a TLS stream whose TLS handshake is done.
+    pub fn tls(stream: TlsStream) -> DistStream {
+        DistStream::Tls(Box::new(stream))
+    }
+
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self {
             DistStream::Plain(s) => s.peer_addr(),
+            DistStream::Tls(s) => s.get_ref().0.peer_addr(),
+        }
+    }
+
+    /// What the TLS session agreed on; `None` on plain TCP.
+    pub fn tls_session(&self) -> Option<crate::tls::TlsSession> {
+        match self {
+            DistStream::Plain(_) => None,
+            DistStream::Tls(s) => Some(crate::tls::TlsSession::of(s)),
         }
     }
 
@@ -62,6 +83,10 @@ impl DistStream {
             DistStream::Plain(s) => {
                 let (r, w) = s.into_split();
                 (DistReader::Plain(r), DistWriter::Plain(w))
+            }
+            DistStream::Tls(s) => {
+                let (r, w) = tokio::io::split(s);
+                (DistReader::Tls(r), DistWriter::Tls(w))
             }
         }
     }
@@ -139,10 +164,10 @@ macro_rules! forward_write {
     };
 }
 
-forward_read!(DistStream { Plain });
-forward_write!(DistStream { Plain });
-forward_read!(DistReader { Plain });
-forward_write!(DistWriter { Plain });
+forward_read!(DistStream { Plain, Tls });
+forward_write!(DistStream { Plain, Tls });
+forward_read!(DistReader { Plain, Tls });
+forward_write!(DistWriter { Plain, Tls });
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The distribution handshake (`erts/doc/guides/erl_dist_protocol.md`, "Distribution
-//! Handshake"; `lib/kernel/src/dist_util.erl`): its messages, their 2-byte-length framing,
-//! and the two state machines ([`Initiator`], [`Acceptor`]).
+//! Handshake"; `lib/kernel/src/dist_util.erl`): its messages, their framing (a 2-byte length
+//! on plain TCP, 4 bytes inside TLS: [`Framing`]), and the two state machines ([`Initiator`],
+//! [`Acceptor`]).
 //!
 //! Version 6 only: we send `'N'`; as acceptor we also take the old `'n'` name followed by
 //! the `'c'` complement, as OTP 25.3+ does.
@@ -16,12 +17,14 @@ mod acceptor;
 mod codec;
 #[cfg(test)]
 mod codec_tests;
+mod framing;
 mod initiator;
 #[cfg(test)]
 mod machine_tests;
 mod session;
 
 pub use acceptor::{Acceptor, AcceptorStep};
+pub use framing::{Framing, FramingError};
 pub use initiator::{Initiator, InitiatorStep};
 pub use session::{Established, HandshakeError, LocalNode};
 
