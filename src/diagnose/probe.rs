@@ -9,6 +9,15 @@
 //! answered `false`: a diagnosis must never replace another node's live connection. A
 //! successful handshake is handed to the node with [`Node::adopt`], so the link is the one
 //! the later steps use.
+//!
+//! EPMD-less (`--dist-port P`, the node's [`NodeConfig::dist_port`]): no EPMD is asked, the
+//! peer is dialled on P; when nothing speaks the protocol there, its host's EPMD is asked
+//! for its names, to tell a node that uses EPMD after all ([`Failure::DistPort`]). The other
+//! way round, when nothing listens at a peer's EPMD address, the ports EPMD-less
+//! deployments use ([`EPMD_LESS_PORTS`]) are tried: a handshake answered there means the
+//! peer runs without EPMD ([`Failure::EpmdLess`]).
+//!
+//! [`NodeConfig::dist_port`]: crate::node::NodeConfig::dist_port
 
 use crate::discovery::resolve_host;
 use crate::epmd::{EpmdError, EpmdStep};
@@ -22,6 +31,12 @@ use crate::transport::{HandshakeFailure, HandshakeFailureKind};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// The ports tried when nothing listens at a peer's EPMD address: 4370, the port after
+/// EPMD's that EPMD-less set-ups (and `inet_dist_listen_min` examples) commonly pin, and
+/// 6789, the port of the EPMD-less example in the `vm.args` that `mix release` generates
+/// (`-start_epmd false -erl_epmd_port 6789`).
+pub const EPMD_LESS_PORTS: [u16; 2] = [4370, 6789];
 
 /// What the peer's EPMD said about it (`PORT2_RESP`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -159,6 +174,27 @@ pub enum Failure {
         epmd: SocketAddr,
         /// What went wrong.
         problem: EpmdProblem,
+    },
+    /// Nothing listens at its EPMD address, but `port` answers the distribution handshake:
+    /// the peer runs without EPMD (`-erl_epmd_port`), and we were not told `--dist-port`.
+    EpmdLess {
+        /// The EPMD address.
+        epmd: SocketAddr,
+        /// What went wrong there.
+        problem: EpmdProblem,
+        /// The port that answers the handshake.
+        port: u16,
+    },
+    /// EPMD-less (`--dist-port`): nothing speaks the distribution protocol at the dist port.
+    DistPort {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// What happened there.
+        reason: String,
+        /// True if the connect timed out rather than being refused.
+        timed_out: bool,
+        /// An EPMD that answered at the host anyway, and the names it lists.
+        epmd: Option<(SocketAddr, Vec<(String, u16)>)>,
     },
     /// Its EPMD answered, without this name.
     NotRegistered {
@@ -314,6 +350,9 @@ async fn dial(
     };
     probe.ip = Some(ip);
     let epmd = SocketAddr::new(ip, node.config().epmd_port);
+    if let Some(port) = node.config().dist_port {
+        return handshake_at(node, probe, SocketAddr::new(ip, port), timeout).await;
+    }
     let Ok(alive) = AliveName::new(peer.alive()) else {
         return Err(probe.fail(Failure::NotRegistered {
             epmd,
@@ -333,6 +372,15 @@ async fn dial(
         }
         Err(e) => {
             let problem = EpmdProblem::of(&e);
+            if let EpmdProblem::Unreachable(_) = problem
+                && let Some(port) = epmd_less_port(node, &peer, ip, timeout).await
+            {
+                return Err(probe.fail(Failure::EpmdLess {
+                    epmd,
+                    problem,
+                    port,
+                }));
+            }
             return Err(probe.fail(Failure::Epmd { epmd, problem }));
         }
     };
@@ -343,7 +391,17 @@ async fn dial(
         highest_version: entry.highest_version,
         lowest_version: entry.lowest_version,
     });
-    let addr = SocketAddr::new(ip, entry.port);
+    handshake_at(node, probe, SocketAddr::new(ip, entry.port), timeout).await
+}
+
+/// TCP and handshake with the peer at `addr`.
+async fn handshake_at(
+    node: &Node,
+    mut probe: PeerProbe,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<PeerProbe, PeerProbe> {
+    let peer = probe.name.clone();
     let started = Instant::now();
     let dialler = node.dialler().with_setup_timeout(timeout);
     let stream = match dialler.connect(&peer, addr).await {
@@ -352,11 +410,15 @@ async fn dial(
             kind: HandshakeFailureKind::Timeout { after, .. },
             ..
         }) => {
-            return Err(probe.fail(Failure::Connect {
-                addr,
-                reason: format!("no answer within {after:?}"),
-                timed_out: true,
-            }));
+            let reason = format!("no answer within {after:?}");
+            return Err(probe.fail(connect_failure(node, addr, reason, true, timeout).await));
+        }
+        Err(HandshakeFailure {
+            kind: HandshakeFailureKind::Connect(source),
+            ..
+        }) => {
+            let reason = describe_io(&source);
+            return Err(probe.fail(connect_failure(node, addr, reason, false, timeout).await));
         }
         Err(e) => return Err(probe.fail(handshake_failure(e, addr))),
     };
@@ -384,6 +446,77 @@ async fn dial(
     }
     probe.connected = Some(connected);
     Ok(probe)
+}
+
+/// A distribution port that takes no connections: [`Failure::Connect`], or EPMD-less
+/// [`Failure::DistPort`] with what the host's EPMD lists, if one answers.
+async fn connect_failure(
+    node: &Node,
+    addr: SocketAddr,
+    reason: String,
+    timed_out: bool,
+    timeout: Duration,
+) -> Failure {
+    if node.config().dist_port.is_none() {
+        return Failure::Connect {
+            addr,
+            reason,
+            timed_out,
+        };
+    }
+    let epmd = SocketAddr::new(addr.ip(), node.config().epmd_port);
+    let listed = crate::epmd::names(epmd, timeout).await.ok().map(|r| {
+        let names = r.nodes.iter();
+        (
+            epmd,
+            names
+                .map(|e| (e.name.as_str().to_string(), e.port))
+                .collect(),
+        )
+    });
+    Failure::DistPort {
+        addr,
+        reason,
+        timed_out,
+        epmd: listed,
+    }
+}
+
+/// The first of [`EPMD_LESS_PORTS`] at `ip` that answers the distribution handshake (the
+/// handshake got as far as the peer's status, whatever it said), all tried at once.
+async fn epmd_less_port(
+    node: &Node,
+    peer: &NodeName,
+    ip: IpAddr,
+    timeout: Duration,
+) -> Option<u16> {
+    let dialler = node.dialler().with_setup_timeout(timeout);
+    let tries = EPMD_LESS_PORTS.map(|port| {
+        let dialler = dialler.clone();
+        async move {
+            let addr = SocketAddr::new(ip, port);
+            let stream = dialler.connect(peer, addr).await.ok()?;
+            // `false` to `alive`, as in `dial`; the connection is dropped either way.
+            let answered = match dialler.handshake(stream, peer, addr, || false).await {
+                Ok(_) => true,
+                Err(e) => match e.kind {
+                    HandshakeFailureKind::Protocol(
+                        HandshakeError::Malformed(_)
+                        | HandshakeError::Unexpected { .. }
+                        | HandshakeError::ClosedByPeer { step: Step::Status },
+                    ) => false,
+                    HandshakeFailureKind::Protocol(_) => true,
+                    _ => false,
+                },
+            };
+            answered.then_some(port)
+        }
+    });
+    futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .flatten()
+        .next()
 }
 
 fn handshake_failure(e: HandshakeFailure, addr: SocketAddr) -> Failure {
