@@ -14,11 +14,12 @@
 //! peer is dialled on P; when nothing speaks the protocol there, its host's EPMD is asked
 //! for its names, to tell a node that uses EPMD after all ([`Failure::DistPort`]). The other
 //! way round, when nothing listens at a peer's EPMD address, the ports EPMD-less
-//! deployments use ([`EPMD_LESS_PORTS`]) are tried: a handshake answered there means the
-//! peer runs without EPMD ([`Failure::EpmdLess`]).
+//! deployments use ([`super::EPMD_LESS_PORTS`]) are tried: a handshake answered there means
+//! the peer runs without EPMD ([`Failure::EpmdLess`]). Both live in `epmd_less.rs`.
 //!
 //! [`NodeConfig::dist_port`]: crate::node::NodeConfig::dist_port
 
+use super::epmd_less::{connect_failure, epmd_less_port};
 use crate::discovery::resolve_host;
 use crate::epmd::{EpmdError, EpmdStep};
 use crate::node::{CallError, Dest, Node, RpcCallError, RpcError};
@@ -31,12 +32,6 @@ use crate::transport::{HandshakeFailure, HandshakeFailureKind};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-
-/// The ports tried when nothing listens at a peer's EPMD address: 4370, the port after
-/// EPMD's that EPMD-less set-ups (and `inet_dist_listen_min` examples) commonly pin, and
-/// 6789, the port of the EPMD-less example in the `vm.args` that `mix release` generates
-/// (`-start_epmd false -erl_epmd_port 6789`).
-pub const EPMD_LESS_PORTS: [u16; 2] = [4370, 6789];
 
 /// What the peer's EPMD said about it (`PORT2_RESP`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -446,77 +441,6 @@ async fn handshake_at(
     }
     probe.connected = Some(connected);
     Ok(probe)
-}
-
-/// A distribution port that takes no connections: [`Failure::Connect`], or EPMD-less
-/// [`Failure::DistPort`] with what the host's EPMD lists, if one answers.
-async fn connect_failure(
-    node: &Node,
-    addr: SocketAddr,
-    reason: String,
-    timed_out: bool,
-    timeout: Duration,
-) -> Failure {
-    if node.config().dist_port.is_none() {
-        return Failure::Connect {
-            addr,
-            reason,
-            timed_out,
-        };
-    }
-    let epmd = SocketAddr::new(addr.ip(), node.config().epmd_port);
-    let listed = crate::epmd::names(epmd, timeout).await.ok().map(|r| {
-        let names = r.nodes.iter();
-        (
-            epmd,
-            names
-                .map(|e| (e.name.as_str().to_string(), e.port))
-                .collect(),
-        )
-    });
-    Failure::DistPort {
-        addr,
-        reason,
-        timed_out,
-        epmd: listed,
-    }
-}
-
-/// The first of [`EPMD_LESS_PORTS`] at `ip` that answers the distribution handshake (the
-/// handshake got as far as the peer's status, whatever it said), all tried at once.
-async fn epmd_less_port(
-    node: &Node,
-    peer: &NodeName,
-    ip: IpAddr,
-    timeout: Duration,
-) -> Option<u16> {
-    let dialler = node.dialler().with_setup_timeout(timeout);
-    let tries = EPMD_LESS_PORTS.map(|port| {
-        let dialler = dialler.clone();
-        async move {
-            let addr = SocketAddr::new(ip, port);
-            let stream = dialler.connect(peer, addr).await.ok()?;
-            // `false` to `alive`, as in `dial`; the connection is dropped either way.
-            let answered = match dialler.handshake(stream, peer, addr, || false).await {
-                Ok(_) => true,
-                Err(e) => match e.kind {
-                    HandshakeFailureKind::Protocol(
-                        HandshakeError::Malformed(_)
-                        | HandshakeError::Unexpected { .. }
-                        | HandshakeError::ClosedByPeer { step: Step::Status },
-                    ) => false,
-                    HandshakeFailureKind::Protocol(_) => true,
-                    _ => false,
-                },
-            };
-            answered.then_some(port)
-        }
-    });
-    futures_util::future::join_all(tries)
-        .await
-        .into_iter()
-        .flatten()
-        .next()
 }
 
 fn handshake_failure(e: HandshakeFailure, addr: SocketAddr) -> Failure {
