@@ -290,16 +290,20 @@ fn assert_no_epmd(netns: &[&str]) {
         }
         let net = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
         let mine = net.as_ref().is_ok_and(|ino| ours.contains(ino));
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
         assert!(
             !mine && !strict,
-            "an epmd runs (pid {pid}{}) during the EPMD-less test",
+            "an epmd runs during the EPMD-less test: pid {pid} `{}`{}",
+            cmdline.trim(),
             if mine {
-                ", in one of its namespaces"
+                ", in one of the test's namespaces"
             } else {
-                ""
+                " (under CI nothing else runs: a test before this one left it behind)"
             }
         );
-        foreign.push(pid);
+        foreign.push(format!("{pid} `{}`", cmdline.trim()));
     }
     if !foreign.is_empty() {
         eprintln!(

@@ -206,3 +206,28 @@ async fn accept_one<H: AcceptHandler>(
     let outcome = handshake::accept(stream, addr, machine, timeout, &mut policy).await;
     handler.finish(policy, addr, outcome);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare port takes IPv4 and IPv6 peers on one socket, and an IPv4 peer is seen with
+    /// its IPv4 address.
+    #[tokio::test]
+    async fn the_dual_stack_listener_takes_both_families() {
+        let listener = bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let v6_here = std::net::TcpListener::bind("[::1]:0").is_ok();
+        let mut peers = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
+        if v6_here {
+            peers.push(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+        }
+        for peer in peers {
+            let _client = tokio::net::TcpStream::connect(peer).await.unwrap();
+            let (_, from) = listener.accept().await.unwrap();
+            assert_eq!(unmapped(from).ip(), peer.ip(), "{peer}");
+        }
+    }
+}
