@@ -11,7 +11,7 @@ use crate::proto::epmd::{Alive2Request, AliveName};
 use crate::proto::node_name::{NodeName, NodeNameError};
 use crate::watch::{MeshMode, Watch, WatchConfig};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,10 @@ type Tune = Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
 /// first, then stops the manager, then unregisters, the order a BEAM's `init:stop/0` follows
 /// (`net_kernel` goes down before `erl_epmd`), so monitors on our processes fire with
 /// `noconnection` on the peers.
+///
+/// EPMD-less ([`NodeBuilder::dist_port`]), as a BEAM started with `-start_epmd false
+/// -erl_epmd_port PORT`: listen on PORT, never register with or ask an EPMD, dial every peer
+/// on PORT.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), beamlink::StartError> {
@@ -53,6 +57,7 @@ pub struct NodeBuilder {
     cookie: Option<Cookie>,
     epmd: Option<EpmdMode>,
     epmd_port: u16,
+    dist_port: Option<u16>,
     /// `None`: the node only dials.
     listen: Option<SocketAddr>,
     creation: Option<u32>,
@@ -78,7 +83,8 @@ impl Default for NodeBuilder {
             cookie: None,
             epmd: Some(EpmdMode::Auto),
             epmd_port: 4369,
-            listen: Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+            dist_port: None,
+            listen: Some(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))),
             creation: None,
             tune: None,
             visible: false,
@@ -105,6 +111,7 @@ impl fmt::Debug for NodeBuilder {
             .field("cookie", &self.cookie)
             .field("epmd", &self.epmd)
             .field("epmd_port", &self.epmd_port)
+            .field("dist_port", &self.dist_port)
             .field("listen", &self.listen)
             .field("visible", &self.visible)
             .field("connect", &self.connect)
@@ -127,7 +134,9 @@ impl Node {
 impl NodeBuilder {
     /// Our name: `alive@host`, or just `alive`, completed with our address toward the peers
     /// (the first static peer's, else the first DNS answer's, else the first non-loopback
-    /// IPv4 address). Default `beamlink`. Long names only.
+    /// IPv4 address, else the first global IPv6 one). Default `beamlink`. Long names only.
+    /// An IPv6 address is written as the BEAM writes it (`inet:ntoa/1`: compressed,
+    /// lower case, no brackets), e.g. `beamlink@fd00:beef::3`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -159,7 +168,18 @@ impl NodeBuilder {
         self
     }
 
-    /// Where to accept connections (default every IPv4 address, an ephemeral port).
+    /// EPMD-less, as the BEAM's `-erl_epmd_port PORT`: listen on `port`, never register
+    /// with or ask an EPMD (the [`epmd`](Self::epmd) mode is not used), and dial every peer
+    /// on `port`. DNS discovery then needs a [`peer_basename`](Self::peer_basename) (there
+    /// is no EPMD to list names). A [`listen`](Self::listen) address keeps its IP; its port
+    /// must be 0 or `port`.
+    pub fn dist_port(mut self, port: u16) -> Self {
+        self.dist_port = Some(port);
+        self
+    }
+
+    /// Where to accept connections (default `[::]:0`: every IPv4 and IPv6 address, an
+    /// ephemeral port; see [`crate::transport::listener::bind`]).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = Some(addr);
         self
@@ -269,8 +289,23 @@ impl NodeBuilder {
 
     /// Binds, registers, starts the node and, when peers are named, the connection manager.
     /// If this future is dropped before it completes, the registration is withdrawn.
-    pub async fn start(self) -> Result<Node, StartError> {
+    pub async fn start(mut self) -> Result<Node, StartError> {
         let cookie = self.cookie.clone().ok_or(StartError::NoCookie)?;
+        if let Some(port) = self.dist_port {
+            if self.dns_query.is_some() && self.peer_basename.is_none() {
+                return Err(StartError::NoBasename { dist_port: port });
+            }
+            self.listen = match self.listen {
+                Some(addr) if addr.port() == 0 => Some(SocketAddr::new(addr.ip(), port)),
+                Some(addr) if addr.port() != port => {
+                    return Err(StartError::ListenPort {
+                        listen: addr,
+                        dist_port: port,
+                    });
+                }
+                other => other,
+            };
+        }
         let mut statics = Vec::new();
         for text in &self.connect {
             let peer = NodeName::parse(text).map_err(|source| StartError::Peer {
@@ -314,7 +349,7 @@ impl NodeBuilder {
                 .map_err(|source| StartError::Listen {
                     addr: self
                         .listen
-                        .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))),
+                        .unwrap_or(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))),
                     source,
                 })?
                 .port(),
@@ -324,7 +359,10 @@ impl NodeBuilder {
         // Withdrawn if start() is dropped or fails from here on; handed to the node after.
         let stop_epmd = CancellationToken::new();
         let guard = stop_epmd.clone().drop_guard();
-        let registration = match self.epmd.filter(|_| listener.is_some()) {
+        let epmd = self
+            .epmd
+            .filter(|_| listener.is_some() && self.dist_port.is_none());
+        let registration = match epmd {
             Some(mode) => {
                 let alive = AliveName::new(name.alive())
                     .map_err(|_| StartError::Alive { name: name.clone() })?;
@@ -353,6 +391,7 @@ impl NodeBuilder {
         let mut node_config = NodeConfig::new(name, cookie);
         node_config.visible = self.visible;
         node_config.epmd_port = self.epmd_port;
+        node_config.dist_port = self.dist_port;
         if let Some(t) = self.net_ticktime {
             node_config.connection.net_ticktime = t.max(Duration::from_secs(1));
         }
@@ -484,6 +523,18 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// EPMD-less with DNS discovery but no basename: there is no EPMD to list names.
+    NoBasename {
+        /// The dist port.
+        dist_port: u16,
+    },
+    /// EPMD-less, and the listen address has another port than the dist port.
+    ListenPort {
+        /// The listen address asked for.
+        listen: SocketAddr,
+        /// The dist port.
+        dist_port: u16,
+    },
     /// The node could not start.
     Node(NodeError),
 }
@@ -507,6 +558,16 @@ impl fmt::Display for StartError {
             StartError::Metrics { addr, source } => {
                 write!(f, "cannot serve metrics on {addr}: {source}")
             }
+            StartError::NoBasename { dist_port } => write!(
+                f,
+                "with --dist-port {dist_port} there is no EPMD to list the nodes at the DNS \
+                 addresses: pass --peer-basename NAME (the peers are NAME@<ip>)"
+            ),
+            StartError::ListenPort { listen, dist_port } => write!(
+                f,
+                "--listen {listen} conflicts with --dist-port {dist_port}: EPMD-less, every \
+                 node listens on the dist port (use --listen ADDR:{dist_port}, or no --listen)"
+            ),
             StartError::Node(e) => write!(f, "{e}"),
         }
     }
@@ -520,7 +581,11 @@ impl std::error::Error for StartError {
             StartError::Dns(e) => Some(e),
             StartError::Listen { source, .. } | StartError::Metrics { source, .. } => Some(source),
             StartError::Node(e) => Some(e),
-            StartError::NoCookie | StartError::Alive { .. } | StartError::Epmd { .. } => None,
+            StartError::NoCookie
+            | StartError::Alive { .. }
+            | StartError::Epmd { .. }
+            | StartError::NoBasename { .. }
+            | StartError::ListenPort { .. } => None,
         }
     }
 }

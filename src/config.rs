@@ -133,7 +133,8 @@ impl fmt::Display for ConfigError {
                  use RELEASE_DISTRIBUTION=name and RELEASE_NODE=<app>@<ip>"
             ),
             ConfigError::NoAddress => f.write_str(
-                "no non-loopback IPv4 address found for our node name; pass --name NAME@IP",
+                "no non-loopback IPv4 or global IPv6 address found for our node name; \
+                 pass --name NAME@IP",
             ),
         }
     }
@@ -270,7 +271,9 @@ pub fn check_distribution(value: Option<&str>) -> Result<(), ConfigError> {
 }
 
 /// Our address as seen by `toward`: the source address the routing table picks (no packet
-/// is sent), or the first non-loopback IPv4 address when there is no peer to go by.
+/// is sent), or, when there is no peer to go by, the first non-loopback IPv4 address, else
+/// (a host with IPv6 addresses only) the first IPv6 address that is neither loopback nor
+/// link-local (a link-local address needs a zone, which a node name cannot carry).
 pub fn local_address(toward: Option<IpAddr>) -> Result<IpAddr, ConfigError> {
     if let Some(peer) = toward {
         if peer.is_loopback() {
@@ -289,12 +292,37 @@ pub fn local_address(toward: Option<IpAddr>) -> Result<IpAddr, ConfigError> {
         }
     }
     let addrs = if_addrs::get_if_addrs().map_err(|_| ConfigError::NoAddress)?;
-    addrs
-        .iter()
-        .filter(|i| !i.is_loopback())
-        .map(|i| i.ip())
+    let usable = || addrs.iter().filter(|i| !i.is_loopback()).map(|i| i.ip());
+    usable()
         .find(|ip| ip.is_ipv4())
+        .or_else(|| usable().find(|ip| matches!(ip, IpAddr::V6(v6) if !v6.is_unicast_link_local())))
         .ok_or(ConfigError::NoAddress)
+}
+
+/// Why a `--listen` value is not `[ADDR:]PORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadListen(pub String);
+
+impl fmt::Display for BadListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not [ADDR:]PORT (e.g. 9100, 10.0.1.9:9100, [::]:9100, [fd00::2]:9100)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for BadListen {}
+
+/// Parses `--listen [ADDR:]PORT`. A bare port is `[::]:PORT`, every IPv4 and IPv6 address
+/// (see [`crate::transport::listener::bind`]); an IPv6 address is written in brackets.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, BadListen> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)));
+    }
+    text.parse::<SocketAddr>()
+        .map_err(|_| BadListen(text.to_string()))
 }
 
 /// Our node name: `name` may be `alive@host` or just `alive`, completed with the address
@@ -313,6 +341,7 @@ pub fn node_name(
     let ip = local_address(toward)?;
     let why = match toward {
         Some(peer) => format!("the address that routes to {peer}"),
+        None if ip.is_ipv6() => "the first global IPv6 address (no IPv4 address here)".into(),
         None => "the first non-loopback IPv4 address".to_string(),
     };
     NodeName::from_parts(name, &ip.to_string())
@@ -382,5 +411,24 @@ mod tests {
         assert!(node_name("x@host", None).is_err());
         assert!(check_distribution(Some("sname")).is_err());
         assert!(check_distribution(Some("name")).is_ok());
+        let (v6, _) = node_name("beamlink", Some("::1".parse().unwrap())).unwrap();
+        assert_eq!(v6.as_str(), "beamlink@::1");
+    }
+
+    #[test]
+    fn listen_takes_an_address_or_a_bare_port() {
+        assert_eq!(parse_listen("9100"), Ok("[::]:9100".parse().unwrap()));
+        assert_eq!(
+            parse_listen("10.0.1.9:9100"),
+            Ok("10.0.1.9:9100".parse().unwrap())
+        );
+        assert_eq!(parse_listen("[::]:9100"), Ok("[::]:9100".parse().unwrap()));
+        assert_eq!(
+            parse_listen("[fd00::2]:9100"),
+            Ok("[fd00::2]:9100".parse().unwrap())
+        );
+        for bad in ["fd00::2:9100", "10.0.1.9", "host:9100", "65536", ""] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -917,3 +917,39 @@ fn in_namespaces_a_guarded_epmd_a_closed_port_and_a_virtual_ip_are_named() {
     eprintln!("{}", text.stdout);
     drop(tasks);
 }
+
+/// `--dist-port` against a node that registers with EPMD: nothing answers at the dist port,
+/// but the EPMD at its host lists it, so the doctor says it uses EPMD and to drop
+/// `--dist-port` (the other way round, EPMD-less nodes without `--dist-port`, is in
+/// `interop_epmdless`, which runs no epmd at all).
+#[test]
+fn a_dist_port_for_a_node_that_uses_epmd_is_named() {
+    for otp in Otp::from_env() {
+        let epmd = Epmd::start();
+        let port = epmd.port().to_string();
+        let node = BeamNode::start(otp, epmd.port());
+        let unused = support::free_port().to_string();
+        let out = beamlink(&[
+            "doctor",
+            "--json",
+            "--epmd-port",
+            &port,
+            "--dist-port",
+            &unused,
+            "--connect",
+            node.node_name(),
+        ]);
+        out.assert_code(78, &format!("{otp}: --dist-port for a node with EPMD"));
+        let report = out.json();
+        let check = failed_check(&report, node.node_name(), "tcp", "uses_epmd");
+        let alive = node.node_name().split('@').next().unwrap();
+        let text = text_of(&check);
+        assert!(
+            text.contains(&format!(
+                "--dist-port {unused}: 127.0.0.1:{unused} refuses connections"
+            )) && text.contains(&format!("lists {alive} at port")),
+            "{otp}: {text}"
+        );
+        assert!(fix_of(&check).contains("drop --dist-port"), "{otp}: {text}");
+    }
+}

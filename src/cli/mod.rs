@@ -72,6 +72,10 @@ pub(crate) struct NodeOpts {
         value_name = "PORT"
     )]
     pub epmd_port: u16,
+    /// EPMD-less, like the BEAM's -erl_epmd_port PORT: no EPMD at all; listen on PORT (run)
+    /// and dial every peer on PORT.
+    #[arg(long, env = "ERL_DIST_PORT", value_name = "PORT")]
+    pub dist_port: Option<u16>,
     /// Publish as a visible node instead of hidden.
     #[arg(long)]
     pub visible: bool,
@@ -243,8 +247,16 @@ pub(crate) fn cookie_with_source(opts: &NodeOpts) -> Result<(Cookie, String), Co
 
 impl PeerOpts {
     /// The static peers and the DNS query, checked; on error, prints it and gives the exit
-    /// code.
-    pub(crate) fn targets(&self) -> Result<Targets, u8> {
+    /// code. EPMD-less (`dist_port`), DNS discovery needs a basename: no EPMD lists names.
+    pub(crate) fn targets(&self, dist_port: Option<u16>) -> Result<Targets, u8> {
+        if let Some(port) = dist_port
+            && self.dns_query.is_some()
+            && self.peer_basename.is_none()
+        {
+            let e = crate::builder::StartError::NoBasename { dist_port: port };
+            eprintln!("beamlink: {e}");
+            return Err(exit::CONFIG);
+        }
         let mut statics = Vec::new();
         for text in &self.connect {
             match NodeName::parse(text) {
@@ -297,7 +309,8 @@ pub(crate) async fn address_toward(
 }
 
 /// A node for a one-shot command: named `beamlink-<sub>-<4 hex>@<ip>` unless `--name` says
-/// otherwise, hidden unless `visible`, listening nowhere, not registered in EPMD. Returns the
+/// otherwise, hidden unless `visible`, listening nowhere, not registered in EPMD, dialling
+/// on `--dist-port` when given. Returns the
 /// node and where its cookie came from; on error, prints it and gives the exit code.
 ///
 /// `doctor` passes `release_env = false`: it reports `RELEASE_DISTRIBUTION` as a finding
@@ -318,15 +331,17 @@ pub(crate) async fn oneshot_node(
     tls::check_supported(&opts.tls, sub)?;
     let name = opts.name.clone().unwrap_or_else(|| oneshot_alive(sub));
     let (name, _) = config::node_name(&name, toward).map_err(|e| config_failure(&e))?;
-    let started = Node::builder()
+    let mut builder = Node::builder()
         .name(name.as_str())
         .cookie(cookie)
         .dial_only()
         .visible(visible)
         .epmd_port(opts.epmd_port)
-        .net_ticktime(Duration::from_secs(opts.net_ticktime))
-        .start()
-        .await;
+        .net_ticktime(Duration::from_secs(opts.net_ticktime));
+    if let Some(port) = opts.dist_port {
+        builder = builder.dist_port(port);
+    }
+    let started = builder.start().await;
     match started {
         Ok(n) => Ok((n, source)),
         Err(e) => {
@@ -346,7 +361,7 @@ pub(crate) async fn surveyor(
     release_env: bool,
     no_peers: &str,
 ) -> Result<(Targets, Node, String), u8> {
-    let targets = peers.targets()?;
+    let targets = peers.targets(node.dist_port)?;
     if targets.is_empty() {
         eprintln!("beamlink: {no_peers}: give --connect NODE or --dns-query QUERY");
         return Err(exit::USAGE);

@@ -8,7 +8,7 @@ use crate::watch::MeshMode;
 use clap::Args;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
@@ -16,16 +16,19 @@ pub(crate) struct RunArgs {
     node: NodeOpts,
     #[command(flatten)]
     peers: PeerOpts,
-    /// Distribution port to accept connections on (default: ephemeral).
-    #[arg(long, value_name = "PORT")]
-    listen: Option<u16>,
+    /// Where to accept distribution connections: PORT (every IPv4 and IPv6 address),
+    /// ADDR:PORT or [IPV6]:PORT (default: every address, an ephemeral port; with
+    /// --dist-port, that port).
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = crate::config::parse_listen)]
+    listen: Option<SocketAddr>,
     /// Also register rig_sink and rig_echo, the benchmark peers.
     #[arg(long)]
     bench_services: bool,
-    /// auto: use a local EPMD if one answers, else serve EPMD ourselves (and take over if
-    /// it goes away); client: require a running EPMD; serve: always serve.
-    #[arg(long, default_value = "auto", value_name = "MODE")]
-    epmd: EpmdMode,
+    /// auto (default): use a local EPMD if one answers, else serve EPMD ourselves (and take
+    /// over if it goes away); client: require a running EPMD; serve: always serve. Not used
+    /// with --dist-port.
+    #[arg(long, value_name = "MODE")]
+    epmd: Option<EpmdMode>,
     /// Ask visible BEAM nodes that are not connected to each other to connect
     /// (net_kernel:connect_node/1 over erpc); --mesh=report only logs what it would ask.
     #[arg(
@@ -60,7 +63,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     }
     // Checked here for the command line's own messages and exit codes; the builder parses
     // the same values again.
-    let targets = match args.peers.targets() {
+    let targets = match args.peers.targets(args.node.dist_port) {
         Ok(t) => t,
         Err(code) => return code,
     };
@@ -84,9 +87,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     let mut builder = Node::builder()
         .name(name)
         .cookie(cookie)
-        .epmd(args.epmd)
         .epmd_port(args.node.epmd_port)
-        .listen(SocketAddr::from(([0, 0, 0, 0], args.listen.unwrap_or(0))))
         .visible(args.node.visible)
         .net_ticktime(Duration::from_secs(args.node.net_ticktime))
         .poll_interval(args.peers.poll_interval)
@@ -101,6 +102,18 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     }
     if let Some(addr) = args.metrics {
         builder = builder.metrics(addr);
+    }
+    if let Some(listen) = args.listen {
+        builder = builder.listen(listen);
+    }
+    match (args.node.dist_port, args.epmd) {
+        (Some(port), mode) => {
+            if let Some(mode) = mode {
+                warn!("--epmd {mode} is not used with --dist-port {port} (no EPMD at all)");
+            }
+            builder = builder.dist_port(port);
+        }
+        (None, mode) => builder = builder.epmd(mode.unwrap_or_default()),
     }
     for peer in &targets.statics {
         builder = builder.connect(peer.as_str());

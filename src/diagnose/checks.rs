@@ -124,6 +124,11 @@ pub enum Cause {
     EpmdBroken,
     /// EPMD answers without the expected name.
     NotRegistered,
+    /// No EPMD, but a port answers the handshake: the peer runs EPMD-less and we were not
+    /// given `--dist-port`.
+    EpmdLess,
+    /// We were given `--dist-port`, but the peer is registered with an EPMD instead.
+    UsesEpmd,
     /// The distribution port does not take connections.
     PortUnreachable,
     /// The node runs with short names.
@@ -164,7 +169,9 @@ impl Cause {
             | Cause::OtherAddress
             | Cause::ShortNames
             | Cause::NameNotIp
-            | Cause::NameInUse => ExitClass::Config,
+            | Cause::NameInUse
+            | Cause::EpmdLess
+            | Cause::UsesEpmd => ExitClass::Config,
             Cause::CookieMismatch | Cause::NotAllowed => ExitClass::NoPerm,
             Cause::EpmdBroken
             | Cause::HandshakeRefused

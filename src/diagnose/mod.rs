@@ -22,6 +22,7 @@
 mod checks;
 mod doctor;
 mod environment;
+mod epmd_less;
 mod explain;
 mod probe;
 mod stats;
@@ -29,6 +30,7 @@ mod view;
 
 pub use checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass};
 pub use doctor::{DoctorContext, DoctorReport, doctor};
+pub use epmd_less::EPMD_LESS_PORTS;
 pub use probe::{
     Connected, EpmdEntry, EpmdProblem, Failure, HandshakeProblem, PeerNodes, PeerProbe, PingError,
     Software, ping, probe,

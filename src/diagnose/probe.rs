@@ -9,7 +9,17 @@
 //! answered `false`: a diagnosis must never replace another node's live connection. A
 //! successful handshake is handed to the node with [`Node::adopt`], so the link is the one
 //! the later steps use.
+//!
+//! EPMD-less (`--dist-port P`, the node's [`NodeConfig::dist_port`]): no EPMD is asked, the
+//! peer is dialled on P; when nothing speaks the protocol there, its host's EPMD is asked
+//! for its names, to tell a node that uses EPMD after all ([`Failure::DistPort`]). The other
+//! way round, when nothing listens at a peer's EPMD address, the ports EPMD-less
+//! deployments use ([`super::EPMD_LESS_PORTS`]) are tried: a handshake answered there means
+//! the peer runs without EPMD ([`Failure::EpmdLess`]). Both live in `epmd_less.rs`.
+//!
+//! [`NodeConfig::dist_port`]: crate::node::NodeConfig::dist_port
 
+use super::epmd_less::{connect_failure, epmd_less_port};
 use crate::discovery::resolve_host;
 use crate::epmd::{EpmdError, EpmdStep};
 use crate::node::{CallError, Dest, Node, RpcCallError, RpcError};
@@ -159,6 +169,27 @@ pub enum Failure {
         epmd: SocketAddr,
         /// What went wrong.
         problem: EpmdProblem,
+    },
+    /// Nothing listens at its EPMD address, but `port` answers the distribution handshake:
+    /// the peer runs without EPMD (`-erl_epmd_port`), and we were not told `--dist-port`.
+    EpmdLess {
+        /// The EPMD address.
+        epmd: SocketAddr,
+        /// What went wrong there.
+        problem: EpmdProblem,
+        /// The port that answers the handshake.
+        port: u16,
+    },
+    /// EPMD-less (`--dist-port`): nothing speaks the distribution protocol at the dist port.
+    DistPort {
+        /// The address dialled.
+        addr: SocketAddr,
+        /// What happened there.
+        reason: String,
+        /// True if the connect timed out rather than being refused.
+        timed_out: bool,
+        /// An EPMD that answered at the host anyway, and the names it lists.
+        epmd: Option<(SocketAddr, Vec<(String, u16)>)>,
     },
     /// Its EPMD answered, without this name.
     NotRegistered {
@@ -314,6 +345,9 @@ async fn dial(
     };
     probe.ip = Some(ip);
     let epmd = SocketAddr::new(ip, node.config().epmd_port);
+    if let Some(port) = node.config().dist_port {
+        return handshake_at(node, probe, SocketAddr::new(ip, port), timeout).await;
+    }
     let Ok(alive) = AliveName::new(peer.alive()) else {
         return Err(probe.fail(Failure::NotRegistered {
             epmd,
@@ -333,6 +367,15 @@ async fn dial(
         }
         Err(e) => {
             let problem = EpmdProblem::of(&e);
+            if let EpmdProblem::Unreachable(_) = problem
+                && let Some(port) = epmd_less_port(node, &peer, ip, timeout).await
+            {
+                return Err(probe.fail(Failure::EpmdLess {
+                    epmd,
+                    problem,
+                    port,
+                }));
+            }
             return Err(probe.fail(Failure::Epmd { epmd, problem }));
         }
     };
@@ -343,7 +386,17 @@ async fn dial(
         highest_version: entry.highest_version,
         lowest_version: entry.lowest_version,
     });
-    let addr = SocketAddr::new(ip, entry.port);
+    handshake_at(node, probe, SocketAddr::new(ip, entry.port), timeout).await
+}
+
+/// TCP and handshake with the peer at `addr`.
+async fn handshake_at(
+    node: &Node,
+    mut probe: PeerProbe,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<PeerProbe, PeerProbe> {
+    let peer = probe.name.clone();
     let started = Instant::now();
     let dialler = node.dialler().with_setup_timeout(timeout);
     let stream = match dialler.connect(&peer, addr).await {
@@ -352,11 +405,15 @@ async fn dial(
             kind: HandshakeFailureKind::Timeout { after, .. },
             ..
         }) => {
-            return Err(probe.fail(Failure::Connect {
-                addr,
-                reason: format!("no answer within {after:?}"),
-                timed_out: true,
-            }));
+            let reason = format!("no answer within {after:?}");
+            return Err(probe.fail(connect_failure(node, addr, reason, true, timeout).await));
+        }
+        Err(HandshakeFailure {
+            kind: HandshakeFailureKind::Connect(source),
+            ..
+        }) => {
+            let reason = describe_io(&source);
+            return Err(probe.fail(connect_failure(node, addr, reason, false, timeout).await));
         }
         Err(e) => return Err(probe.fail(handshake_failure(e, addr))),
     };

@@ -2,7 +2,7 @@
 //! that keeps this node registered according to `--epmd auto|client|serve` (contract.md).
 //!
 //! # Registration modes
-//! * [`EpmdMode::Auto`]: register with the EPMD at `127.0.0.1:<port>` if one answers;
+//! * [`EpmdMode::Auto`]: register with the local EPMD if one answers;
 //!   otherwise serve EPMD on that port and register with ourselves. When the EPMD we are
 //!   registered with goes away, register with the next one that answers, or take the port
 //!   over and serve. BEAM nodes on the host then find us: OTP's `erl_epmd` (OTP 25, checked
@@ -13,6 +13,10 @@
 //!   default, well inside the 3 s within which OTP's `epmd_reconnect` test expects nodes to
 //!   be back).
 //! * [`EpmdMode::Serve`]: always serve EPMD ourselves.
+//!
+//! The local EPMD is asked at `127.0.0.1:<port>`, then at `[::1]:<port>` when nothing
+//! answers there: `erl_epmd:register_node/3` registers over `::1` for `inet6_tcp` nodes, and
+//! on a host or namespace with IPv6 addresses only, `127.0.0.1` is unreachable.
 //!
 //! # State and creation
 //! [`Registrar::status`] is a `watch` of [`EpmdStatus`] for health checks and `doctor`; each
@@ -38,7 +42,7 @@ pub use server::{Clock, EpmdServer, ServerConfig};
 use crate::proto::epmd::{Alive2Request, NamesResponse};
 use serde::Serialize;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,7 +167,8 @@ impl fmt::Display for EpmdStatus {
 pub struct RegistrarConfig {
     /// `--epmd`.
     pub mode: EpmdMode,
-    /// `--epmd-port` / `ERL_EPMD_PORT`; the local EPMD is at `127.0.0.1:<port>`.
+    /// `--epmd-port` / `ERL_EPMD_PORT`; the local EPMD is at `127.0.0.1:<port>` or
+    /// `[::1]:<port>`.
     pub epmd_port: u16,
     /// Our registration (name before `@`, distribution port).
     pub request: Alive2Request,
@@ -213,7 +218,10 @@ impl Registrar {
         let mut server = config.server.clone();
         server.port = config.epmd_port;
         let driver = Driver {
-            epmd: SocketAddr::from((Ipv4Addr::LOCALHOST, config.epmd_port)),
+            epmds: [
+                SocketAddr::from((Ipv4Addr::LOCALHOST, config.epmd_port)),
+                SocketAddr::from((Ipv6Addr::LOCALHOST, config.epmd_port)),
+            ],
             server_config: server,
             config,
             server: None,
@@ -260,7 +268,8 @@ impl Registrar {
 struct Driver {
     config: RegistrarConfig,
     server_config: ServerConfig,
-    epmd: SocketAddr,
+    /// The local EPMD's addresses, in the order they are tried.
+    epmds: [SocketAddr; 2],
     server: Option<EpmdServer>,
     status: watch::Sender<EpmdStatus>,
     cancel: CancellationToken,
@@ -271,27 +280,42 @@ impl Driver {
         self.status.send_replace(status);
     }
 
+    /// Registers with the local EPMD: at the first address where one answers; when none
+    /// does, the first address's failure.
+    async fn register_local(&self) -> Result<Registration, EpmdError> {
+        let [v4, v6] = self.epmds;
+        let request = &self.config.request;
+        match register(v4, request, self.config.timeout).await {
+            Err(err) if err.is_unreachable() => {
+                debug!(error = %err, "no EPMD at {v4}; trying {v6}");
+                match register(v6, request, self.config.timeout).await {
+                    Err(e6) if e6.is_unreachable() => Err(err),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// One registration attempt, serving EPMD first when the mode says so.
     async fn attempt(&mut self) -> Result<Registration, EpmdError> {
         let serve_now = match self.config.mode {
             EpmdMode::Serve => true,
             EpmdMode::Client => false,
             EpmdMode::Auto if self.server.is_some() => false,
-            EpmdMode::Auto => {
-                match register(self.epmd, &self.config.request, self.config.timeout).await {
-                    Err(err) if err.is_unreachable() => {
-                        debug!(error = %err, "no EPMD answers; serving it");
-                        true
-                    }
-                    other => return other,
+            EpmdMode::Auto => match self.register_local().await {
+                Err(err) if err.is_unreachable() => {
+                    debug!(error = %err, "no EPMD answers; serving it");
+                    true
                 }
-            }
+                other => return other,
+            },
         };
         if serve_now && self.server.is_none() {
             let server = EpmdServer::start(self.server_config.clone(), &self.cancel).await?;
             self.server = Some(server);
         }
-        register(self.epmd, &self.config.request, self.config.timeout).await
+        self.register_local().await
     }
 
     async fn run(mut self) {

@@ -90,6 +90,9 @@ pub struct NodeConfig {
     pub listen: Option<SocketAddr>,
     /// The EPMD port peers' EPMDs listen on.
     pub epmd_port: u16,
+    /// EPMD-less (`--dist-port`, the BEAM's `-erl_epmd_port`): every peer is dialled on this
+    /// port and no EPMD is asked.
+    pub dist_port: Option<u16>,
     /// Time allowed for each handshake step (the BEAM's `net_setuptime`).
     pub setup_timeout: Duration,
     /// Link settings (ticks, frame cap, send queue).
@@ -107,14 +110,15 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// Defaults for a node called `name` with `cookie`: hidden, listening on an ephemeral
-    /// port of every interface, BEAM timings.
+    /// port of every IPv4 and IPv6 address, BEAM timings.
     pub fn new(name: NodeName, cookie: Cookie) -> NodeConfig {
         NodeConfig {
             name,
             cookie,
             visible: false,
-            listen: Some(SocketAddr::from(([0, 0, 0, 0], 0))),
+            listen: Some(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))),
             epmd_port: 4369,
+            dist_port: None,
             setup_timeout: Duration::from_secs(7),
             connection: ConnectionConfig::default(),
             mailbox_capacity: 65_536,
@@ -261,6 +265,7 @@ impl Node {
             local.clone(),
             DialConfig {
                 epmd_port: config.epmd_port,
+                dist_port: config.dist_port,
                 setup_timeout: config.setup_timeout,
             },
         );

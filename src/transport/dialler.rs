@@ -3,6 +3,10 @@
 //! `erl_epmd:port_please/3`), connect, and run our side of the handshake
 //! (`dist_util:handshake_we_started/1`), each step within the setup time (`net_setuptime`).
 //!
+//! EPMD-less ([`DialConfig::dist_port`]): every peer listens on the same port, as a BEAM
+//! started with `-erl_epmd_port PORT` assumes (`erl_epmd:port_please/3` answers that port
+//! through `listen_port_please/2` without asking any EPMD); no EPMD is asked.
+//!
 //! Which attempts run, and what becomes of their outcome (one connection per peer, the
 //! simultaneous-connect rule), is the node's: it calls [`Dialler::dial`] and gets a stream
 //! whose handshake completed. [`crate::diagnose`] calls the steps one at a time
@@ -23,6 +27,8 @@ use tracing::{Instrument, debug, info_span};
 pub struct DialConfig {
     /// The port the peers' EPMDs listen on.
     pub epmd_port: u16,
+    /// EPMD-less: every peer listens on this port and no EPMD is asked.
+    pub dist_port: Option<u16>,
     /// Time allowed for each step: the EPMD lookup, the TCP connect, each handshake message
     /// (the BEAM's `net_setuptime`).
     pub setup_timeout: Duration,
@@ -85,8 +91,8 @@ impl Dialler {
         .await
     }
 
-    /// Where `peer` accepts distribution connections: the port its EPMD gives, on the
-    /// address of its host.
+    /// Where `peer` accepts distribution connections: the port its EPMD gives (or, EPMD-less,
+    /// the dist port), on the address of its host.
     pub async fn resolve(&self, peer: &NodeName) -> Result<SocketAddr, ConnectError> {
         let ip = match peer.host_ip() {
             Some(ip) => ip,
@@ -97,6 +103,9 @@ impl Dialler {
                     reason,
                 })?,
         };
+        if let Some(port) = self.config.dist_port {
+            return Ok(SocketAddr::new(ip, port));
+        }
         let epmd = SocketAddr::new(ip, self.config.epmd_port);
         let not_registered = || ConnectError::NotRegistered {
             peer: peer.clone(),

@@ -9,12 +9,18 @@
 //! starve the ones already in progress). Each handshake step has the setup time. A failing
 //! `accept` (out of file descriptors and the like) is retried after a pause that doubles
 //! from 10 ms up to 1 s, so the loop never spins.
+//!
+//! Addresses ([`bind`]): `[::]:PORT`, what a bare `--listen PORT` means, is one dual-stack
+//! socket that takes IPv4 and IPv6 connections alike (as `inet6_tcp_dist:listen/2` does on
+//! a host whose `net.ipv6.bindv6only` is 0); on a host without IPv6 it falls back to
+//! `0.0.0.0:PORT`. Any other address is bound as given. A peer that came in over IPv4 on the
+//! dual-stack socket is reported with its IPv4 address, not the IPv4-mapped IPv6 one.
 
 use super::handshake::{self, AcceptPolicy, Handshaken};
 use super::{DistStream, HandshakeFailure, random_u32};
 use crate::proto::handshake::{Acceptor, LocalNode};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -50,9 +56,54 @@ pub struct ListenerConfig {
     pub max_pending_handshakes: usize,
 }
 
-/// Binds the distribution listener on `addr`.
+/// Binds the distribution listener on `addr`: see the module documentation for `[::]`.
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    if addr.ip() != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        return TcpListener::bind(addr).await;
+    }
+    match dual_stack(addr) {
+        Ok(listener) => Ok(listener),
+        // No IPv6 in this kernel or namespace (ipv6.disable=1, disable_ipv6 everywhere).
+        Err(e) if no_ipv6(&e) => {
+            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port()));
+            warn!(error = %e, "IPv6 is not available here; listening on {v4} only");
+            TcpListener::bind(v4).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// One socket on `[::]:port` that also takes IPv4 connections (`IPV6_V6ONLY` off, whatever
+/// the host's default).
+fn dual_stack(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_only_v6(false)?;
+    // As tokio's TcpListener::bind: a restarted node can take its port back at once.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+fn no_ipv6(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`::ffff:10.0.0.5`, an IPv4 peer on the
+/// dual-stack socket) written as the IPv4 address it is.
+fn unmapped(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => addr,
+        },
+        v4 => v4,
+    }
 }
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, on a task of
@@ -91,9 +142,9 @@ impl<H: AcceptHandler> Accept<H> {
                 a = listener.accept() => a,
             };
             let (stream, addr) = match accepted {
-                Ok(a) => {
+                Ok((stream, addr)) => {
                     backoff = Duration::from_millis(10);
-                    a
+                    (stream, unmapped(addr))
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed; retrying in {backoff:?}");
@@ -154,4 +205,29 @@ async fn accept_one<H: AcceptHandler>(
     let timeout = config.setup_timeout;
     let outcome = handshake::accept(stream, addr, machine, timeout, &mut policy).await;
     handler.finish(policy, addr, outcome);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bare port takes IPv4 and IPv6 peers on one socket, and an IPv4 peer is seen with
+    /// its IPv4 address.
+    #[tokio::test]
+    async fn the_dual_stack_listener_takes_both_families() {
+        let listener = bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let v6_here = std::net::TcpListener::bind("[::1]:0").is_ok();
+        let mut peers = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
+        if v6_here {
+            peers.push(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+        }
+        for peer in peers {
+            let _client = tokio::net::TcpStream::connect(peer).await.unwrap();
+            let (_, from) = listener.accept().await.unwrap();
+            assert_eq!(unmapped(from).ip(), peer.ip(), "{peer}");
+        }
+    }
 }

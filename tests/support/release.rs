@@ -36,6 +36,7 @@ pub struct ReleaseConfig {
     epmd_port: u16,
     env: Vec<(String, String)>,
     netns: Option<String>,
+    dist_port: Option<u16>,
 }
 
 impl ReleaseConfig {
@@ -48,6 +49,7 @@ impl ReleaseConfig {
             epmd_port,
             env: Vec::new(),
             netns: None,
+            dist_port: None,
         }
     }
 
@@ -69,6 +71,16 @@ impl ReleaseConfig {
     /// `DNS_CLUSTER_QUERY`).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// EPMD-less, as Elixir's release docs set it up: the daemon's `vm.args` gets
+    /// `-start_epmd false -erl_epmd_port <port>` and `remote.vm.args` (the `rpc`/`remote`
+    /// helpers) the same plus `-dist_listen false`, so a helper does not try to listen on
+    /// the daemon's port (files in RELEASE_TMP, named by RELEASE_VM_ARGS and
+    /// RELEASE_REMOTE_VM_ARGS).
+    pub fn epmd_less(mut self, port: u16) -> Self {
+        self.dist_port = Some(port);
         self
     }
 
@@ -158,6 +170,17 @@ impl Release {
         let tmp = std::env::temp_dir().join(format!("beamlink-{}", unique_name("release")));
         std::fs::create_dir_all(&tmp)
             .unwrap_or_else(|err| panic!("cannot create {}: {err}", tmp.display()));
+        if let Some(port) = config.dist_port {
+            let args = format!("-start_epmd false -erl_epmd_port {port}");
+            for (file, text) in [
+                ("vm.args", args.clone()),
+                ("remote.vm.args", format!("{args} -dist_listen false")),
+            ] {
+                let path = tmp.join(file);
+                std::fs::write(&path, format!("{text}\n"))
+                    .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+            }
+        }
         let mut release = Release {
             otp,
             config,
@@ -250,6 +273,14 @@ impl Release {
                 "-start_epmd false".to_owned(),
             ),
         ];
+        if self.config.dist_port.is_some() {
+            for (var, file) in [
+                ("RELEASE_VM_ARGS", "vm.args"),
+                ("RELEASE_REMOTE_VM_ARGS", "remote.vm.args"),
+            ] {
+                env.push((var.to_owned(), self.tmp.join(file).display().to_string()));
+            }
+        }
         env.extend(self.config.env.iter().cloned());
         env
     }

@@ -34,6 +34,9 @@
 //! bridge and the state directory. Processes a test started inside a container (e.g.
 //! beamlink) must be dropped before the swarm (declare them after it).
 //!
+//! [`SwarmBuilder::epmd_less`] runs the service without EPMD (no `epmd` anywhere, releases
+//! started with `-start_epmd false -erl_epmd_port <port>`, every node on that port).
+//!
 //! Needs root, `ip` (iproute2) and `dnsmasq` (dnsmasq-base); a missing one is a panic that
 //! says "run scripts/setup".
 
@@ -177,7 +180,13 @@ impl SwarmNode {
     }
 
     /// Boots the release and installs the node-event recorder.
-    fn boot(&mut self, query: Option<&str>, poll: Duration, env: &[(String, String)]) {
+    fn boot(
+        &mut self,
+        query: Option<&str>,
+        poll: Duration,
+        env: &[(String, String)],
+        dist_port: Option<u16>,
+    ) {
         let mut config = ReleaseConfig::new(self.name.clone(), 4369)
             .netns(self.container.netns.clone())
             .env("DNS_POLL_INTERVAL_MS", poll.as_millis().to_string());
@@ -192,6 +201,9 @@ impl SwarmNode {
         }
         for (key, value) in env {
             config = config.env(key.clone(), value.clone());
+        }
+        if let Some(port) = dist_port {
+            config = config.epmd_less(port);
         }
         let release = Release::start(self.otp, config);
         let installed = release.rpc(WATCHER);
@@ -238,9 +250,17 @@ pub struct SwarmBuilder {
     otps: Vec<Otp>,
     clustering: bool,
     release_env: Vec<(String, String)>,
+    dist_port: Option<u16>,
 }
 
 impl SwarmBuilder {
+    /// EPMD-less: no container runs an `epmd`; every release listens on, and dials, `port`
+    /// ([`ReleaseConfig::epmd_less`]).
+    pub fn epmd_less(mut self, port: u16) -> Self {
+        self.dist_port = Some(port);
+        self
+    }
+
     /// Whether the release nodes cluster among themselves through DNS (default true). Off,
     /// `DNS_CLUSTER_QUERY` is not set and the fixture's poller does nothing: a release with
     /// no clustering code, whose `Node.list()` stays `[]`.
@@ -298,6 +318,7 @@ impl SwarmBuilder {
         let mut swarm = Swarm::claim(self.ipv6, self.otps, self.release_poll);
         swarm.clustering = self.clustering;
         swarm.release_env = self.release_env;
+        swarm.dist_port = self.dist_port;
         swarm.start_dns();
         let mut fresh = Vec::new();
         for _ in 0..self.nodes {
@@ -326,6 +347,7 @@ pub struct Swarm {
     release_poll: Duration,
     clustering: bool,
     release_env: Vec<(String, String)>,
+    dist_port: Option<u16>,
     records: BTreeSet<IpAddr>,
     dnsmasq: Option<Child>,
     nodes: Vec<SwarmNode>,
@@ -343,6 +365,7 @@ impl Swarm {
             otps: Otp::from_env(),
             clustering: true,
             release_env: Vec::new(),
+            dist_port: None,
         }
     }
 
@@ -619,6 +642,7 @@ impl Swarm {
                 release_poll,
                 clustering: true,
                 release_env: Vec::new(),
+                dist_port: None,
                 records: BTreeSet::new(),
                 dnsmasq: None,
                 nodes: Vec::new(),
@@ -781,22 +805,27 @@ impl Swarm {
             (None, Some(a)) => IpAddr::V6(a),
             (None, None) => unreachable!("a node container has an address"),
         };
-        let epmd = otp
-            .command_in_netns(&container.netns, "epmd")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{otp}: cannot start epmd in {}: {e}", container.netns));
+        let epmd = self.dist_port.is_none().then(|| {
+            otp.command_in_netns(&container.netns, "epmd")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{otp}: cannot start epmd in {}: {e}", container.netns))
+        });
         let name = format!("{BASENAME}@{ip}");
+        let has_epmd = epmd.is_some();
         self.nodes.push(SwarmNode {
             name,
             ip,
             otp,
             container,
-            epmd: Some(epmd),
+            epmd,
             release: None,
         });
+        if !has_epmd {
+            return self.nodes.len() - 1;
+        }
         let node = self.nodes.last().expect("just pushed");
         let listening = wait_for(
             || {
@@ -818,6 +847,7 @@ impl Swarm {
         let query = self.clustering.then(|| self.query());
         let poll = self.release_poll;
         let env = self.release_env.clone();
+        let dist_port = self.dist_port;
         let mut failure = None;
         std::thread::scope(|scope| {
             let handles: Vec<_> = self
@@ -827,7 +857,7 @@ impl Swarm {
                 .filter(|(i, _)| indexes.contains(i))
                 .map(|(_, node)| {
                     let (query, env) = (query.clone(), &env);
-                    scope.spawn(move || node.boot(query.as_deref(), poll, env))
+                    scope.spawn(move || node.boot(query.as_deref(), poll, env, dist_port))
                 })
                 .collect();
             for handle in handles {

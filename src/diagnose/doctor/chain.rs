@@ -91,7 +91,18 @@ fn passed(probe: &PeerProbe, step: CheckStep, ctx: &Context) -> Option<Check> {
                     check
                 }
             }
-            (None, _) => return None,
+            // EPMD-less (--dist-port): the peer was dialled on the dist port.
+            (None, _) => match probe.tcp {
+                Some(addr) => Check::ok(
+                    &subject,
+                    step,
+                    format!(
+                        "EPMD-less: not asked; port {} is the dist port",
+                        addr.port()
+                    ),
+                ),
+                None => return None,
+            },
         },
         CheckStep::Tcp => match (connected, probe.tcp) {
             (Some(c), _) if c.reused => {

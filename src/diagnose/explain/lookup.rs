@@ -1,5 +1,7 @@
 //! The DNS answer and the EPMDs: what the query gave (and whether it is a virtual IP), what
-//! each EPMD listed, and why an EPMD did not tell us a peer's port.
+//! each EPMD listed, why an EPMD did not tell us a peer's port, and the EPMD-less
+//! mismatches (a peer without EPMD while we ask one, a peer with EPMD while we use
+//! `--dist-port`).
 
 use super::{Context, Diagnosis, ips};
 use crate::diagnose::Survey;
@@ -182,6 +184,108 @@ pub(super) fn epmd_failure(epmd: SocketAddr, problem: &EpmdProblem, ctx: &Contex
                  (ERL_EPMD_PORT) against the port the nodes' EPMD uses"
             ),
         },
+    }
+}
+
+/// No EPMD at `epmd`, but `port` answers the handshake.
+pub(super) fn epmd_less(
+    name: &NodeName,
+    epmd: SocketAddr,
+    problem: &EpmdProblem,
+    port: u16,
+) -> Diagnosis {
+    let seen = match problem {
+        EpmdProblem::Unreachable(text) | EpmdProblem::Broken(text) => text.clone(),
+        EpmdProblem::Timeout(after) => format!("no reply within {after:?}"),
+    };
+    Diagnosis {
+        step: CheckStep::Epmd,
+        cause: Cause::EpmdLess,
+        summary: format!(
+            "no EPMD at {epmd}, but {port} answers the distribution handshake: pass \
+             --dist-port {port}"
+        ),
+        evidence: vec![
+            format!("EPMD at {epmd}: {seen}"),
+            format!(
+                "{}:{port} answered our handshake as {name}'s host",
+                epmd.ip()
+            ),
+        ],
+        fix: format!(
+            "{name} runs without EPMD (-start_epmd false -erl_epmd_port {port}): every \
+             node listens on, and dials, port {port}. Pass --dist-port {port} (or set \
+             ERL_DIST_PORT={port})"
+        ),
+    }
+}
+
+/// EPMD-less: nothing speaks the protocol at the dist port `addr`; `epmd` is an EPMD that
+/// answered at the host anyway, with its names.
+pub(super) fn dist_port_failure(
+    name: &NodeName,
+    addr: SocketAddr,
+    reason: &str,
+    timed_out: bool,
+    epmd: Option<&(SocketAddr, Vec<(String, u16)>)>,
+) -> Diagnosis {
+    let port = addr.port();
+    let what = if timed_out {
+        "does not answer"
+    } else {
+        "refuses connections"
+    };
+    let mut evidence = vec![format!("TCP connect to {addr}: {reason}")];
+    let Some((epmd, listed)) = epmd else {
+        return Diagnosis {
+            step: CheckStep::Tcp,
+            cause: Cause::PortUnreachable,
+            summary: format!("--dist-port {port}: {addr} {what}, and no EPMD answers there"),
+            evidence,
+            fix: format!(
+                "start {name} without EPMD on the same port (-start_epmd false \
+                 -erl_epmd_port {port} in vm.args, or ELIXIR_ERL_OPTIONS), and open TCP \
+                 {port} between the nodes"
+            ),
+        };
+    };
+    let entry = listed.iter().find(|(n, _)| n == name.alive());
+    evidence.push(match listed.as_slice() {
+        [] => format!("EPMD at {epmd} answers and lists no names"),
+        list => format!(
+            "EPMD at {epmd} lists: {}",
+            list.iter()
+                .map(|(n, p)| format!("{n} at port {p}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    });
+    let summary = match entry {
+        Some((_, listed_port)) => format!(
+            "--dist-port {port}: {addr} {what}, but the EPMD at {epmd} lists {} at port \
+             {listed_port}: it uses EPMD",
+            name.alive()
+        ),
+        None => format!(
+            "--dist-port {port}: {addr} {what}, and an EPMD answers at {epmd} although \
+             --dist-port was given"
+        ),
+    };
+    Diagnosis {
+        step: CheckStep::Tcp,
+        cause: if entry.is_some() {
+            Cause::UsesEpmd
+        } else {
+            Cause::PortUnreachable
+        },
+        summary,
+        evidence,
+        fix: format!(
+            "the nodes at {} register with EPMD: drop --dist-port (and ERL_DIST_PORT) to \
+             find them through it, or start them without EPMD (-start_epmd false \
+             -erl_epmd_port {port})",
+            addr.ip()
+        ),
     }
 }
 

@@ -17,7 +17,7 @@ use super::probe::{Failure, PeerProbe};
 use crate::node::RpcCallError;
 use crate::proto::node_name::NodeName;
 use handshake::handshake_failure;
-use lookup::{epmd_failure, not_registered};
+use lookup::{dist_port_failure, epmd_failure, epmd_less, not_registered};
 use std::net::IpAddr;
 
 /// What the classification needs to know about the survey.
@@ -125,6 +125,17 @@ pub(crate) fn diagnose_failure(probe: &PeerProbe, failure: &Failure, ctx: &Conte
             ),
         },
         Failure::Epmd { epmd, problem } => epmd_failure(*epmd, problem, ctx),
+        Failure::EpmdLess {
+            epmd,
+            problem,
+            port,
+        } => epmd_less(name, *epmd, problem, *port),
+        Failure::DistPort {
+            addr,
+            reason,
+            timed_out,
+            epmd,
+        } => dist_port_failure(name, *addr, reason, *timed_out, epmd.as_ref()),
         Failure::NotRegistered { epmd, registered } => {
             not_registered(Some(name), *epmd, registered.as_deref(), ctx)
         }

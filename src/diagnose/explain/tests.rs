@@ -187,3 +187,48 @@ fn a_single_address_is_called_a_virtual_ip_only_with_tasks_evidence() {
     );
     assert!(!elsewhere.fix.contains("single address"));
 }
+
+#[test]
+fn epmd_less_mismatches_name_the_port_both_ways() {
+    let peer = name("app@10.0.0.5");
+    let diagnose = |failure: Failure| {
+        let probe = PeerProbe {
+            failure: Some(failure.clone()),
+            ..PeerProbe::unreached(peer.clone())
+        };
+        diagnose_failure(&probe, &failure, &context())
+    };
+    let no_epmd = diagnose(Failure::EpmdLess {
+        epmd: "10.0.0.5:4369".parse().unwrap(),
+        problem: EpmdProblem::Unreachable("connection refused".into()),
+        port: 6789,
+    });
+    assert_eq!(no_epmd.cause, Cause::EpmdLess);
+    assert_eq!(
+        no_epmd.summary,
+        "no EPMD at 10.0.0.5:4369, but 6789 answers the distribution handshake: pass \
+         --dist-port 6789"
+    );
+    let dist_port = |epmd| {
+        diagnose(Failure::DistPort {
+            addr: "10.0.0.5:6789".parse().unwrap(),
+            reason: "connection refused".into(),
+            timed_out: false,
+            epmd,
+        })
+    };
+    let registered = dist_port(Some((
+        "10.0.0.5:4369".parse().unwrap(),
+        vec![("app".to_string(), 41234)],
+    )));
+    assert_eq!(registered.cause, Cause::UsesEpmd);
+    assert!(registered.summary.contains("lists app at port 41234"));
+    assert!(registered.fix.contains("drop --dist-port"));
+    let other = dist_port(Some(("10.0.0.5:4369".parse().unwrap(), Vec::new())));
+    assert_eq!(other.cause, Cause::PortUnreachable);
+    assert!(other.summary.contains("an EPMD answers at 10.0.0.5:4369"));
+    let nothing = dist_port(None);
+    assert_eq!(nothing.cause, Cause::PortUnreachable);
+    assert!(nothing.fix.contains("-erl_epmd_port 6789"));
+    assert_eq!(Cause::EpmdLess.exit_class().code(), 78);
+}
