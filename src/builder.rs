@@ -415,7 +415,7 @@ impl NodeBuilder {
             node.attach_registrar(registrar);
         }
         if self.bench_services {
-            node.start_bench_services();
+            crate::bench_services::start(&node);
         }
         let mut cluster_stats = None;
         if !statics.is_empty() || dns.is_some() {

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod bench_services;
 mod builder;
 pub mod cli;
 pub mod cluster;

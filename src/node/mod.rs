@@ -28,7 +28,7 @@
 //! * `gen_server.rs`: [`spawn_gen_server`](Node::spawn_gen_server).
 //! * `rpc.rs`, rpc and erpc both ways: [`register_rpc`](Node::register_rpc),
 //!   [`apply`](Node::apply), [`rpc_call`](Node::rpc_call).
-//! * `services.rs`, the built-in services: [`start_bench_services`](Node::start_bench_services).
+//! * `services.rs`, the built-in services (`net_kernel`, `rex`, the `beamlink` GenServer).
 //! * `router.rs` (where inbound control messages go) and `signals.rs` (exit signals, links,
 //!   monitors, aliases): nothing public.
 //!
@@ -55,6 +55,7 @@ pub use handle::{CallError, Dest, Process, SendError};
 pub use peers::{NodeEvent, PeerInfo};
 pub use process::{Envelope, RegisterError};
 pub use rpc::{RpcCall, RpcCallError, RpcError, RpcFuture, RpcHandler, RpcResult};
+pub(crate) use services::register_service;
 
 use crate::proto::digest::Cookie;
 use crate::proto::flags::DistFlags;
