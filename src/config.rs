@@ -220,6 +220,7 @@ pub fn read_cookie_file(path: &Path) -> Result<Cookie, ConfigError> {
 /// Finds the cookie: `--cookie-file`, then `BEAMLINK_COOKIE`, then `RELEASE_COOKIE`, then
 /// `~/.erlang.cookie`, then `$XDG_CONFIG_HOME/erlang/.erlang.cookie` (erl's order for the
 /// last two). `env` is the environment lookup (a parameter so tests need no process env).
+#[cfg(test)]
 pub fn load_cookie(
     cookie_file: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
@@ -227,7 +228,8 @@ pub fn load_cookie(
     load_cookie_with_source(cookie_file, env).map(|(cookie, _)| cookie)
 }
 
-/// [`load_cookie`], also saying where the cookie came from (a variable name or a path, never
+/// The cookie (`--cookie-file`, then `BEAMLINK_COOKIE`, then `RELEASE_COOKIE`, then erl's
+/// files), and where it came from (a variable name or a path, never
 /// the value), for messages such as the doctor's cookie advice.
 pub fn load_cookie_with_source(
     cookie_file: Option<&Path>,

@@ -11,7 +11,7 @@
 //! * [`epmd`]: EPMD client and the embedded EPMD server.
 //! * [`node`]: the runtime; sees node names and control messages, never bytes.
 //! * [`discovery`] and [`cluster`]: DNS discovery and the connection manager of `run`.
-//! * [`diagnose`]: the operator tools `nodes` and `doctor`, built on a node that only dials.
+//! * `diagnose` (private): the operator tools `nodes` and `doctor`, built on a node that only dials.
 //! * [`watch`]: the cluster view over time and `--mesh`, as `run` keeps them;
 //!   [`metrics`]: the Prometheus exporter and health endpoints of `run --metrics`.
 //! * [`tls`]: TLS distribution (`-proto_dist inet_tls`): settings, OTP's option file, the TLS
@@ -21,10 +21,10 @@
 
 mod bench_services;
 mod builder;
-pub mod cli;
+mod cli;
 pub mod cluster;
-pub mod config;
-pub mod diagnose;
+pub(crate) mod config;
+pub(crate) mod diagnose;
 pub mod discovery;
 pub mod epmd;
 pub mod metrics;
@@ -51,3 +51,10 @@ pub use node::{
 pub use proto::digest::Cookie;
 pub use proto::node_name::NodeName;
 pub use proto::term::{Atom, Pid, Reference, Term};
+
+/// The `beamlink` binary's entry point (the binary is a thin `main` over it); not part of the
+/// library's API.
+#[doc(hidden)]
+pub fn cli_main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,5 +1,5 @@
-//! The `beamlink` binary; everything lives in the library (`beamlink::cli`).
+//! The `beamlink` binary; everything lives in the library (the crate's private `cli` module).
 
 fn main() -> std::process::ExitCode {
-    beamlink::cli::main()
+    beamlink::cli_main()
 }

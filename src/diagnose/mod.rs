@@ -28,16 +28,10 @@ mod probe;
 mod stats;
 mod view;
 
-pub use checks::{Cause, Check, CheckStatus, CheckStep, Counts, ExitClass};
-pub use doctor::{DoctorContext, DoctorReport, doctor};
-pub use epmd_less::EPMD_LESS_PORTS;
-pub use probe::{
-    Connected, EpmdEntry, EpmdProblem, Failure, HandshakeProblem, PeerNodes, PeerProbe, PingError,
-    Software, ping, probe,
-};
-pub(crate) use probe::{peer_nodes, text_of};
-pub use stats::{BeamStats, beam_stats, human_bytes, stats_table};
-pub use view::{ClusterView, DnsView, MissingLink, NodeError, NodeView};
+pub(crate) use doctor::{DoctorContext, doctor};
+pub(crate) use probe::{PeerProbe, PingError, Software, peer_nodes, ping, probe, text_of};
+pub(crate) use stats::{BeamStats, beam_stats, stats_table};
+pub(crate) use view::{ClusterView, NodeView};
 
 use crate::discovery::{DnsError, DnsQuery, EpmdListing};
 use crate::node::Node;

@@ -147,11 +147,6 @@ impl ClusterView {
         }
     }
 
-    /// True when every peer answered and no expected link is missing.
-    pub fn is_complete(&self) -> bool {
-        self.missing_links.is_empty() && self.nodes.iter().all(|n| n.error.is_none())
-    }
-
     /// The failures, for the exit code.
     pub fn causes(&self) -> Vec<Cause> {
         let mut out: Vec<Cause> = self

@@ -45,7 +45,7 @@ impl Node {
     }
 
     /// Takes over a connection whose handshake the caller ran itself with
-    /// [`crate::transport::dialler::Dialler::handshake`] (as [`crate::diagnose`] does, to
+    /// [`crate::transport::dialler::Dialler::handshake`] (as `beamlink doctor` does, to
     /// see every step), and starts its link. If a link to that peer is already up, the new
     /// connection is closed and the existing link returned; if another handshake with it is
     /// under way, the new connection is closed and `None` returned.

@@ -9,7 +9,7 @@
 //!
 //! Which attempts run, and what becomes of their outcome (one connection per peer, the
 //! simultaneous-connect rule), is the node's: it calls [`Dialler::dial`] and gets a stream
-//! whose handshake completed. [`crate::diagnose`] calls the steps one at a time
+//! whose handshake completed. `beamlink doctor` calls the steps one at a time
 //! ([`Dialler::connect`], [`Dialler::handshake`]) to see each one's outcome.
 
 use super::handshake::{self, Handshaken};

@@ -313,7 +313,7 @@ mod tests {
                 }),
             },
         );
-        p.epmd = Some(crate::diagnose::EpmdEntry {
+        p.epmd = Some(crate::diagnose::probe::EpmdEntry {
             epmd: "127.0.0.1:4369".parse().unwrap(),
             port: 9100,
             hidden: false,
