@@ -5,7 +5,7 @@ use crate::config::{self, ConfigError};
 use crate::discovery::{DnsError, DnsQuery};
 use crate::epmd::{EpmdMode, EpmdStatus, Registrar, RegistrarConfig};
 use crate::metrics::Sources;
-use crate::node::{Node, NodeConfig, NodeError};
+use crate::node::{Node, NodeConfig, NodeError, OnBadMessage};
 use crate::proto::digest::Cookie;
 use crate::proto::epmd::{Alive2Request, AliveName};
 use crate::proto::node_name::{NodeName, NodeNameError};
@@ -71,6 +71,7 @@ pub struct NodeBuilder {
     poll_interval: Duration,
     registration_timeout: Option<Duration>,
     bench_services: bool,
+    on_bad_message: OnBadMessage,
     watch: Option<WatchConfig>,
     metrics: Option<SocketAddr>,
     ready_min_peers: usize,
@@ -96,6 +97,7 @@ impl Default for NodeBuilder {
             poll_interval: Duration::from_secs(5),
             registration_timeout: None,
             bench_services: false,
+            on_bad_message: OnBadMessage::Keep,
             watch: None,
             metrics: None,
             ready_min_peers: 1,
@@ -117,6 +119,7 @@ impl fmt::Debug for NodeBuilder {
             .field("connect", &self.connect)
             .field("dns_query", &self.dns_query)
             .field("peer_basename", &self.peer_basename)
+            .field("on_bad_message", &self.on_bad_message)
             .field("tune", &self.tune.is_some())
             .field("watch", &self.watch)
             .field("metrics", &self.metrics)
@@ -263,6 +266,15 @@ impl NodeBuilder {
         self
     }
 
+    /// What a message that does not decode does to its connection (default
+    /// [`OnBadMessage::Keep`]: the message is dropped, the connection stays;
+    /// [`OnBadMessage::DropLink`] closes it, as a BEAM does). Either way it is counted and
+    /// logged ([`Node::bad_messages`]).
+    pub fn on_bad_message(mut self, action: OnBadMessage) -> Self {
+        self.on_bad_message = action;
+        self
+    }
+
     /// Watch the cluster ([`crate::watch`]): every `interval`, ask each node we are linked
     /// to whom it sees and how loaded it is, log the changes, and with `mesh` ask visible
     /// nodes that are not connected to connect. Default off.
@@ -392,6 +404,7 @@ impl NodeBuilder {
         node_config.visible = self.visible;
         node_config.epmd_port = self.epmd_port;
         node_config.dist_port = self.dist_port;
+        node_config.on_bad_message = self.on_bad_message;
         if let Some(t) = self.net_ticktime {
             node_config.connection.net_ticktime = t.max(Duration::from_secs(1));
         }

@@ -45,8 +45,8 @@ pub use beamlink_proto::term;
 pub use builder::{NodeBuilder, StartError};
 pub use epmd::EpmdMode;
 pub use node::{
-    CallReply, Caller, ConnectError, GenServer, Node, NodeConfig, NodeError, NodeEvent, Process,
-    RpcError,
+    CallReply, Caller, ConnectError, GenServer, Node, NodeConfig, NodeError, NodeEvent,
+    OnBadMessage, Process, RpcError,
 };
 pub use proto::digest::Cookie;
 pub use proto::node_name::NodeName;

@@ -3,7 +3,7 @@
 use super::{NodeOpts, PeerOpts, exit};
 use crate::builder::StartError;
 use crate::epmd::EpmdMode;
-use crate::node::Node;
+use crate::node::{Node, OnBadMessage};
 use crate::watch::MeshMode;
 use clap::Args;
 use std::net::SocketAddr;
@@ -47,6 +47,11 @@ pub(crate) struct RunArgs {
     /// port binds 127.0.0.1).
     #[arg(long, value_parser = crate::metrics::parse_addr, value_name = "[ADDR:]PORT")]
     metrics: Option<SocketAddr>,
+    /// What a message from a peer that does not decode does: keep (drop the message, keep
+    /// the connection) or drop-link (close the connection, as a BEAM does). Either way it
+    /// is counted (beamlink_bad_messages_total) and logged, once a minute per kind.
+    #[arg(long, default_value = "keep", value_name = "keep|drop-link")]
+    on_bad_message: OnBadMessage,
     /// /readyz is ready when linked to at least N peers (and, with --mesh, the visible
     /// mesh is complete).
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -92,6 +97,7 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         .net_ticktime(Duration::from_secs(args.node.net_ticktime))
         .poll_interval(args.peers.poll_interval)
         .bench_services(args.bench_services)
+        .on_bad_message(args.on_bad_message)
         .ready_min_peers(args.ready_min_peers);
     // Watching asks every visible node something each interval: only when asked for.
     if args.mesh.is_some() || args.metrics.is_some() || args.view_interval.is_some() {

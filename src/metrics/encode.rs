@@ -114,11 +114,20 @@ pub fn exposition(sources: &Sources) -> String {
     let disconnects = counter_vec(
         &registry,
         "beamlink_disconnects_total",
-        "Connections lost, by reason (closed_by_peer, io, tick_timeout, send_stalled, protocol, local).",
+        "Connections lost, by reason (closed_by_peer, io, tick_timeout, send_stalled, protocol, bad_message, local).",
         &["reason"],
     );
     for (reason, n) in node.disconnects() {
         disconnects.with_label_values(&[reason]).inc_by(n);
+    }
+    let bad = counter_vec(
+        &registry,
+        "beamlink_bad_messages_total",
+        "Messages from peers that did not decode, by what failed (header, fragment, term, control); dropped, and with --on-bad-message drop-link their connection closed.",
+        &["kind"],
+    );
+    for (kind, n) in node.bad_messages() {
+        bad.with_label_values(&[kind]).inc_by(n);
     }
     if let Some(watch) = &sources.watch {
         cluster_metrics(&registry, watch);

@@ -7,6 +7,7 @@
 //! accept loop and the handshake itself are the transport's
 //! ([`crate::transport::listener`]).
 
+use super::log_limit::LogLimit;
 use super::peers::{PeerState, answer};
 use super::{Node, lock};
 use crate::proto::flags::DistFlags;
@@ -164,33 +165,18 @@ const REFUSALS_PER_WINDOW: u32 = 10;
 const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 
 /// The rate limit of [`REFUSALS_PER_WINDOW`].
-#[derive(Default)]
-pub(super) struct RefusalLog {
-    window_start: Option<Instant>,
-    logged: u32,
-    suppressed: u64,
+pub(super) struct RefusalLog(LogLimit);
+
+impl Default for RefusalLog {
+    fn default() -> RefusalLog {
+        RefusalLog(LogLimit::new(REFUSALS_PER_WINDOW, REFUSAL_WINDOW))
+    }
 }
 
 impl RefusalLog {
-    /// `Some(n)` if this refusal is logged at warn level, `n` being how many were not since
-    /// the last one that was; `None` if it is not.
+    /// See [`LogLimit::admit`].
     fn admit(&mut self, now: Instant) -> Option<u64> {
-        match self.window_start {
-            Some(start) if now.duration_since(start) < REFUSAL_WINDOW => {
-                if self.logged < REFUSALS_PER_WINDOW {
-                    self.logged += 1;
-                    Some(std::mem::take(&mut self.suppressed))
-                } else {
-                    self.suppressed += 1;
-                    None
-                }
-            }
-            _ => {
-                self.window_start = Some(now);
-                self.logged = 1;
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
+        self.0.admit(now)
     }
 }
 

@@ -12,6 +12,8 @@ use std::sync::Mutex;
 pub(crate) struct Counters {
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
     disconnects: Mutex<BTreeMap<&'static str, u64>>,
+    /// Messages that did not decode, by kind (see `bad_message.rs`).
+    pub(super) bad_messages: Mutex<super::bad_message::BadMessages>,
 }
 
 impl Node {
@@ -22,7 +24,7 @@ impl Node {
     }
 
     /// Connections lost since the node started, by reason: `closed_by_peer`, `io`,
-    /// `tick_timeout`, `send_stalled`, `protocol`, `local`.
+    /// `tick_timeout`, `send_stalled`, `protocol`, `bad_message`, `local`.
     pub fn disconnects(&self) -> BTreeMap<&'static str, u64> {
         lock(&self.inner.counters.disconnects).clone()
     }

@@ -29,6 +29,10 @@
 //! * `rpc.rs`, rpc and erpc both ways: [`register_rpc`](Node::register_rpc),
 //!   [`apply`](Node::apply), [`rpc_call`](Node::rpc_call).
 //! * `services.rs`, the built-in services (`net_kernel`, `rex`, the `beamlink` GenServer).
+//! * `counters.rs`, what the exporter reads: [`handshake_failures`](Node::handshake_failures),
+//!   [`disconnects`](Node::disconnects); `bad_message.rs`, messages that do not decode
+//!   (counted, logged, and the connection kept or closed per
+//!   [`NodeConfig::on_bad_message`]): [`bad_messages`](Node::bad_messages).
 //! * `router.rs` (where inbound control messages go) and `signals.rs` (exit signals, links,
 //!   monitors, aliases): nothing public.
 //!
@@ -37,10 +41,12 @@
 //! the EPMD registration.
 
 mod accept;
+mod bad_message;
 mod connect;
 mod counters;
 mod gen_server;
 mod handle;
+mod log_limit;
 mod peers;
 pub(crate) mod process;
 mod router;
@@ -49,6 +55,7 @@ mod services;
 mod signals;
 
 pub use crate::transport::ConnectError;
+pub use crate::transport::connection::OnBadMessage;
 pub use crate::transport::random_u32;
 pub use gen_server::{CallReply, Caller, GenServer};
 pub use handle::{CallError, Dest, Process, SendError};
@@ -107,6 +114,9 @@ pub struct NodeConfig {
     /// Offer the distribution header (atom cache and fragments), as every BEAM does; off,
     /// messages use the plain pass-through form.
     pub dist_header: bool,
+    /// What a message that does not decode does to its connection (`--on-bad-message`):
+    /// by default it is dropped and the connection stays; a BEAM closes the connection.
+    pub on_bad_message: OnBadMessage,
 }
 
 impl NodeConfig {
@@ -126,6 +136,7 @@ impl NodeConfig {
             max_pending_handshakes: 256,
             creation: None,
             dist_header: true,
+            on_bad_message: OnBadMessage::Keep,
         }
     }
 

@@ -2,8 +2,9 @@
 //! One router per link, so per-peer state (such as which errors were already logged) needs
 //! no locking.
 //!
-//! What the BEAM would treat as fatal for the connection (an invalid control message) is
-//! logged once per kind and per link, and dropped: the link stays up.
+//! A message that does not decode goes to `bad_message.rs` (counted, logged, and the link
+//! kept or closed per the node's setting). An obsolete UNLINK, which a BEAM ignores too, is
+//! logged once per link.
 
 use super::process::{Envelope, Inbox, LinkState, Reply, ReplyTo, ServiceContext, Watcher};
 use super::{Node, lock};
@@ -12,7 +13,7 @@ use crate::proto::flags::DistFlags;
 use crate::proto::frame::MessageError;
 use crate::proto::term::{Atom, Pid, Reference, Term};
 use crate::transport::DisconnectReason;
-use crate::transport::connection::{Connection, ConnectionHandler};
+use crate::transport::connection::{Connection, ConnectionHandler, OnBadMessage};
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -46,20 +47,13 @@ impl ConnectionHandler for Router {
         self.node.dispatch(link, message, self).await;
     }
 
-    fn on_bad_message(&self, link: &Connection, error: MessageError, bytes: &Bytes) {
-        // One log line per kind of problem: the variant, and the inner variant.
-        let kind = match &error {
-            MessageError::Control(e) => format!("control {:?}", std::mem::discriminant(e)),
-            MessageError::Term(e) => format!("term {:?}", std::mem::discriminant(e)),
-            MessageError::Header(e) => format!("header {:?}", std::mem::discriminant(e)),
-            e => format!("{:?}", std::mem::discriminant(e)),
-        };
-        let shown = &bytes[..bytes.len().min(64)];
-        self.log_once(
-            link,
-            kind,
-            &format!("dropped a message that does not decode: {error}; first bytes {shown:02x?}"),
-        );
+    fn on_bad_message(
+        &self,
+        link: &Connection,
+        error: &MessageError,
+        bytes: &Bytes,
+    ) -> OnBadMessage {
+        self.node.bad_message(link, error, bytes)
     }
 
     fn on_down(&self, link: &Connection, reason: DisconnectReason) {

@@ -2,7 +2,7 @@
 //! could not be made ([`ConnectError`]), and why a running connection ended
 //! ([`DisconnectReason`]). Each names the peer and the step.
 
-use crate::proto::frame::FrameError;
+use crate::proto::frame::{FrameError, MessageError};
 use crate::proto::handshake::{FramingError, HandshakeError, Step};
 use crate::proto::node_name::NodeName;
 use crate::tls::TlsError;
@@ -188,6 +188,10 @@ pub enum DisconnectReason {
     SendStalled,
     /// The peer sent a packet over the size cap.
     Frame(FrameError),
+    /// The peer sent a message that does not decode, and the node's setting is to close
+    /// the connection for it, as a BEAM does
+    /// ([`OnBadMessage::DropLink`](crate::transport::connection::OnBadMessage::DropLink)).
+    BadMessage(MessageError),
     /// We closed it (shutdown, replacement, disconnect).
     Local,
 }
@@ -201,6 +205,7 @@ impl DisconnectReason {
             DisconnectReason::TickTimeout => "tick_timeout",
             DisconnectReason::SendStalled => "send_stalled",
             DisconnectReason::Frame(_) => "protocol",
+            DisconnectReason::BadMessage(_) => "bad_message",
             DisconnectReason::Local => "local",
         }
     }
@@ -216,6 +221,11 @@ impl fmt::Display for DisconnectReason {
                 f.write_str("stopped reading: our send queue made no progress for a net_ticktime")
             }
             DisconnectReason::Frame(e) => write!(f, "protocol error: {e}"),
+            DisconnectReason::BadMessage(e) => write!(
+                f,
+                "closed on a message that does not decode ({}): {e}",
+                e.kind()
+            ),
             DisconnectReason::Local => f.write_str("closed by us"),
         }
     }

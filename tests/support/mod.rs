@@ -18,6 +18,8 @@
 //!   for DNS-discovery tests; needs root.
 //! * Fault injection for the reliability tests ([`fault`]): `/proc` counters, a beamlink's
 //!   `:stats`, raw distribution peers that stall or reset at any step, a scriptable DNS server.
+//! * The `run --metrics` exporter from outside ([`http`]): [`metrics_addr`],
+//!   [`http_exchange`], [`sample`].
 //! * [`free_port`], [`unique_name`], [`wait_for`].
 //!
 //! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
@@ -34,6 +36,7 @@ mod beam_node;
 mod beamlink;
 mod epmd;
 mod fault;
+mod http;
 mod process;
 mod release;
 mod swarm;
@@ -53,6 +56,7 @@ pub use beamlink::{
 };
 pub use epmd::Epmd;
 pub use fault::*;
+pub use http::*;
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
     BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,

@@ -175,7 +175,39 @@ impl fmt::Display for MessageError {
     }
 }
 
-impl std::error::Error for MessageError {}
+impl std::error::Error for MessageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MessageError::Term(e) => Some(e),
+            MessageError::Control(e) => Some(e),
+            MessageError::Header(e) => Some(e),
+            MessageError::UnknownHeader { .. }
+            | MessageError::HeaderNotNegotiated
+            | MessageError::TrailingBytes => None,
+        }
+    }
+}
+
+impl MessageError {
+    /// What failed to decode, as a short fixed word (the `kind` label of
+    /// `beamlink_bad_messages_total`): `header` (the first byte or the distribution header's
+    /// atom cache), `fragment` (the fragment sequence), `term` (the external term format of
+    /// the control message or the payload, or bytes after it), `control` (the terms decode
+    /// but are no valid control message). A BEAM drops the connection for each of these
+    /// (`erts_net_message` in `erts/emulator/beam/dist.c`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageError::UnknownHeader { .. } | MessageError::HeaderNotNegotiated => "header",
+            MessageError::Header(e) if e.is_fragment() => "fragment",
+            MessageError::Header(_) => "header",
+            MessageError::Term(_) | MessageError::TrailingBytes => "term",
+            MessageError::Control(_) => "control",
+        }
+    }
+
+    /// Every value [`MessageError::kind`] returns.
+    pub const KINDS: [&'static str; 4] = ["header", "fragment", "term", "control"];
+}
 
 impl From<DecodeError> for MessageError {
     fn from(e: DecodeError) -> MessageError {

@@ -5,7 +5,9 @@
 //!
 //! * Reading: 4-byte frames, each checked against the frame cap before any allocation;
 //!   every message is decoded and handed to the [`ConnectionHandler`] in order. A message that
-//!   does not decode is reported and skipped: the link stays up.
+//!   does not decode is reported; the handler's answer ([`OnBadMessage`]) says whether it is
+//!   skipped and the link stays up, or the link goes down as a BEAM's does
+//!   ([`DisconnectReason::BadMessage`]).
 //! * Writing: senders encode their message straight into the link's output buffer (no
 //!   allocation, no channel hop; the order of the buffer is the order of the wire). The
 //!   buffer is bounded in bytes: [`Connection::send`] waits while it is full,
@@ -93,13 +95,62 @@ pub struct ConnectionInfo {
     pub id: u64,
 }
 
+/// What becomes of a connection on which a message arrived that does not decode.
+///
+/// A BEAM kills the connection (`erts_net_message` in `erts/emulator/beam/dist.c` ends in
+/// `erts_kill_dist_connection`, for a corrupt header, term or control message alike); its
+/// peer sees the connection close (`nodedown_reason` `connection_closed`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnBadMessage {
+    /// Drop the message, keep the connection (beamlink's default: one malformed message
+    /// from a peer should not take down everything else on that link).
+    #[default]
+    Keep,
+    /// Close the connection, as a BEAM does ([`DisconnectReason::BadMessage`]).
+    DropLink,
+}
+
+impl OnBadMessage {
+    /// `keep` or `drop-link`, as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnBadMessage::Keep => "keep",
+            OnBadMessage::DropLink => "drop-link",
+        }
+    }
+}
+
+impl fmt::Display for OnBadMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OnBadMessage {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<OnBadMessage, String> {
+        match s {
+            "keep" => Ok(OnBadMessage::Keep),
+            "drop-link" => Ok(OnBadMessage::DropLink),
+            _ => Err(format!("{s:?}: use keep or drop-link")),
+        }
+    }
+}
+
 /// Receives what arrives on a link. The node implements it.
 pub trait ConnectionHandler: Send + Sync + 'static {
     /// A message arrived. Nothing more is read from this link until the future completes,
     /// so a slow consumer slows only this peer.
     fn on_message(&self, link: &Connection, message: Control) -> impl Future<Output = ()> + Send;
-    /// A message could not be decoded; it is dropped and the link stays up.
-    fn on_bad_message(&self, link: &Connection, error: MessageError, bytes: &Bytes);
+    /// A message could not be decoded. It is dropped; the answer says whether the link
+    /// stays up.
+    fn on_bad_message(
+        &self,
+        link: &Connection,
+        error: &MessageError,
+        bytes: &Bytes,
+    ) -> OnBadMessage;
     /// The link is down. Called once, after both halves stopped.
     fn on_down(&self, link: &Connection, reason: DisconnectReason);
 }

@@ -1,7 +1,8 @@
 //! The reading half of a connection: 4-byte frames, each checked against the frame cap
-//! before any allocation; every message decoded and handed to the handler in order.
+//! before any allocation; every message decoded and handed to the handler in order, and a
+//! message that does not decode to the handler's verdict ([`OnBadMessage`]).
 
-use super::{Connection, ConnectionConfig, ConnectionHandler, writer::io_down};
+use super::{Connection, ConnectionConfig, ConnectionHandler, OnBadMessage, writer::io_down};
 use crate::proto::dist_header::DistDecoder;
 use crate::proto::frame::{self, Frame};
 use crate::transport::DisconnectReason;
@@ -38,7 +39,11 @@ pub(super) async fn read_loop<R: AsyncRead + Unpin, H: ConnectionHandler>(
             match decoder.decode(&bytes) {
                 Ok(Some(message)) => handler.on_message(link, message).await,
                 Ok(None) => {}
-                Err(e) => handler.on_bad_message(link, e, &bytes),
+                Err(e) => {
+                    if handler.on_bad_message(link, &e, &bytes) == OnBadMessage::DropLink {
+                        return DisconnectReason::BadMessage(e);
+                    }
+                }
             }
             if shared.cancel.is_cancelled() {
                 return DisconnectReason::Local;

@@ -12,6 +12,8 @@ struct Recorder {
     hold: Duration,
     messages: Mutex<Vec<Control>>,
     bad: Mutex<Vec<MessageError>>,
+    /// The answer to a bad message.
+    on_bad: OnBadMessage,
     down: Mutex<Option<DisconnectReason>>,
 }
 
@@ -20,8 +22,14 @@ impl ConnectionHandler for Recorder {
         tokio::time::sleep(self.hold).await;
         self.messages.lock().unwrap().push(message);
     }
-    fn on_bad_message(&self, _link: &Connection, error: MessageError, _bytes: &Bytes) {
-        self.bad.lock().unwrap().push(error);
+    fn on_bad_message(
+        &self,
+        _link: &Connection,
+        error: &MessageError,
+        _bytes: &Bytes,
+    ) -> OnBadMessage {
+        self.bad.lock().unwrap().push(error.clone());
+        self.on_bad
     }
     fn on_down(&self, _link: &Connection, reason: DisconnectReason) {
         *self.down.lock().unwrap() = Some(reason);
@@ -169,6 +177,34 @@ async fn oversized_frames_close_the_link_and_bad_messages_do_not() {
         rig.stopped().await,
         Some(DisconnectReason::Frame(_))
     ));
+}
+
+/// With [`OnBadMessage::DropLink`], the first message that does not decode ends the link
+/// with the decoding error as its reason, and nothing after it is read.
+#[tokio::test(start_paused = true)]
+async fn a_bad_message_closes_the_link_when_the_handler_says_so() {
+    let recorder = Recorder {
+        on_bad: OnBadMessage::DropLink,
+        ..Recorder::default()
+    };
+    let mut rig = Rig::start(ConnectionConfig::default(), recorder, 1 << 16);
+    // An unknown header byte, then a tick that would otherwise be read.
+    rig.peer
+        .write_all(&[0, 0, 0, 2, 1, 2, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let recorder = rig.recorder.clone();
+    assert_eq!(
+        rig.stopped().await,
+        Some(DisconnectReason::BadMessage(MessageError::UnknownHeader {
+            byte: 1
+        }))
+    );
+    assert_eq!(recorder.bad.lock().unwrap().len(), 1);
+    assert_eq!(
+        DisconnectReason::BadMessage(MessageError::TrailingBytes).label(),
+        "bad_message"
+    );
 }
 
 #[tokio::test(start_paused = true)]

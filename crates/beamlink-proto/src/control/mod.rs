@@ -308,8 +308,8 @@ pub enum Control {
     },
 }
 
-/// Why a control message is invalid. The BEAM drops the connection for these; we drop
-/// only the message and log it (see the link).
+/// Why a control message is invalid. The BEAM drops the connection for these; what
+/// beamlink does is the node's setting (`on_bad_message` of its `NodeConfig`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ControlError {

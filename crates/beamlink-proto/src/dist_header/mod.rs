@@ -136,3 +136,19 @@ impl fmt::Display for HeaderError {
 }
 
 impl std::error::Error for HeaderError {}
+
+impl HeaderError {
+    /// True for faults of the fragment sequence rather than of the header itself.
+    pub fn is_fragment(&self) -> bool {
+        matches!(
+            self,
+            HeaderError::FragmentsNotNegotiated
+                | HeaderError::BadFragmentId
+                | HeaderError::UnknownSequence { .. }
+                | HeaderError::OutOfOrder { .. }
+                | HeaderError::DuplicateSequence { .. }
+                | HeaderError::TooManyPartial
+                | HeaderError::TooLarge { .. }
+        )
+    }
+}
