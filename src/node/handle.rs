@@ -210,7 +210,7 @@ impl Node {
         node == self.name().as_atom()
     }
 
-    async fn send_local(&self, from: Option<&Pid>, to: &Dest, message: Term) {
+    pub(super) async fn send_local(&self, from: Option<&Pid>, to: &Dest, message: Term) {
         let pid = match to {
             Dest::Pid(p) => Some(p.clone()),
             Dest::Name { name, .. } => self.whereis(name),
