@@ -44,6 +44,7 @@ impl Caller {
 
 /// What `handle_call` decides.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum CallReply {
     /// Reply now with this term.
     Reply(Term),

@@ -232,6 +232,7 @@ pub struct Export {
 /// non-empty head and a tail that is not a list. Lists of small integers arrive as `List`
 /// whatever their encoding (`STRING_EXT` included).
 #[derive(PartialEq, Debug)]
+#[non_exhaustive]
 pub enum Term {
     /// Any integer that fits in an `i64`.
     Int(i64),
