@@ -42,6 +42,12 @@ pub use beamlink_proto as proto;
 /// (feature `eetf`).
 pub use beamlink_proto::term;
 
+/// The code blocks of README.md, compiled by `cargo test --doc` (the library example is also
+/// `examples/readme.rs`, which `tests/examples.rs` runs against real BEAMs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use builder::{NodeBuilder, StartError};
 pub use epmd::EpmdMode;
 pub use node::{
