@@ -1,4 +1,4 @@
-//! A recording TCP proxy for capturing EPMD fixtures (see `fixtures/epmd/README.md` and
+//! A recording TCP proxy for capturing EPMD fixtures (see `crates/beamlink-proto/fixtures/epmd/README.md` and
 //! `scripts/capture_epmd_fixtures.sh`).
 //!
 //! `epmd_record_proxy LISTEN_PORT UPSTREAM_PORT OUT_DIR` accepts on 127.0.0.1:LISTEN_PORT,

@@ -9,8 +9,8 @@
 //! iex> :rpc.call(:"counter@127.0.0.1", :counter, :value, [])
 //! 0
 //! ```
-//! The node registers with the local EPMD (or serves EPMD itself when none runs) and stays
-//! until Ctrl-C.
+//! The node registers with the local EPMD (`ERL_EPMD_PORT`, else 4369), or serves EPMD itself
+//! when none runs, and stays until Ctrl-C; the cookie only from `BEAMLINK_COOKIE`.
 
 use beamlink::{CallReply, Caller, Cookie, EpmdMode, GenServer, Node, RpcError, Term};
 use std::sync::Arc;
@@ -46,15 +46,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "counter@127.0.0.1".into());
     let cookie = std::env::var("BEAMLINK_COOKIE").map_err(|_| "set BEAMLINK_COOKIE")?;
-    let epmd_port = std::env::var("ERL_EPMD_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(4369);
+    // EpmdMode::Auto is the default; ERL_EPMD_PORT is honoured as erl honours it.
     let node = Node::builder()
         .name(name)
         .cookie(Cookie::new(cookie))
         .epmd(EpmdMode::Auto)
-        .epmd_port(epmd_port)
         .start()
         .await?;
 

@@ -88,14 +88,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .map(|ip| ip.to_string())
         .unwrap_or("127.0.0.1".into());
     // Only dials: the peer answers over the connection we open.
-    let mut node = Node::builder()
+    let node = Node::builder()
         .name(format!("typed-{}@{host}", std::process::id()))
         .cookie(Cookie::new(cookie))
-        .dial_only();
-    if let Ok(port) = std::env::var("ERL_EPMD_PORT") {
-        node = node.epmd_port(port.parse()?);
-    }
-    let node = node.start().await?;
+        .dial_only() // ERL_EPMD_PORT is honoured
+        .start()
+        .await?;
     let mut process = node.spawn_process();
     let result = exchange(&mut process, &Dest::name(&process_name, &peer)).await;
     drop(process);

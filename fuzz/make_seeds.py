@@ -31,7 +31,7 @@ def framed16(msgs):
 
 
 # EPMD: one message per fixture file.
-epmd = root / "fixtures" / "epmd"
+epmd = root / "crates" / "beamlink-proto" / "fixtures" / "epmd"
 requests = sorted(p for p in epmd.glob("*_req*.bin"))
 responses = sorted(p for p in epmd.glob("*_resp*.bin"))
 for p in requests:

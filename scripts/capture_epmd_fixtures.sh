@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Captures fixtures/epmd/*.bin: real exchanges between OTP's own tools (erl, epmd -names,
+# Captures crates/beamlink-proto/fixtures/epmd/*.bin: real exchanges between OTP's own tools (erl, epmd -names,
 # epmd -kill) and a real epmd, recorded by examples/epmd_record_proxy.rs sitting between them.
-# Usage: scripts/capture_epmd_fixtures.sh [OUT_DIR]   (default: fixtures/epmd)
+# Usage: scripts/capture_epmd_fixtures.sh [OUT_DIR]   (default: crates/beamlink-proto/fixtures/epmd)
 # Needs erl and epmd on PATH. Uses free loopback ports, never 4369; kills what it starts by pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-fixtures/epmd}
+out=${1:-crates/beamlink-proto/fixtures/epmd}
 raw=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$raw"; }

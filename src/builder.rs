@@ -56,7 +56,8 @@ pub struct NodeBuilder {
     name: String,
     cookie: Option<Cookie>,
     epmd: Option<EpmdMode>,
-    epmd_port: u16,
+    /// `None`: `ERL_EPMD_PORT`, else 4369 (read by `start`).
+    epmd_port: Option<u16>,
     dist_port: Option<u16>,
     /// `None`: the node only dials.
     listen: Option<SocketAddr>,
@@ -83,7 +84,7 @@ impl Default for NodeBuilder {
             name: "beamlink".into(),
             cookie: None,
             epmd: Some(EpmdMode::Auto),
-            epmd_port: 4369,
+            epmd_port: None,
             dist_port: None,
             listen: Some(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))),
             creation: None,
@@ -165,9 +166,10 @@ impl NodeBuilder {
         self
     }
 
-    /// The port EPMDs listen on, ours and the peers' (default 4369, `ERL_EPMD_PORT`).
+    /// The port EPMDs listen on, ours and the peers'. Default: `ERL_EPMD_PORT` when it is
+    /// set, as `erl` reads it, else 4369.
     pub fn epmd_port(mut self, port: u16) -> Self {
-        self.epmd_port = port;
+        self.epmd_port = Some(port);
         self
     }
 
@@ -303,6 +305,12 @@ impl NodeBuilder {
     /// If this future is dropped before it completes, the registration is withdrawn.
     pub async fn start(mut self) -> Result<Node, StartError> {
         let cookie = self.cookie.clone().ok_or(StartError::NoCookie)?;
+        let epmd_port = match self.epmd_port {
+            Some(port) => port,
+            // EPMD-less: no EPMD is asked, so its port does not matter.
+            None if self.dist_port.is_some() => 4369,
+            None => epmd_port_from_env()?,
+        };
         if let Some(port) = self.dist_port {
             if self.dns_query.is_some() && self.peer_basename.is_none() {
                 return Err(StartError::NoBasename { dist_port: port });
@@ -379,7 +387,7 @@ impl NodeBuilder {
                 let alive = AliveName::new(name.alive())
                     .map_err(|_| StartError::Alive { name: name.clone() })?;
                 let registrar = Registrar::start(
-                    RegistrarConfig::new(mode, self.epmd_port, Alive2Request::new(alive, port)),
+                    RegistrarConfig::new(mode, epmd_port, Alive2Request::new(alive, port)),
                     &stop_epmd,
                 );
                 let registered = registrar.registered();
@@ -391,7 +399,7 @@ impl NodeBuilder {
                     let last = registrar.status().borrow().clone();
                     registrar.shutdown().await;
                     return Err(StartError::Epmd {
-                        port: self.epmd_port,
+                        port: epmd_port,
                         status: last.to_string(),
                     });
                 };
@@ -402,7 +410,7 @@ impl NodeBuilder {
 
         let mut node_config = NodeConfig::new(name, cookie);
         node_config.visible = self.visible;
-        node_config.epmd_port = self.epmd_port;
+        node_config.epmd_port = epmd_port;
         node_config.dist_port = self.dist_port;
         node_config.on_bad_message = self.on_bad_message;
         if let Some(t) = self.net_ticktime {
@@ -459,6 +467,20 @@ impl NodeBuilder {
             node.spawn_task(crate::metrics::http::serve(listener, sources));
         }
         Ok(node)
+    }
+}
+
+/// `ERL_EPMD_PORT`, as `erl_epmd` reads it, or 4369 when it is not set.
+fn epmd_port_from_env() -> Result<u16, StartError> {
+    match std::env::var("ERL_EPMD_PORT") {
+        Err(std::env::VarError::NotPresent) => Ok(4369),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| StartError::EpmdPortEnv { value: text }),
+        Err(std::env::VarError::NotUnicode(text)) => Err(StartError::EpmdPortEnv {
+            value: text.to_string_lossy().into_owned(),
+        }),
     }
 }
 
@@ -522,6 +544,12 @@ pub enum StartError {
         /// Our name.
         name: NodeName,
     },
+    /// `ERL_EPMD_PORT` is set but is not a port number (and neither
+    /// [`NodeBuilder::epmd_port`] nor [`NodeBuilder::dist_port`] was given).
+    EpmdPortEnv {
+        /// Its value.
+        value: String,
+    },
     /// EPMD did not register us (in time).
     Epmd {
         /// The EPMD port.
@@ -565,6 +593,9 @@ impl fmt::Display for StartError {
             StartError::Alive { name } => {
                 write!(f, "{name} cannot be registered with EPMD (name too long)")
             }
+            StartError::EpmdPortEnv { value } => {
+                write!(f, "ERL_EPMD_PORT={value:?} is not a port number")
+            }
             StartError::Epmd { port, status } => {
                 write!(f, "EPMD on port {port} did not register us: {status}")
             }
@@ -596,6 +627,7 @@ impl std::error::Error for StartError {
             StartError::Node(e) => Some(e),
             StartError::NoCookie
             | StartError::Alive { .. }
+            | StartError::EpmdPortEnv { .. }
             | StartError::Epmd { .. }
             | StartError::NoBasename { .. }
             | StartError::ListenPort { .. } => None,

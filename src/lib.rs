@@ -2,6 +2,17 @@
 //! connects to BEAM nodes as a hidden node, and answers what an operator asks from a remote
 //! shell: `Node.ping`, `:rpc.call`, `:erpc.call`, `GenServer.call`.
 //!
+//! # Start here
+//! * [`Node::builder`] joins a cluster: it registers with EPMD (or serves it) and connects to
+//!   the peers it is given or finds by DNS, as `beamlink run` does.
+//! * What BEAM code talks to: a [`GenServer`] (`GenServer.call({name, node}, ...)`), a
+//!   [`Process`] of your own (send, receive, call, link, monitor), functions for `:rpc.call`
+//!   and `:erpc.call` ([`Node::register_rpc`]).
+//! * [`term`]: the values that travel, and serde between them and Rust types.
+//!
+//! README.md's example is `examples/readme.rs`; `examples/` has a program for each of these,
+//! run against real BEAMs by the tests.
+//!
 //! # Layout
 //! Dependencies point one way: [`node`] → [`transport`] → [`proto`].
 //! * [`proto`]: the sans-IO protocol core (terms, EPMD messages, handshake, frames, control
@@ -41,6 +52,12 @@ pub use beamlink_proto as proto;
 /// [`term::typed`]; feature `serde`, on by default), and `TryFrom` to and from `eetf::Term`
 /// (feature `eetf`).
 pub use beamlink_proto::term;
+
+/// The code blocks of README.md, compiled by `cargo test --doc` (the library example is also
+/// `examples/readme.rs`, which `tests/examples.rs` runs against real BEAMs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use builder::{NodeBuilder, StartError};
 pub use epmd::EpmdMode;

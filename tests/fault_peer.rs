@@ -301,6 +301,7 @@ fn simultaneous_connects(otp: Otp) {
                         NodeEvent::NodeDown { reason, .. } => {
                             panic!("{otp} {name} round {round}: nodedown {reason}")
                         }
+                        _ => {}
                     }
                 }
                 ups

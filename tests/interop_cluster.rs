@@ -1,8 +1,8 @@
 //! "Answer the cluster" against real BEAM nodes of every release in `BEAMLINK_OTP`: every
 //! row of the table in `contract.md`, checked from the remote shell of a real `mix release`
-//! and from plain `erl`; OTP's `erl_call`; a Rust program calling a GenServer in the
-//! release; monitors and links both ways, node-down included; malformed control messages;
-//! a panicking handler.
+//! and from plain `erl`; OTP's `erl_call`; monitors and links both ways, node-down
+//! included; malformed control messages; a panicking handler. (The example programs, a Rust
+//! program calling a GenServer in the release among them, run in `tests/examples.rs`.)
 
 mod support;
 
@@ -388,40 +388,6 @@ fn a_panicking_handler_is_an_error_for_its_caller_and_the_node_goes_on() {
             );
             rt.block_on(node.shutdown());
         });
-    }
-}
-
-#[test]
-fn a_rust_program_calls_a_genserver_in_the_release() {
-    let example = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("call_genserver");
-    assert!(
-        example.exists(),
-        "{} missing (cargo test builds examples)",
-        example.display()
-    );
-    for otp in Otp::from_env() {
-        let epmd = Epmd::start();
-        let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
-        let out = std::process::Command::new(&example)
-            .args([release.node_name(), "labyrinth_echo"])
-            .env("BEAMLINK_COOKIE", TEST_COOKIE)
-            .env("ERL_EPMD_PORT", epmd.port().to_string())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{otp}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(stdout.contains("{echo,"), "{otp}: {stdout}");
     }
 }
 

@@ -249,3 +249,52 @@ async fn large_binaries_arrive_whole_and_in_order() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_rust_process_calls_a_genserver_on_its_own_node() {
+    struct Double;
+    impl beamlink::GenServer for Double {
+        async fn handle_call(
+            &mut self,
+            request: Term,
+            _from: &beamlink::Caller,
+        ) -> beamlink::CallReply {
+            beamlink::CallReply::Reply(Term::Int(2 * request.as_i64().unwrap_or(0)))
+        }
+    }
+    let a = node("a@127.0.0.1", "c").await;
+    a.spawn_gen_server("double", Double).unwrap();
+    let mut p = a.spawn_process();
+    let t = Duration::from_secs(5);
+    let dest = Dest::name("double", a.name());
+    assert_eq!(
+        p.call(&dest, Term::Int(21), t).await.unwrap(),
+        Term::Int(42)
+    );
+    assert_eq!(p.call(&dest, Term::Int(4), t).await.unwrap(), Term::Int(8));
+    // Nothing stray is left in the mailbox: each reply was taken by its call.
+    assert_eq!(p.recv_timeout(Duration::from_millis(100)).await, None);
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_monitor_on_a_process_of_the_same_node_fires_when_it_ends() {
+    let a = node("a@127.0.0.1", "c").await;
+    let mut watcher = a.spawn_process();
+    let worker = a.spawn_process();
+    let worker_pid = worker.pid().clone();
+    let reference = watcher.monitor(&Dest::Pid(worker_pid.clone())).await;
+    worker.exit(Term::atom("done")).await;
+    match watcher.recv_timeout(Duration::from_secs(5)).await {
+        Some(Envelope::Down {
+            reference: r,
+            reason,
+            ..
+        }) => {
+            assert_eq!(r, reference);
+            assert_eq!(reason, Term::atom("done"));
+        }
+        other => panic!("expected the DOWN of {worker_pid}, got {other:?}"),
+    }
+    a.shutdown().await;
+}

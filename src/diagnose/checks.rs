@@ -8,6 +8,7 @@ use std::fmt;
 /// Which link of the chain a check is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CheckStep {
     /// Our own settings (name, cookie source).
     Config,

@@ -76,6 +76,7 @@ impl Connected {
 /// What a peer runs, as far as it tells.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", content = "version", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Software {
     /// A BEAM; `erlang:system_info(otp_release)`.
     Otp(String),
@@ -107,6 +108,7 @@ pub struct PeerNodes {
 
 /// Why talking to an EPMD failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EpmdProblem {
     /// The TCP connection was refused or had no route (nothing listens there).
     Unreachable(String),
@@ -133,6 +135,7 @@ impl EpmdProblem {
 
 /// Why the handshake failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeProblem {
     /// The peer refused us or broke the protocol (the typed reason).
     Refused(HandshakeError),
@@ -482,6 +485,7 @@ pub(crate) fn describe_io(e: &std::io::Error) -> String {
 
 /// Why the `is_auth` ping failed.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum PingError {
     /// `net_kernel` answered something other than `yes`.
     Answered(Term),

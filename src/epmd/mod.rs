@@ -54,6 +54,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 /// How the node finds an EPMD to register with (`--epmd`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum EpmdMode {
     /// Use a local EPMD if one answers, else serve; take over when it goes away.
     #[default]
@@ -105,6 +106,7 @@ impl fmt::Display for EpmdMode {
 /// Which EPMD holds our registration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum EpmdKind {
     /// Another process's EPMD (a real `epmd`, or another beamlink's).
     External,
@@ -114,6 +116,7 @@ pub enum EpmdKind {
 
 /// The registrar's state, published through [`Registrar::status`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum EpmdStatus {
     /// Before the first attempt has finished.
     Starting,

@@ -501,6 +501,9 @@ impl Connection {
             }
             EpmdRequest::Kill => self.kill(&mut stream).await,
             EpmdRequest::Stop(request) => self.stop(&mut stream, request.name()).await,
+            // A request the codec learns before this server does: `epmd` closes on a request
+            // it does not know (`epmd_srv.c`, `do_request`).
+            other => debug!(code = other.code(), "closing: request not served"),
         }
     }
 

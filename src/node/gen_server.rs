@@ -44,6 +44,7 @@ impl Caller {
 
 /// What `handle_call` decides.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum CallReply {
     /// Reply now with this term.
     Reply(Term),
@@ -51,7 +52,54 @@ pub enum CallReply {
     NoReply,
 }
 
-/// A GenServer implemented in Rust.
+/// A GenServer implemented in Rust: [`Node::spawn_gen_server`] registers it under a name, and
+/// `GenServer.call({name, node}, request)` from Elixir (or `gen_server:call` from Erlang, or
+/// [`Process::call`] from Rust) reaches [`handle_call`](GenServer::handle_call). Requests are
+/// served one at a time, in the order they arrive, with `&mut self`.
+///
+/// ```
+/// use beamlink::node::Dest;
+/// use beamlink::{CallReply, Caller, Cookie, GenServer, Node, Term};
+/// use std::time::Duration;
+///
+/// /// `{:push, item}` and `:pop`.
+/// struct Stack(Vec<Term>);
+///
+/// impl GenServer for Stack {
+///     async fn handle_call(&mut self, request: Term, _from: &Caller) -> CallReply {
+///         CallReply::Reply(match request.as_tuple() {
+///             Some([op, item]) if op.is_atom("push") => {
+///                 self.0.push(item.clone());
+///                 Term::atom("ok")
+///             }
+///             _ if request.is_atom("pop") => self.0.pop().unwrap_or(Term::atom("empty")),
+///             _ => Term::tuple([Term::atom("error"), Term::atom("unknown_call")]),
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // A node on its own for this example; `Node::builder()` without `dial_only()` joins a
+/// // cluster, where Elixir calls `GenServer.call({:stack, node}, {:push, 1})`.
+/// let node = Node::builder()
+///     .name("stack@127.0.0.1")
+///     .cookie(Cookie::new("secret"))
+///     .dial_only()
+///     .start()
+///     .await?;
+/// node.spawn_gen_server("stack", Stack(Vec::new()))?;
+///
+/// let mut me = node.spawn_process();
+/// let stack = Dest::name("stack", node.name());
+/// let push = Term::tuple([Term::atom("push"), Term::Int(1)]);
+/// let timeout = Duration::from_secs(5);
+/// assert_eq!(me.call(&stack, push, timeout).await?, Term::atom("ok"));
+/// assert_eq!(me.call(&stack, Term::atom("pop"), timeout).await?, Term::Int(1));
+/// node.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub trait GenServer: Send + 'static {
     /// A `GenServer.call`.
     fn handle_call(

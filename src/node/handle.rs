@@ -123,8 +123,55 @@ impl std::error::Error for CallError {
     }
 }
 
-/// A process owned by Rust code. Dropping it ends the process with reason `normal`
-/// (its monitors and links fire), unless [`Process::exit`] ended it first.
+/// A process owned by Rust code ([`Node::spawn_process`]): a pid that BEAM processes can send
+/// to, link to and monitor, and a bounded mailbox. Dropping it ends the process with reason
+/// `normal` (its monitors and links fire), unless [`Process::exit`] ended it first.
+///
+/// ```
+/// use beamlink::node::{Dest, Envelope};
+/// use beamlink::{Cookie, Node, Term};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let node = Node::builder()
+///     .name("demo@127.0.0.1")
+///     .cookie(Cookie::new("secret"))
+///     .dial_only()
+///     .start()
+///     .await?;
+/// let mut worker = node.spawn_process();
+/// worker.register("worker")?; // {:worker, node} for a BEAM
+/// let watcher = node.spawn_process();
+///
+/// // send/2 to a registered name; the worker receives it with the sender's pid.
+/// watcher.send(Dest::name("worker", node.name()), Term::atom("hello")).await?;
+/// match worker.recv().await {
+///     Some(Envelope::Message { from, message }) => {
+///         assert_eq!(from.as_ref(), Some(watcher.pid()));
+///         assert!(message.is_atom("hello"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+///
+/// // Process.link/1 from the worker's side: when the watcher ends, the worker (trapping
+/// // exits) gets {:EXIT, pid, reason} as a message instead of ending too.
+/// worker.trap_exit(true);
+/// worker.link(watcher.pid()).await?;
+/// let watcher_pid = watcher.pid().clone();
+/// watcher.exit(Term::atom("shutdown")).await;
+/// match worker.recv().await {
+///     Some(Envelope::Exit { from, reason }) => {
+///         assert_eq!(from, watcher_pid);
+///         assert!(reason.is_atom("shutdown"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// node.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+/// [`Process::monitor`] works the same way with [`Envelope::Down`]; `examples/link_monitor.rs`
+/// links and monitors across a connection, with an Elixir process.
 pub struct Process {
     node: Node,
     pid: Pid,
@@ -210,7 +257,7 @@ impl Node {
         node == self.name().as_atom()
     }
 
-    async fn send_local(&self, from: Option<&Pid>, to: &Dest, message: Term) {
+    pub(super) async fn send_local(&self, from: Option<&Pid>, to: &Dest, message: Term) {
         let pid = match to {
             Dest::Pid(p) => Some(p.clone()),
             Dest::Name { name, .. } => self.whereis(name),

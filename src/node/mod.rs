@@ -189,7 +189,8 @@ impl std::error::Error for NodeError {
     }
 }
 
-/// A running node. Cheap to clone; every clone is the same node.
+/// A running node. Cheap to clone; every clone is the same node. [`Node::builder`] starts one
+/// that joins a cluster (see [`crate::NodeBuilder`] for an example).
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,

@@ -21,6 +21,7 @@ use tracing::info;
 
 /// A peer connection going up or down.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum NodeEvent {
     /// A link to the peer is up.
     NodeUp {

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What arrives in a mailbox.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Envelope {
     /// A message (`SEND`, `REG_SEND`, `ALIAS_SEND`, or a local send).
     Message {
@@ -139,6 +140,7 @@ pub(crate) struct ProcessTable {
 
 /// Why a name cannot be registered.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegisterError {
     /// Another process has the name.
     NameTaken(Atom),

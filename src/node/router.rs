@@ -7,7 +7,7 @@
 //! logged once per link.
 
 use super::process::{Envelope, Inbox, LinkState, Reply, ReplyTo, ServiceContext, Watcher};
-use super::{Node, lock};
+use super::{Dest, Node, lock};
 use crate::proto::control::{Control, ProcessRef, SignalTarget};
 use crate::proto::flags::DistFlags;
 use crate::proto::frame::MessageError;
@@ -116,6 +116,21 @@ impl Node {
             ReplyTo::Pid(pid) => (pid, None),
             ReplyTo::Caller { pid, tag } => (pid, Some(tag)),
         };
+        if self.is_local(&pid) {
+            // A caller on this node (a Rust process calling a Rust GenServer): no connection;
+            // through its alias when the tag carries one, as gen:reply/2 does, so a reply
+            // after the call gave up is dropped.
+            let (to, message) = match control_for {
+                Some(tag) => match alias_of(&tag).cloned() {
+                    Some(alias) => (Dest::Alias(alias), Term::tuple([tag, message])),
+                    None => (Dest::Pid(pid), Term::tuple([tag, message])),
+                },
+                None => (Dest::Pid(pid), message),
+            };
+            // Boxed: a reply delivered to a built-in service may make it reply in turn.
+            Box::pin(self.send_local(Some(from), &to, message)).await;
+            return;
+        }
         let Some(link) = self.connection_by_atom(&pid.node) else {
             debug!(to = %pid, "reply dropped: no connection to its node");
             return;

@@ -146,6 +146,38 @@ impl RpcTable {
 impl Node {
     /// Makes `module:function/arity` callable with `rpc:call`, `erpc:call`,
     /// `rpc:block_call` and `erl_call`. Replaces an earlier handler of the same name.
+    ///
+    /// The handler gets the caller ([`RpcCall`]) and the arguments; its [`RpcError`] is the
+    /// exception the caller sees (`throw`, `exit` or `error`, as `erpc:call` raises them).
+    ///
+    /// ```
+    /// use beamlink::{Atom, Cookie, Node, RpcError, Term};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = Node::builder()
+    ///     .name("math@127.0.0.1")
+    ///     .cookie(Cookie::new("secret"))
+    ///     .dial_only()
+    ///     .start()
+    ///     .await?;
+    /// // :rpc.call(node, :math, :double, [21]) from Elixir
+    /// node.register_rpc("math", "double", 1, |_call, args| async move {
+    ///     match args.first().and_then(Term::as_i64) {
+    ///         Some(n) => Ok(Term::Int(2 * n)),
+    ///         None => Err(RpcError::badarg()),
+    ///     }
+    /// });
+    ///
+    /// // What a caller gets, without a BEAM in between:
+    /// let me = node.spawn_process();
+    /// let (math, double) = (Atom::new("math"), Atom::new("double"));
+    /// let answer = node.apply(me.pid(), &math, &double, vec![Term::Int(21)]).await;
+    /// assert_eq!(answer, Ok(Term::Int(42)));
+    /// # node.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn register_rpc<F, Fut>(&self, module: &str, function: &str, arity: u8, handler: F)
     where
         F: Fn(RpcCall, Vec<Term>) -> Fut + Send + Sync + 'static,

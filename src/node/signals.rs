@@ -96,7 +96,10 @@ impl Node {
             }
         }
         for (reference, watcher) in entry.watchers {
-            if let Some(link) = self.connection_by_atom(&watcher.pid.node) {
+            if self.is_local(&watcher.pid) {
+                self.deliver_down(&watcher.pid, reference, watcher.target, reason.clone())
+                    .await;
+            } else if let Some(link) = self.connection_by_atom(&watcher.pid.node) {
                 let down = Control::MonitorPExit {
                     from: watcher.target,
                     to: watcher.pid,

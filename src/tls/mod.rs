@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 /// A TLS protocol version beamlink speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum TlsVersion {
     /// TLS 1.2 (`'tlsv1.2'`).
     V1_2,

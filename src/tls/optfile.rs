@@ -20,6 +20,7 @@ pub enum VerifyMode {
 
 /// The client's `server_name_indication`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerNameIndication {
     /// Not set: the host part of the peer's node name, as `inet_tls_dist:do_setup/7` sets it.
     HostPart,

@@ -16,6 +16,7 @@ const MAX_TERMS: usize = 20_000;
 
 /// One term of the subset.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Term {
     /// `name` or `'quoted name'`.
     Atom(String),

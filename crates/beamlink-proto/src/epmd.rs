@@ -116,6 +116,7 @@ impl std::error::Error for FieldError {}
 
 /// Which response a decoding error is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseKind {
     /// ALIVE2_RESP / ALIVE2_X_RESP.
     Alive2,

@@ -26,6 +26,7 @@ pub enum Frame {
 
 /// A packet that must not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The length prefix exceeds the configured cap; nothing was allocated for it.
     TooLarge {

@@ -32,6 +32,11 @@ pub mod handshake;
 pub mod node_name;
 pub mod term;
 
+/// The code blocks of README.md, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use flags::DistFlags;
 pub use node_name::{NodeName, NodeNameError};
 pub use term::{Atom, Pid, Reference, Term};

@@ -157,6 +157,7 @@ pub trait ConnectionHandler: Send + Sync + 'static {
 
 /// Why a message could not be queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The link is down.
     LinkClosed,

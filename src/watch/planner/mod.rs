@@ -31,6 +31,7 @@ use tokio::time::Instant;
 
 /// What `--mesh` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum MeshMode {
     /// Nothing (the default).
     #[default]
@@ -108,6 +109,7 @@ impl Outcome {
 
 /// Something to log.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Note {
     /// `--mesh=report`: what would be asked.
     WouldConnect(Connect),

@@ -250,6 +250,7 @@ fn components(members: &[&NodeName], links: &BTreeSet<Pair>) -> Vec<Vec<NodeName
 
 /// A change between two views, worth one log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transition {
     /// beamlink is linked to a node it was not linked to.
     Joined {

@@ -78,6 +78,7 @@ impl StopRequest {
 /// DUMP_REQ and KILL_REQ are ignored. Such requests decode, but re-encode without the
 /// ignored bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EpmdRequest {
     /// Register.
     Alive2(Alive2Request),

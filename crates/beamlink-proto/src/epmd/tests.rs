@@ -3,7 +3,7 @@ use bytes::BytesMut;
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_bytes!(concat!("../../../../fixtures/epmd/", $name))
+        include_bytes!(concat!("../../fixtures/epmd/", $name))
     };
 }
 

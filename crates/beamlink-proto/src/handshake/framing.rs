@@ -31,6 +31,7 @@ pub enum Framing {
 
 /// What the first bytes on a plain connection say instead of a handshake message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FramingError {
     /// A TLS record arrived where a plain handshake message was due: the peer runs TLS
     /// distribution (`-proto_dist inet_tls`).

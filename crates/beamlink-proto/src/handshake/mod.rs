@@ -36,6 +36,7 @@ use std::fmt;
 
 /// Which handshake step a message or an error belongs to, for error messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Step {
     /// The initiator's name message (`'N'`/`'n'`).
     Name,
@@ -149,6 +150,7 @@ impl std::error::Error for MessageError {}
 
 /// Handshake status values (`dist_util.erl` `mark_pending`, `recv_status`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Status {
     /// Go on.
     Ok,
@@ -184,6 +186,7 @@ impl Status {
 
 /// A handshake message. `encode` writes it with its 2-byte length.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message {
     /// `'N'`: the initiator's name (version 6).
     Name {

@@ -18,6 +18,31 @@
 //!   atom cache);
 //! * reads and writes OTP 29's native records (`RECORD_EXT`, [`Record`]), which a BEAM sends
 //!   only to a node that offers `DFLAG_NATIVE_RECORDS`.
+//!
+//! A [`Term`] is built with its constructors, printed as Erlang prints it, and encoded and
+//! decoded as the BEAM's `term_to_binary` / `binary_to_term` do:
+//!
+//! ```
+//! use beamlink_proto::term::{Term, decode, encode};
+//! use bytes::BytesMut;
+//!
+//! // {:ok, "hi", [1, 2]} in Elixir; printed the way Erlang's ~p does
+//! let term = Term::tuple([
+//!     Term::atom("ok"),
+//!     Term::binary(&b"hi"[..]),
+//!     Term::List(vec![Term::Int(1), Term::Int(2)]),
+//! ]);
+//! assert_eq!(term.to_string(), "{ok,<<104,105>>,[1,2]}");
+//!
+//! let mut bytes = BytesMut::new();
+//! encode(&term, &mut bytes)?;
+//! assert_eq!(bytes[..3], [131, 104, 3]); // version, SMALL_TUPLE_EXT, arity
+//! assert_eq!(decode(&bytes.freeze())?, term);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Rust values map to terms with serde ([`to_term`], [`from_term`]; feature `serde`), by the
+//! table in [`typed`].
 
 mod decode;
 #[cfg(feature = "eetf")]
@@ -232,6 +257,7 @@ pub struct Export {
 /// non-empty head and a tail that is not a list. Lists of small integers arrive as `List`
 /// whatever their encoding (`STRING_EXT` included).
 #[derive(PartialEq, Debug)]
+#[non_exhaustive]
 pub enum Term {
     /// Any integer that fits in an `i64`.
     Int(i64),
