@@ -472,9 +472,16 @@ async fn connections_past_the_limit_are_closed_at_once() {
     for _ in 0..3 {
         idle.push(TcpStream::connect(local(port)).await.unwrap());
     }
-    // Let the server take them in before the next one arrives.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let outcome = probe(local(port), &framed(b"n")).await;
+    // Until the server has taken the three in, a probe is answered (it is not past the
+    // limit yet): probe until one is turned away.
+    let deadline = tokio::time::Instant::now() + T;
+    let outcome = loop {
+        let outcome = probe(local(port), &framed(b"n")).await;
+        if outcome.reply.is_empty() || tokio::time::Instant::now() >= deadline {
+            break outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(
         outcome,
         Outcome {

@@ -765,7 +765,7 @@ fn epmd_killed_and_restarted_beamlink_registers_again() {
 /// Fails if `init_tracing` ignores `RUST_LOG` or drops the warning for a bad one.
 #[test]
 fn rust_log_filters_by_target_and_a_bad_filter_is_reported() {
-    let run_with_log = |rust_log: &str| {
+    let run_with_log = |rust_log: &str, node_logs: bool| {
         let port = free_port().to_string();
         let name = format!("{}@127.0.0.1", unique_name("rustlog"));
         let mut command = beamlink_command(&[
@@ -781,19 +781,24 @@ fn rust_log_filters_by_target_and_a_bad_filter_is_reported() {
         let mut bl = Beamlink::start_with(command, TEST_COOKIE);
         // Logged by beamlink::epmd (the registrar), before beamlink::node says "node started".
         bl.wait_log("EPMD registration", Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(300));
+        if node_logs {
+            bl.wait_log("node started", Duration::from_secs(10));
+        } else {
+            // A window in which "node started" must not appear (the test asserts its absence).
+            std::thread::sleep(Duration::from_millis(300));
+        }
         bl.terminate(Duration::from_secs(5));
         bl.log()
     };
 
-    let quiet_node = run_with_log("beamlink::node=warn,info");
+    let quiet_node = run_with_log("beamlink::node=warn,info", false);
     assert!(!quiet_node.contains("node started"), "{quiet_node}");
     assert!(
         !quiet_node.contains("not a list of target=level"),
         "{quiet_node}"
     );
 
-    let bad = run_with_log("[span{field=1}]=debug");
+    let bad = run_with_log("[span{field=1}]=debug", true);
     assert!(
         bad.contains("RUST_LOG=\"[span{field=1}]=debug\" is not a list of target=level directives"),
         "{bad}"

@@ -162,7 +162,8 @@ fn stopped_peer_comes_back(otp: Otp) {
         Duration::from_secs(10),
     )
     .unwrap();
-    // Settled: let any late duplicate show itself.
+    // Settled: let any late duplicate show itself (a window in which the test asserts that
+    // no further link comes up).
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
@@ -367,15 +368,8 @@ fn restarted_beam(otp: Otp) {
         registered_node(&rt, &epmd, &name, Some((beam_name.clone(), interval)));
     let mut watcher = node.spawn_process();
     watcher.register("watcher").unwrap();
-    rt.block_on(async {
-        for _ in 0..100 {
-            if node.connection(&beam_name).is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{otp}: the manager did not connect");
-    });
+    let up = rt.block_on(support::node_up(&node, &beam_name, Duration::from_secs(5)));
+    assert!(up, "{otp}: the manager did not connect");
     beam.eval(&format!(
         "{{watcher, '{name}'}} ! {{holder, whereis(holder)}}, ok"
     ))
@@ -440,7 +434,16 @@ fn restarted_beam(otp: Otp) {
             .unwrap();
     }
     let same_numbers = pid_numbers(&new_holder) == (old_pid.id, old_pid.serial);
-    std::thread::sleep(Duration::from_millis(300));
+    // Both sends are over once a message sent after them on the same link has arrived.
+    rt.block_on(watcher.send(Dest::name("holder", &beam_name), Term::atom("settled")))
+        .unwrap();
+    again
+        .wait_until(
+            "lists:member(settled, element(2, process_info(whereis(holder), messages)))",
+            "true",
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{otp}: {e}"));
     let inbox = again
         .eval("element(2, process_info(whereis(holder), messages))")
         .unwrap();

@@ -259,6 +259,33 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool 
     }
 }
 
+/// Whether `node` has a link up to `peer` within `timeout`: at once if it has one, else when
+/// its [`::beamlink::node::NodeEvent::NodeUp`] for `peer` comes (no polling).
+pub async fn node_up(
+    node: &::beamlink::Node,
+    peer: &::beamlink::proto::node_name::NodeName,
+    timeout: Duration,
+) -> bool {
+    use ::beamlink::node::NodeEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = node.events();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Checked after subscribing (and after a lag) so that no NodeUp is missed.
+        if node.connection(peer).is_some_and(|link| link.is_up()) {
+            return true;
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) | Ok(Err(RecvError::Closed)) => return false,
+                Ok(Ok(NodeEvent::NodeUp { peer: up })) if &up == peer => return true,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => break,
+            }
+        }
+    }
+}
+
 /// `reason`, ending with the advice to run scripts/setup unless it already gives it.
 fn with_setup_hint(reason: &str) -> String {
     if reason.contains("run scripts/setup") {
