@@ -20,6 +20,8 @@
 //!   `:stats`, raw distribution peers that stall or reset at any step, a scriptable DNS server.
 //! * The `run --metrics` exporter from outside ([`http`]): [`metrics_addr`],
 //!   [`http_exchange`], [`sample`].
+//! * One-shot `erl` processes and EPMD probes for the EPMD tests ([`erl_of`],
+//!   [`erl_eval_of`], [`listed`], [`eventually`]).
 //! * [`free_port`], [`unique_name`], [`wait_for`].
 //!
 //! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
@@ -35,6 +37,7 @@
 mod beam_node;
 mod beamlink;
 mod epmd;
+mod erl;
 mod fault;
 mod http;
 mod process;
@@ -55,6 +58,7 @@ pub use beamlink::{
     Beamlink, beamlink_bin, beamlink_command, beamlink_command_in_netns, beamlink_oneshot,
 };
 pub use epmd::Epmd;
+pub use erl::*;
 pub use fault::*;
 pub use http::*;
 pub use release::{Release, ReleaseConfig, ReleaseError};
@@ -224,15 +228,24 @@ pub fn otp_run() -> PathBuf {
     repo_root().join("scripts/otp-run")
 }
 
-/// A TCP port that was free on 127.0.0.1 a moment ago. Another process can still take it
-/// before the caller binds it; [`Epmd::start`] retries for that reason.
+/// A TCP port that was free on 127.0.0.1 (and on ::1 where the host has IPv6, since epmd
+/// binds both) a moment ago. Another process can still take it before the caller binds it;
+/// [`Epmd::start`] retries for that reason.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((LOOPBACK, 0))
-        .unwrap_or_else(|err| panic!("cannot bind a port on {LOOPBACK}: {err}"));
-    listener
-        .local_addr()
-        .expect("bound listener has an address")
-        .port()
+    for _ in 0..100 {
+        let listener = TcpListener::bind((LOOPBACK, 0))
+            .unwrap_or_else(|err| panic!("cannot bind a port on {LOOPBACK}: {err}"));
+        let port = listener
+            .local_addr()
+            .expect("bound listener has an address")
+            .port();
+        if TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port)).is_ok()
+            || TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_err()
+        {
+            return port;
+        }
+    }
+    panic!("no port free on both {LOOPBACK} and ::1");
 }
 
 /// A node-name part unique within this machine for the life of this test process:
@@ -296,7 +309,7 @@ fn with_setup_hint(reason: &str) -> String {
 }
 
 /// Panics with "run scripts/setup" unless `program` is found in PATH.
-fn require_tool(program: &str, package: &str) {
+pub fn require_tool(program: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
     assert!(
