@@ -250,17 +250,11 @@ fn cookie_files_are_checked_as_erl_checks_them() {
     }
     let bad = scratch.file("open", b"Fine-Cookie-123\n", 0o644);
     let out = run_with(
-        beamlink_command(&[
-            "run",
-            "--name",
-            "cookiefile@127.0.0.1",
-            "--epmd",
-            "client",
-            "--epmd-port",
+        support::run_command_at(
             &port,
-            "--cookie-file",
-            bad.to_str().unwrap(),
-        ]),
+            "cookiefile@127.0.0.1",
+            &["--cookie-file", bad.to_str().unwrap()],
+        ),
         None,
     );
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
@@ -686,18 +680,8 @@ fn epmd_killed_and_restarted_beamlink_registers_again() {
     let before = BeamNode::start(otp, epmd_port);
     let alive = unique_name("blepmd");
     let name = format!("{alive}@127.0.0.1");
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
-            &port,
-            "--connect",
-            before.node_name(),
-        ],
+    let bl = Beamlink::start_with(
+        support::run_command_at(&port, &name, &["--connect", before.node_name()]),
         TEST_COOKIE,
     );
     bl.wait_log("nodeup", Duration::from_secs(15));

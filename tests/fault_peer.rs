@@ -107,22 +107,19 @@ fn stopped_peer_comes_back(otp: Otp) {
     beam.eval(EVENTS).unwrap();
     let name = format!("{}@127.0.0.1", unique_name("blstop"));
     let port = epmd.port().to_string();
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
+    let bl = Beamlink::start_with(
+        support::run_command_at(
             &port,
-            "--net-ticktime",
-            "4",
-            "--poll-interval",
-            "1s",
-            "--connect",
-            beam.node_name(),
-        ],
+            &name,
+            &[
+                "--net-ticktime",
+                "4",
+                "--poll-interval",
+                "1s",
+                "--connect",
+                beam.node_name(),
+            ],
+        ),
         TEST_COOKIE,
     );
     let up = format!("nodeup peer={}", beam.node_name());

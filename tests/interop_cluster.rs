@@ -16,18 +16,7 @@ use support::{BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE
 
 fn start_beamlink(epmd: &Epmd) -> (Beamlink, String) {
     let name = format!("{}@127.0.0.1", unique_name("bl"));
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
-            &epmd.port().to_string(),
-        ],
-        TEST_COOKIE,
-    );
+    let bl = Beamlink::start_with(support::run_command(epmd, &name, &[]), TEST_COOKIE);
     bl.wait_log("node started", Duration::from_secs(10));
     (bl, name)
 }

@@ -107,7 +107,11 @@ pub fn settles<T: PartialEq + Copy + std::fmt::Debug>(
 
 /// The command `beamlink run --name NAME --epmd client` with `epmd`, plus `extra` arguments.
 pub fn run_command(epmd: &Epmd, name: &str, extra: &[&str]) -> std::process::Command {
-    let port = epmd.port().to_string();
+    run_command_at(&epmd.port().to_string(), name, extra)
+}
+
+/// The command `beamlink run --name NAME --epmd client --epmd-port EPMD_PORT` plus `extra`.
+pub fn run_command_at(epmd_port: &str, name: &str, extra: &[&str]) -> std::process::Command {
     let mut args = vec![
         "run",
         "--name",
@@ -115,7 +119,7 @@ pub fn run_command(epmd: &Epmd, name: &str, extra: &[&str]) -> std::process::Com
         "--epmd",
         "client",
         "--epmd-port",
-        &port,
+        epmd_port,
     ];
     args.extend_from_slice(extra);
     super::beamlink_command(&args)
