@@ -31,9 +31,8 @@ use beamlink::node::{Dest, Envelope, Node, NodeConfig, SendError};
 use beamlink::proto::control::Control;
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::dist_header::DistDecoder;
-use beamlink::proto::frame::{Frame, take_frame};
 use beamlink::proto::node_name::NodeName;
-use beamlink::proto::term::{Atom, Pid, Reference, Term};
+use beamlink::proto::term::{Atom, Pid, Term};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -84,44 +83,7 @@ async fn ping_over(
     leftover: &mut BytesMut,
     me: &str,
 ) -> bool {
-    let reference = Reference::new(Atom::new(me), 9, &[7, 7, 7]).unwrap();
-    let tag = Term::reference(reference);
-    let call = Term::tuple([
-        Term::atom("$gen_call"),
-        Term::tuple([Term::Pid(raw_pid(me)), tag.clone()]),
-        Term::tuple([Term::atom("is_auth"), Term::atom(me)]),
-    ]);
-    let control = Term::tuple([
-        Term::Int(6),
-        Term::Pid(raw_pid(me)),
-        Term::atom(""),
-        Term::atom("net_kernel"),
-    ]);
-    if stream
-        .write_all(&pass_through(&control, Some(&call)))
-        .await
-        .is_err()
-    {
-        return false;
-    }
-    let wanted = Term::tuple([tag, Term::atom("yes")]);
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            while let Ok(Some(frame)) = take_frame(leftover, 1 << 20) {
-                if let Frame::Message(m) = frame
-                    && let Ok(Some(Control::Send { message, .. })) = decoder.decode(&m)
-                    && message == wanted
-                {
-                    return true;
-                }
-            }
-            match stream.read_buf(leftover).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
-            }
-        }
-    });
-    read.await.unwrap_or(false)
+    support::raw_ping(stream, decoder, leftover, &raw_pid(me)).await
 }
 
 /// A packet length of 1 GiB, then of 0xFFFFFFFF, each followed by silence or by a trickle of
