@@ -408,15 +408,8 @@ fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error() {
     let beam_name = NodeName::parse(beam.node_name()).unwrap();
     let outcome = rt.block_on(async {
         let peer = NodeName::parse(&me).unwrap();
-        let mut link = None;
-        for _ in 0..100 {
-            link = node.connection(&peer);
-            if link.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let link = link.expect("link up");
+        let up = support::node_up(&node, &peer, Duration::from_secs(5)).await;
+        let link = node.connection(&peer).filter(|_| up).expect("link up");
         let sender = node.spawn_process();
         let to = Dest::Pid(raw_pid(&me));
         let big = Term::binary(vec![1u8; 1 << 20]);

@@ -192,6 +192,7 @@ fn ticks_for(otp: Otp) {
         TEST_COOKIE,
     );
     bl.wait_log("nodeup", Duration::from_secs(10));
+    // A window: idle for 30 s (7 ticktimes), the test asserts that the link does not drop.
     std::thread::sleep(Duration::from_secs(30));
     assert_eq!(
         bl.count("nodedown"),
