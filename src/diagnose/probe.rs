@@ -25,9 +25,10 @@ use crate::epmd::{EpmdError, EpmdStep};
 use crate::node::{CallError, Dest, Node, RpcCallError, RpcError};
 use crate::proto::epmd::{AliveName, NodeType};
 use crate::proto::flags::DistFlags;
-use crate::proto::handshake::{HandshakeError, Step};
+use crate::proto::handshake::{FramingError, HandshakeError, Step};
 use crate::proto::node_name::NodeName;
 use crate::proto::term::Term;
+use crate::tls::{TlsError, TlsSession};
 use crate::transport::{HandshakeFailure, HandshakeFailureKind};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
@@ -134,7 +135,7 @@ impl EpmdProblem {
 }
 
 /// Why the handshake failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum HandshakeProblem {
     /// The peer refused us or broke the protocol (the typed reason).
@@ -153,6 +154,11 @@ pub enum HandshakeProblem {
         /// The error.
         reason: String,
     },
+    /// We spoke plain TCP and the peer answered with a TLS record: it runs TLS distribution.
+    TlsPeer,
+    /// The TLS handshake failed (or the peer refused our certificate after it, under
+    /// TLS 1.3), including a peer that gives no TLS answer: a plain-TCP node.
+    Tls(TlsError),
 }
 
 /// The step at which a peer's chain stopped, with its evidence.
@@ -248,6 +254,8 @@ pub struct PeerProbe {
     pub epmd: Option<EpmdEntry>,
     /// The distribution address a TCP connection was opened to (before the handshake).
     pub tcp: Option<SocketAddr>,
+    /// What the TLS session agreed on, when we dial over TLS and its handshake succeeded.
+    pub tls: Option<TlsSession>,
     /// The connection, once up.
     pub connected: Option<Connected>,
     /// Round trip of the `is_auth` call.
@@ -268,6 +276,7 @@ impl PeerProbe {
             name,
             epmd: None,
             tcp: None,
+            tls: None,
             connected: None,
             ping: None,
             software: None,
@@ -297,6 +306,7 @@ pub async fn probe(node: &Node, peer: &NodeName, timeout: Duration) -> PeerProbe
         });
         probe.ip = Some(info.addr.ip());
         probe.tcp = Some(info.addr);
+        probe.tls = info.tls.clone();
     } else {
         probe = match dial(node, probe, timeout).await {
             Ok(p) => p,
@@ -418,9 +428,14 @@ async fn handshake_at(
             let reason = describe_io(&source);
             return Err(probe.fail(connect_failure(node, addr, reason, false, timeout).await));
         }
-        Err(e) => return Err(probe.fail(handshake_failure(e, addr))),
+        Err(e) => {
+            // A TLS failure: the TCP connection was made.
+            probe.tcp = Some(addr);
+            return Err(probe.fail(handshake_failure(e, addr)));
+        }
     };
     probe.tcp = Some(addr);
+    probe.tls = stream.tls_session();
     // `false` to `alive`: never take a name over from a node that is connected under it.
     let done = match dialler.handshake(stream, &peer, addr, || false).await {
         Ok(d) => d,
@@ -461,6 +476,11 @@ fn handshake_failure(e: HandshakeFailure, addr: SocketAddr) -> Failure {
                 timed_out: false,
             };
         }
+        HandshakeFailureKind::Tls(e) => HandshakeProblem::Tls(e),
+        HandshakeFailureKind::Framing {
+            error: FramingError::TlsRecord { .. },
+            ..
+        } => HandshakeProblem::TlsPeer,
         other => HandshakeProblem::Io {
             step: Step::Status,
             reason: format!("{other:?}"),
