@@ -156,8 +156,7 @@ pub enum HandshakeProblem {
     },
     /// We spoke plain TCP and the peer answered with a TLS record: it runs TLS distribution.
     TlsPeer,
-    /// The TLS handshake failed (or the peer refused our certificate after it, under
-    /// TLS 1.3), including a peer that gives no TLS answer: a plain-TCP node.
+    /// TLS failed (a refused certificate, or no TLS answer: a plain-TCP node).
     Tls(TlsError),
 }
 
@@ -429,8 +428,7 @@ async fn handshake_at(
             return Err(probe.fail(connect_failure(node, addr, reason, false, timeout).await));
         }
         Err(e) => {
-            // A TLS failure: the TCP connection was made.
-            probe.tcp = Some(addr);
+            probe.tcp = Some(addr); // TLS failed: TCP connected
             return Err(probe.fail(handshake_failure(e, addr)));
         }
     };
@@ -698,43 +696,4 @@ pub(crate) fn text_of(t: &Term) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn charlists_and_binaries_are_text() {
-        let chars = Term::list([Term::Int(50), Term::Int(55)]);
-        assert_eq!(text_of(&chars).as_deref(), Some("27"));
-        assert_eq!(
-            text_of(&Term::binary(b"0.1.0".to_vec())).as_deref(),
-            Some("0.1.0")
-        );
-        assert_eq!(text_of(&Term::atom("x")), None);
-    }
-
-    #[test]
-    fn typed_node_lists_are_split_by_kind() {
-        let entry = |name: &str, kind: &str| {
-            Term::tuple([
-                Term::atom(name),
-                Term::Map(vec![(Term::atom("node_type"), Term::atom(kind))]),
-            ])
-        };
-        let reply = Term::list([
-            entry("b@10.0.0.2", "visible"),
-            entry("beamlink@10.0.0.9", "hidden"),
-            entry("a@10.0.0.1", "visible"),
-            Term::atom("junk"),
-        ]);
-        let nodes = typed_nodes(&reply);
-        let names = |l: &[NodeName]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        assert_eq!(names(&nodes.visible), ["a@10.0.0.1", "b@10.0.0.2"]);
-        assert_eq!(names(&nodes.hidden), ["beamlink@10.0.0.9"]);
-    }
-
-    #[test]
-    fn io_errors_read_as_plain_words() {
-        let e = std::io::Error::from_raw_os_error(111);
-        assert_eq!(describe_io(&e), "connection refused");
-    }
-}
+mod tests;
