@@ -26,7 +26,7 @@
 
 mod support;
 
-use beamlink::node::{Dest, Envelope, Node, NodeConfig, SendError};
+use beamlink::node::{Dest, Envelope, Node, SendError};
 use beamlink::proto::control::Control;
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::dist_header::DistDecoder;
@@ -388,13 +388,15 @@ fn rust_node(
     ticktime: Duration,
     mailbox: usize,
 ) -> Node {
-    let name = NodeName::parse(&format!("{alive}@127.0.0.1")).unwrap();
-    let mut config = NodeConfig::new(name, Cookie::new(TEST_COOKIE));
-    config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.epmd_port = epmd.port();
-    config.connection.net_ticktime = ticktime;
-    config.mailbox_capacity = mailbox;
-    rt.block_on(Node::start(config)).unwrap()
+    let builder = Node::builder()
+        .name(format!("{alive}@127.0.0.1"))
+        .cookie(Cookie::new(TEST_COOKIE))
+        .no_epmd()
+        .epmd_port(epmd.port())
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .net_ticktime(ticktime)
+        .tune(move |config| config.mailbox_capacity = mailbox);
+    rt.block_on(builder.start()).unwrap()
 }
 
 /// The library: a raw peer that completed a handshake and then reads nothing. A Rust

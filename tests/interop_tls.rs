@@ -12,7 +12,7 @@
 
 mod support;
 
-use beamlink::node::{Node, NodeConfig};
+use beamlink::node::Node;
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::epmd::{Alive2Request, AliveName};
 use beamlink::proto::flags::DistFlags;
@@ -46,10 +46,13 @@ fn local(node: &Node) -> LocalNode {
 }
 
 async fn oneshot_node(alive: &str) -> Node {
-    let name = NodeName::parse(&format!("{}@127.0.0.1", unique_name(alive))).unwrap();
-    let mut config = NodeConfig::new(name, Cookie::new(TEST_COOKIE));
-    config.listen = None;
-    Node::start(config).await.unwrap()
+    Node::builder()
+        .name(format!("{}@127.0.0.1", unique_name(alive)))
+        .cookie(Cookie::new(TEST_COOKIE))
+        .dial_only()
+        .start()
+        .await
+        .unwrap()
 }
 
 /// TLS, then the distribution handshake, as beamlink's dialler will run them.
@@ -143,10 +146,15 @@ async fn beam_dials(beam: &BeamNode, epmd: &Epmd, tls: &TlsConfig, what: &str) -
     )
     .await
     .unwrap();
-    let name = NodeName::parse(&format!("{alive}@127.0.0.1")).unwrap();
-    let mut config = NodeConfig::new(name, Cookie::new(TEST_COOKIE));
-    config.creation = Some(registration.creation());
-    let node = Node::start_on(config, None).await.unwrap();
+    // The test's own accept loop below serves the port registered above.
+    let node = Node::builder()
+        .name(format!("{alive}@127.0.0.1"))
+        .cookie(Cookie::new(TEST_COOKIE))
+        .dial_only()
+        .creation(registration.creation())
+        .start()
+        .await
+        .unwrap();
     let server = tls.server().unwrap();
     let acceptor_node = node.clone();
     let accepted = tokio::spawn(async move {

@@ -5,7 +5,7 @@
 //!
 //! # Where [`Node`]'s methods are
 //! One `impl Node` block per concern, in the file of that concern:
-//! * `mod.rs`, identity and life cycle: [`start`](Node::start), [`start_on`](Node::start_on),
+//! * `mod.rs`, identity and life cycle (a node is started by [`Node::builder`]):
 //!   [`shutdown`](Node::shutdown), [`shutting_down`](Node::shutting_down),
 //!   [`name`](Node::name), [`creation`](Node::creation), [`flags`](Node::flags),
 //!   [`listen_addr`](Node::listen_addr), [`config`](Node::config), [`uptime`](Node::uptime),
@@ -251,8 +251,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Node {
     /// Starts a node: binds the listener (if `config.listen` says so) and starts
-    /// accepting connections.
-    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    /// accepting connections. The crate's unit tests use it; everyone else starts a node
+    /// with [`Node::builder`].
+    #[cfg(test)]
+    pub(crate) async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let listener = match config.listen {
             Some(addr) => Some(
                 listener::bind(addr)
@@ -266,7 +268,7 @@ impl Node {
 
     /// Starts a node on a listener bound by the caller (who needed its port first, to
     /// register it with EPMD); `config.listen` is not used.
-    pub async fn start_on(
+    pub(crate) async fn start_on(
         config: NodeConfig,
         listener: Option<TcpListener>,
     ) -> Result<Node, NodeError> {
