@@ -2,10 +2,10 @@
 //! (the docs quote the files the Swarm run deploys, not a copy that drifts), the two
 //! Dockerfiles ending in the same image, a `.dockerignore` that keeps the build context
 //! small, and the Kubernetes manifests valid against the Kubernetes API schema, offline
-//! (`tests/k8s/schema_check.py`). `scripts/swarm` deploys `deploy/stack.yml` itself.
+//! (`tests/k8s/schema_check.py`). `scripts/swarm` deploys `deploy/stack.yml` and its override
+//! files itself.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,6 +54,10 @@ fn the_docs_show_the_deploy_files_verbatim() {
         "deploy/Dockerfile",
         "deploy/Dockerfile.prebuilt",
         "deploy/stack.yml",
+        "deploy/stack.watch.yml",
+        "deploy/stack.mesh.yml",
+        "deploy/prometheus.yml",
+        "deploy/beamlink.rules.yml",
         "deploy/release/env.sh",
         "deploy/kubernetes.yaml",
     ] {
@@ -140,9 +144,10 @@ fn the_build_context_leaves_out_target_and_git() {
 }
 
 /// Runs the schema check on `files` with Debian's python3 (which has python3-kubernetes;
-/// a `python3` earlier in PATH may not).
-fn schema_check(files: &[PathBuf]) -> (bool, String) {
-    let out = Command::new("/usr/bin/python3")
+/// a `python3` earlier in PATH may not, and only `scripts/setup` installs it: interop tier).
+#[cfg(feature = "interop")]
+fn schema_check(files: &[std::path::PathBuf]) -> (bool, String) {
+    let out = std::process::Command::new("/usr/bin/python3")
         .arg(root().join("tests/k8s/schema_check.py"))
         .args(files)
         .output()
@@ -159,6 +164,7 @@ fn schema_check(files: &[PathBuf]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+#[cfg(feature = "interop")]
 #[test]
 fn the_kubernetes_manifests_hold_against_the_api_schema() {
     let (ok, text) = schema_check(&[root().join("deploy/kubernetes.yaml")]);
@@ -207,4 +213,28 @@ fn the_kubernetes_manifests_hold_against_the_api_schema() {
             "{what}: no {expect:?} in {said}"
         );
     }
+}
+
+/// The Prometheus configuration and alert rules of `deploy/stack.watch.yml` are what
+/// Prometheus itself accepts: `promtool check config` loads the rules file named in it too.
+/// Fails on a malformed file, a rules file the config does not find, or a rule whose `expr`
+/// is not PromQL.
+#[test]
+fn the_prometheus_files_are_what_prometheus_accepts() {
+    let out = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(root().join("deploy/prometheus.yml"))
+        .output()
+        .expect("promtool (Debian package prometheus; run scripts/setup)");
+    assert!(
+        out.status.success(),
+        "promtool check config deploy/prometheus.yml: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("SUCCESS: 4 rules found"),
+        "promtool did not load the 4 rules of deploy/beamlink.rules.yml: {said}"
+    );
 }

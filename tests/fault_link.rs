@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Faults on live links (ecosystem.md part C, items 4, 5 and 9, and "nothing lost"):
 //!
 //! * length bombs (a 1 GiB or 0xFFFFFFFF packet length, then silence) and term bombs (a
@@ -10,6 +11,9 @@
 //! * messages from a BEAM through a slow consumer all arrive, in order; when a link drops
 //!   mid-stream, the Rust sender gets an error for what was not accepted and the drop is
 //!   reported to its monitor.
+//!
+//! Every test that involves a BEAM runs once per release in `BEAMLINK_OTP` (25, 27 and 29 by
+//! default), the releases in parallel threads ([`support::each_release`]).
 //!
 //! The send-queue policy these tests pin down (see `transport::connection`):
 //! * each link has one output buffer, bounded at `ConnectionConfig::send_queue_bytes` (16 MiB by
@@ -131,6 +135,10 @@ async fn ping_over(
 /// for a gigabyte, and the trickle is buffered).
 #[test]
 fn length_bombs_are_refused_from_the_header() {
+    support::each_release(length_bombs_are_refused_from_the_header_with);
+}
+
+fn length_bombs_are_refused_from_the_header_with(otp: Otp) {
     let PingedBeamlink {
         beam,
         bl,
@@ -138,7 +146,7 @@ fn length_bombs_are_refused_from_the_header() {
         name,
         pid,
         addr,
-    } = pinged_beamlink(Otp::from_env()[0], "bllen");
+    } = pinged_beamlink(otp, "bllen");
     let rt = runtime();
     let fds = fd_count(pid);
     for (len, trickle) in [
@@ -207,6 +215,10 @@ fn length_bombs_are_refused_from_the_header() {
 /// overflow kills the node).
 #[test]
 fn term_bombs_are_refused_and_the_link_goes_on() {
+    support::each_release(term_bombs_are_refused_and_the_link_goes_on_with);
+}
+
+fn term_bombs_are_refused_and_the_link_goes_on_with(otp: Otp) {
     let PingedBeamlink {
         beam,
         bl,
@@ -214,7 +226,7 @@ fn term_bombs_are_refused_and_the_link_goes_on() {
         name,
         pid,
         addr,
-    } = pinged_beamlink(Otp::from_env()[0], "blterm");
+    } = pinged_beamlink(otp, "blterm");
     let me = format!("{}@127.0.0.1", unique_name("termbomb"));
     let mut deep = vec![131u8];
     for _ in 0..100_000 {
@@ -292,7 +304,10 @@ fn term_bombs_are_refused_and_the_link_goes_on() {
 /// output buffer were unbounded (memory grows with what the peer sends).
 #[test]
 fn a_peer_that_stops_reading_is_dropped_and_nobody_else_waits() {
-    let otp = Otp::from_env()[0];
+    support::each_release(a_peer_that_stops_reading_is_dropped_and_nobody_else_waits_with);
+}
+
+fn a_peer_that_stops_reading_is_dropped_and_nobody_else_waits_with(otp: Otp) {
     let epmd = Epmd::start();
     let name = format!("{}@127.0.0.1", unique_name("blstall"));
     let bl = start_beamlink(&epmd, &name, &["--bench-services", "--net-ticktime", "4"]);
@@ -409,7 +424,10 @@ fn rust_node(
 /// if the waiting sender were not woken when the link drops (the send hangs).
 #[test]
 fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error() {
-    let otp = Otp::from_env()[0];
+    support::each_release(senders_to_a_peer_that_stops_reading_wait_then_get_an_error_with);
+}
+
+fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::builder(otp, epmd.port())
         .arg("-kernel")
@@ -634,7 +652,10 @@ fn a_slow_but_steady_reader_keeps_its_link() {
 /// Fails if delivery into a full mailbox dropped messages (`try_send` in `Node::deliver`).
 #[test]
 fn messages_through_a_slow_consumer_all_arrive_in_order() {
-    let otp = Otp::from_env()[Otp::from_env().len() - 1];
+    support::each_release(messages_through_a_slow_consumer_all_arrive_in_order_with);
+}
+
+fn messages_through_a_slow_consumer_all_arrive_in_order_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::start(otp, epmd.port());
     let rt = runtime();
@@ -705,7 +726,10 @@ fn messages_through_a_slow_consumer_all_arrive_in_order() {
 /// mailbox as silence (`DisconnectReason::TickTimeout` after a net_ticktime).
 #[test]
 fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link() {
-    let otp = Otp::from_env()[0];
+    support::each_release(a_consumer_pausing_longer_than_net_ticktime_keeps_the_link_with);
+}
+
+fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::builder(otp, epmd.port())
         .arg("-kernel")
@@ -781,7 +805,10 @@ fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link() {
 /// did not fire.
 #[test]
 fn a_link_dropped_mid_stream_is_reported_to_the_sender() {
-    let otp = Otp::from_env()[0];
+    support::each_release(a_link_dropped_mid_stream_is_reported_to_the_sender_with);
+}
+
+fn a_link_dropped_mid_stream_is_reported_to_the_sender_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::start(otp, epmd.port());
     let rt = runtime();

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Peers that pause, race and restart (ecosystem.md part C, items 8, 10 and 11), against real
 //! BEAM nodes of every release in `BEAMLINK_OTP`:
 //!
@@ -20,7 +21,9 @@ use beamlink::proto::node_name::NodeName;
 use beamlink::proto::term::{Pid, Term};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{BeamNode, Beamlink, Epmd, Otp, TEST_COOKIE, beamlink_stats, unique_name};
+use support::{
+    BeamNode, Beamlink, Epmd, Otp, TEST_COOKIE, beamlink_stats, each_release, unique_name,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -28,19 +31,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Runs `f` once per release in `BEAMLINK_OTP`, in parallel threads.
-fn each_release(f: fn(Otp)) {
-    let handles: Vec<_> = Otp::from_env()
-        .into_iter()
-        .map(|otp| std::thread::spawn(move || f(otp)))
-        .collect();
-    for h in handles {
-        if let Err(panic) = h.join() {
-            std::panic::resume_unwind(panic);
-        }
-    }
 }
 
 /// Records, on the BEAM, every nodeup/nodedown with its reason (`nd`).

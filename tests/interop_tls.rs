@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! TLS distribution against real BEAM nodes started with `-proto_dist inet_tls
 //! -ssl_dist_optfile FILE`, for every release in `BEAMLINK_OTP` (25, 27, 29), with TLS 1.2
 //! and 1.3: beamlink dials the BEAM (TLS, then the handshake with 4-byte framing) and the

@@ -46,7 +46,6 @@ mod connect;
 mod counters;
 mod gen_server;
 mod handle;
-mod log_limit;
 mod peers;
 pub(crate) mod process;
 mod router;

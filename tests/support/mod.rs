@@ -239,6 +239,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Runs `f` once per release in `BEAMLINK_OTP`, each in a thread of its own, all at once
+/// (each run starts its own EPMD, BEAMs and beamlink, so runs share nothing but the CPU);
+/// waits for all of them, then fails with the first release that failed. The fault tests
+/// use it so that every release is exercised for little more than the slowest one's time.
+pub fn each_release(f: fn(Otp)) {
+    let runs: Vec<_> = Otp::from_env()
+        .into_iter()
+        .map(|otp| {
+            let thread = std::thread::Builder::new()
+                .name(format!("otp{}", otp.release()))
+                .spawn(move || f(otp))
+                .expect("spawn a thread per release");
+            (otp, thread)
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (otp, run) in runs {
+        if let Err(panic) = run.join() {
+            eprintln!("{otp}: failed");
+            failed.push((otp, panic));
+        }
+    }
+    if let Some((_, panic)) = failed.into_iter().next() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// A node-name part unique within this machine for the life of this test process:
 /// `<prefix>_<pid>_<counter>`, made of letters, digits and `_` (valid for `-name`,
 /// `RELEASE_NODE` and EPMD).
