@@ -221,7 +221,7 @@ fn the_kubernetes_manifests_hold_against_the_api_schema() {
 /// is not PromQL.
 #[test]
 fn the_prometheus_files_are_what_prometheus_accepts() {
-    let out = Command::new("promtool")
+    let out = std::process::Command::new("promtool")
         .args(["check", "config"])
         .arg(root().join("deploy/prometheus.yml"))
         .output()

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! TLS distribution through the `beamlink` binary against real BEAM nodes started with
 //! `-proto_dist inet_tls -ssl_dist_optfile FILE` (mutual TLS: `verify_peer` and
 //! `fail_if_no_peer_cert` on the BEAM), for every release in `BEAMLINK_OTP` (25, 27, 29;
