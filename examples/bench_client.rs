@@ -20,7 +20,7 @@
 //! `quit` line), then shuts every node down and prints `RESULT {"stopped": COUNT}`. A
 //! `status` line is answered with `RESULT {"connected": K}`, the peers whose link is up.
 
-use beamlink::node::{Dest, Envelope, Node, NodeConfig, Process};
+use beamlink::node::{Dest, Envelope, Node, Process};
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::node_name::NodeName;
 use beamlink::proto::term::Term;
@@ -108,11 +108,14 @@ struct Settings {
 
 impl Settings {
     async fn node(&self, name: &str) -> Result<Node, String> {
-        let name = NodeName::parse(name).map_err(|e| format!("{name}: {e}"))?;
-        let mut config = NodeConfig::new(name, self.cookie.clone());
-        config.listen = None;
-        config.epmd_port = self.epmd_port;
-        Node::start(config).await.map_err(|e| e.to_string())
+        Node::builder()
+            .name(name)
+            .cookie(self.cookie.clone())
+            .dial_only()
+            .epmd_port(self.epmd_port)
+            .start()
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

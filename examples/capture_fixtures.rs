@@ -17,7 +17,7 @@
 //! * `dist/otp<N>-<what>.bin`: single frames the BEAM sent after the handshake (length
 //!   prefix included).
 
-use beamlink::node::{Node, NodeConfig};
+use beamlink::node::Node;
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::frame::{Frame, take_frame};
 use beamlink::proto::handshake::take_packet;
@@ -186,14 +186,15 @@ async fn main() {
         rec.clone(),
     ));
 
-    let mut config = NodeConfig::new(
-        NodeName::parse("beamlink@127.0.0.1").unwrap(),
-        Cookie::new(FIXTURE_COOKIE),
-    );
-    config.listen = None;
-    config.epmd_port = epmd_port;
-    config.dist_header = header;
-    let node = Node::start(config).await.unwrap();
+    let node = Node::builder()
+        .name("beamlink@127.0.0.1")
+        .cookie(Cookie::new(FIXTURE_COOKIE))
+        .dial_only()
+        .epmd_port(epmd_port)
+        .tune(move |config| config.dist_header = header)
+        .start()
+        .await
+        .unwrap();
     node.connect_addr(&peer, proxy).await.unwrap();
 
     // Make the BEAM send each kind of message over the recorded connection.

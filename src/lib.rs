@@ -38,6 +38,7 @@ pub(crate) mod config;
 pub(crate) mod diagnose;
 pub mod discovery;
 pub mod epmd;
+pub(crate) mod log_limit;
 pub mod metrics;
 pub mod node;
 pub mod tls;

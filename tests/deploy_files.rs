@@ -2,7 +2,8 @@
 //! (the docs quote the files the Swarm run deploys, not a copy that drifts), the two
 //! Dockerfiles ending in the same image, a `.dockerignore` that keeps the build context
 //! small, and the Kubernetes manifests valid against the Kubernetes API schema, offline
-//! (`tests/k8s/schema_check.py`). `scripts/swarm` deploys `deploy/stack.yml` itself.
+//! (`tests/k8s/schema_check.py`). `scripts/swarm` deploys `deploy/stack.yml` and its override
+//! files itself.
 
 use std::path::Path;
 
@@ -53,6 +54,10 @@ fn the_docs_show_the_deploy_files_verbatim() {
         "deploy/Dockerfile",
         "deploy/Dockerfile.prebuilt",
         "deploy/stack.yml",
+        "deploy/stack.watch.yml",
+        "deploy/stack.mesh.yml",
+        "deploy/prometheus.yml",
+        "deploy/beamlink.rules.yml",
         "deploy/release/env.sh",
         "deploy/kubernetes.yaml",
     ] {
@@ -208,4 +213,29 @@ fn the_kubernetes_manifests_hold_against_the_api_schema() {
             "{what}: no {expect:?} in {said}"
         );
     }
+}
+
+/// The Prometheus configuration and alert rules of `deploy/stack.watch.yml` are what
+/// Prometheus itself accepts: `promtool check config` loads the rules file named in it too.
+/// Fails on a malformed file, a rules file the config does not find, or a rule whose `expr`
+/// is not PromQL.
+#[cfg(feature = "interop")] // promtool comes from scripts/setup (Debian's prometheus)
+#[test]
+fn the_prometheus_files_are_what_prometheus_accepts() {
+    let out = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(root().join("deploy/prometheus.yml"))
+        .output()
+        .expect("promtool (Debian package prometheus; run scripts/setup)");
+    assert!(
+        out.status.success(),
+        "promtool check config deploy/prometheus.yml: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("SUCCESS: 4 rules found"),
+        "promtool did not load the 4 rules of deploy/beamlink.rules.yml: {said}"
+    );
 }

@@ -891,3 +891,78 @@ async fn packet_timeout_flag_closes_silent_connections_as_epmd_does() {
         assert_eq!(&our_slow[..4], b"w\x00\x04\x12", "{release}");
     }
 }
+
+/// Refused registrations do not flood the log: `beamlink epmd` (info level) gets 1 000
+/// refused ALIVE2 requests, half for a name already held, half with an extra field over
+/// 1 020 bytes; at most 10 "registration refused" lines a minute reach its log (a test
+/// shorter than two minutes sees at most 20), each saying why. Every request is still
+/// answered `Result = 1` and closed. (That the next window's first line counts the lines not
+/// written is the `LogLimit` unit test of `node::accept`.)
+///
+/// Fails without the rate limit of `epmd::server`'s refusal log (`Shared::log_refusal`
+/// admitting every line): 1 000 lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_refused_registrations_log_a_bounded_number_of_lines() {
+    let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("{}.log", unique_name("refusals")));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_beamlink"))
+        .args(["epmd", "--epmd-port", &port.to_string()])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start beamlink epmd");
+    let server = Proc::from_child(child, "beamlink epmd");
+    eventually("beamlink epmd to listen", T, || async move {
+        answers(local(port))
+    })
+    .await;
+    let held = register(local(port), &request("holder", 1), T)
+        .await
+        .unwrap();
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(32));
+    let mut tasks = Vec::new();
+    for i in 0..1_000u32 {
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let bytes = if i % 2 == 0 {
+                alive2(b"holder", 6, b"", 0)
+            } else {
+                let extra = vec![b'e'; 1021];
+                alive2(b"other", 5, &extra, extra.len() as u16)
+            };
+            let outcome = probe(local(port), &bytes).await;
+            drop(permit);
+            assert_eq!(outcome.reply, b"v\x01\x00\x00\x00\x63", "request {i}");
+            assert!(outcome.closed, "request {i} left open");
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(listed_async(local(port)).await, ["holder"]);
+    drop(held);
+    server.kill();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("registration refused"))
+        .collect();
+    eprintln!(
+        "{} log lines for 1000 refused registrations; the last: {:?}",
+        refused.len(),
+        refused.last()
+    );
+    assert!(!refused.is_empty(), "no refusal logged:\n{log}");
+    assert!(
+        refused.len() <= 20,
+        "{} lines for 1000 refused registrations: the log must be rate-limited",
+        refused.len()
+    );
+    assert!(
+        refused.iter().any(|l| l.contains("taken")),
+        "the lines name the refusal: {refused:?}"
+    );
+}

@@ -3,6 +3,9 @@
 //! and 21; contract.md): names a BEAM refuses, cookie files checked as erl checks them, the
 //! cookie never printed, SIGTERM as PID 1 of a PID namespace, EPMD killed and restarted
 //! under `beamlink run --epmd client`, `RUST_LOG` filtering, and one malloc arena.
+//!
+//! Every test that involves a BEAM runs once per release in `BEAMLINK_OTP` (25, 27 and 29 by
+//! default), the releases in parallel threads ([`support::each_release`]).
 
 mod support;
 
@@ -66,7 +69,10 @@ impl Drop for Scratch {
 /// non-ASCII host were accepted and then retried forever).
 #[test]
 fn names_the_beam_refuses_are_configuration_errors() {
-    let otp = Otp::from_env()[0];
+    support::each_release(names_the_beam_refuses_are_configuration_errors_with);
+}
+
+fn names_the_beam_refuses_are_configuration_errors_with(otp: Otp) {
     let epmd = Epmd::start();
     let port = epmd.port().to_string();
     let long = format!("{}@127.0.0.1", "a".repeat(250));
@@ -182,7 +188,10 @@ fn erl_verdict(otp: Otp, epmd: &Epmd, home: &Path) -> Result<String, String> {
 /// are refused by both. Through `run` too.
 #[test]
 fn cookie_files_are_checked_as_erl_checks_them() {
-    let otp = Otp::from_env()[0];
+    support::each_release(cookie_files_are_checked_as_erl_checks_them_with);
+}
+
+fn cookie_files_are_checked_as_erl_checks_them_with(otp: Otp) {
     let epmd = Epmd::start();
     let port = epmd.port().to_string();
     let good = "Fine-Cookie-123";
@@ -355,9 +364,12 @@ fn one_shots_read_runs_environment_but_not_its_name() {
 
 #[test]
 fn the_cookie_never_appears_in_any_output() {
+    support::each_release(the_cookie_never_appears_in_any_output_with);
+}
+
+fn the_cookie_never_appears_in_any_output_with(otp: Otp) {
     const SECRET: &str = "Zq9-SeCrEt-C00kie-8472";
     const WRONG: &str = "Wr0ng-SeCrEt-Kuk1e-5531";
-    let otp = Otp::from_env()[0];
     let epmd = Epmd::start();
     let port = epmd.port().to_string();
     let beam = BeamNode::builder(otp, epmd.port()).cookie(SECRET).start();
@@ -592,7 +604,10 @@ fn child_of(parent: u32) -> Option<u32> {
 /// unregisters from EPMD, and exits 0 within 5 s.
 #[test]
 fn sigterm_as_pid_1_closes_links_unregisters_and_exits_0() {
-    let otp = Otp::from_env()[0];
+    support::each_release(sigterm_as_pid_1_closes_links_unregisters_and_exits_0_with);
+}
+
+fn sigterm_as_pid_1_closes_links_unregisters_and_exits_0_with(otp: Otp) {
     let epmd = Epmd::start();
     let port = epmd.port().to_string();
     let beam = BeamNode::start(otp, epmd.port());
@@ -673,7 +688,10 @@ fn sigterm_as_pid_1_closes_links_unregisters_and_exits_0() {
 /// says); `ERL_EPMD_PORT` is honoured.
 #[test]
 fn epmd_killed_and_restarted_beamlink_registers_again() {
-    let otp = Otp::from_env()[0];
+    support::each_release(epmd_killed_and_restarted_beamlink_registers_again_with);
+}
+
+fn epmd_killed_and_restarted_beamlink_registers_again_with(otp: Otp) {
     let epmd = Epmd::start();
     let epmd_port = epmd.port();
     let port = epmd_port.to_string();
@@ -836,7 +854,10 @@ fn secondary_malloc_arenas(pid: u32) -> usize {
 /// Fails without `one_malloc_arena` (the first beamlink then has an arena per worker).
 #[test]
 fn run_keeps_one_malloc_arena_unless_the_environment_says_otherwise() {
-    let otp = Otp::from_env()[0];
+    support::each_release(run_keeps_one_malloc_arena_unless_the_environment_says_otherwise_with);
+}
+
+fn run_keeps_one_malloc_arena_unless_the_environment_says_otherwise_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::start(otp, epmd.port());
     let mut arenas = Vec::new();

@@ -5,6 +5,9 @@
 //! NXDOMAIN, SERVFAIL. dnsmasq cannot be made to give these on demand, so a scripted
 //! responder on loopback ([`support::FakeDns`]) answers `beamlink run --dns-server`; the
 //! peer is a real BEAM.
+//!
+//! Every test that involves a BEAM runs once per release in `BEAMLINK_OTP` (25, 27 and 29 by
+//! default), the releases in parallel threads ([`support::each_release`]).
 
 mod support;
 
@@ -39,7 +42,10 @@ fn wait_polls(dns: &FakeDns, polls: u64) {
 /// failing poll were logged.
 #[test]
 fn duplicate_empty_and_failed_answers_never_touch_a_live_link() {
-    let otp = Otp::from_env()[0];
+    support::each_release(duplicate_empty_and_failed_answers_never_touch_a_live_link_with);
+}
+
+fn duplicate_empty_and_failed_answers_never_touch_a_live_link_with(otp: Otp) {
     let epmd = Epmd::start();
     let basename = unique_name("web");
     let beam = BeamNode::builder(otp, epmd.port()).name(&basename).start();

@@ -8,6 +8,9 @@
 //! The misbehaving peer is a raw socket driven by beamlink's own handshake state machines, so
 //! it can stop or reset (SO_LINGER 0) between any two messages; a real BEAM is also stopped
 //! and `kill -9`ed in the middle of a handshake.
+//!
+//! Every test that involves a BEAM runs once per release in `BEAMLINK_OTP` (25, 27 and 29 by
+//! default), the releases in parallel threads ([`support::each_release`]).
 
 mod support;
 
@@ -145,6 +148,10 @@ async fn initiator_until(
 /// and the same name is refused with `nok`).
 #[test]
 fn a_peer_dialling_beamlink_may_stall_or_vanish_at_any_step() {
+    support::each_release(a_peer_dialling_beamlink_may_stall_or_vanish_at_any_step_with);
+}
+
+fn a_peer_dialling_beamlink_may_stall_or_vanish_at_any_step_with(otp: Otp) {
     let PingedBeamlink {
         beam,
         bl,
@@ -152,7 +159,7 @@ fn a_peer_dialling_beamlink_may_stall_or_vanish_at_any_step() {
         name,
         pid,
         addr,
-    } = pinged_beamlink(Otp::from_env()[0], "blhsacc");
+    } = pinged_beamlink(otp, "blhsacc");
     let fds = fd_count(pid);
     let before = beamlink_stats(&beam, &name);
     assert_eq!((before.links, before.pending), (1, 0), "{before:?}");
@@ -337,7 +344,10 @@ async fn acceptor_until(
 /// never ends), or without the retry of `cluster::run` (no next connection).
 #[test]
 fn a_peer_beamlink_dials_may_stall_or_vanish_at_any_step() {
-    let otp = Otp::from_env()[Otp::from_env().len() - 1];
+    support::each_release(a_peer_beamlink_dials_may_stall_or_vanish_at_any_step_with);
+}
+
+fn a_peer_beamlink_dials_may_stall_or_vanish_at_any_step_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::start(otp, epmd.port());
     let fake = format!("{}@127.0.0.1", unique_name("rawacc"));
@@ -463,7 +473,10 @@ fn a_peer_beamlink_dials_may_stall_or_vanish_at_any_step() {
 /// name is up, it connects to it.
 #[test]
 fn a_beam_killed_during_the_handshake_leaves_nothing_behind() {
-    let otp = Otp::from_env()[0];
+    support::each_release(a_beam_killed_during_the_handshake_leaves_nothing_behind_with);
+}
+
+fn a_beam_killed_during_the_handshake_leaves_nothing_behind_with(otp: Otp) {
     let epmd = Epmd::start();
     let alive = unique_name("victim");
     let beam = BeamNode::builder(otp, epmd.port()).name(&alive).start();
@@ -514,6 +527,10 @@ fn a_beam_killed_during_the_handshake_leaves_nothing_behind() {
 /// file descriptors and tasks stay flat, and the failures do not flood the log.
 #[test]
 fn wrong_cookie_handshakes_from_many_names_leave_nothing() {
+    support::each_release(wrong_cookie_handshakes_from_many_names_leave_nothing_with);
+}
+
+fn wrong_cookie_handshakes_from_many_names_leave_nothing_with(otp: Otp) {
     let PingedBeamlink {
         beam,
         bl,
@@ -521,7 +538,7 @@ fn wrong_cookie_handshakes_from_many_names_leave_nothing() {
         name,
         pid,
         addr,
-    } = pinged_beamlink(Otp::from_env()[0], "blwaste");
+    } = pinged_beamlink(otp, "blwaste");
     let round = |count: usize, tag: &str| {
         with_runtime(async {
             let mut tasks = Vec::new();

@@ -12,6 +12,9 @@
 //!   mid-stream, the Rust sender gets an error for what was not accepted and the drop is
 //!   reported to its monitor.
 //!
+//! Every test that involves a BEAM runs once per release in `BEAMLINK_OTP` (25, 27 and 29 by
+//! default), the releases in parallel threads ([`support::each_release`]).
+//!
 //! The send-queue policy these tests pin down (see `transport::connection`):
 //! * each link has one output buffer, bounded at `ConnectionConfig::send_queue_bytes` (16 MiB by
 //!   default). A message is always accepted into an empty buffer, so one larger message still
@@ -27,7 +30,7 @@
 
 mod support;
 
-use beamlink::node::{Dest, Envelope, Node, NodeConfig, SendError};
+use beamlink::node::{Dest, Envelope, Node, SendError};
 use beamlink::proto::control::Control;
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::dist_header::DistDecoder;
@@ -94,6 +97,10 @@ async fn ping_over(
 /// for a gigabyte, and the trickle is buffered).
 #[test]
 fn length_bombs_are_refused_from_the_header() {
+    support::each_release(length_bombs_are_refused_from_the_header_with);
+}
+
+fn length_bombs_are_refused_from_the_header_with(otp: Otp) {
     let PingedBeamlink {
         beam,
         bl,
@@ -101,7 +108,7 @@ fn length_bombs_are_refused_from_the_header() {
         name,
         pid,
         addr,
-    } = pinged_beamlink(Otp::from_env()[0], "bllen");
+    } = pinged_beamlink(otp, "bllen");
     let rt = runtime();
     let fds = fd_count(pid);
     for (len, trickle) in [
@@ -170,6 +177,10 @@ fn length_bombs_are_refused_from_the_header() {
 /// overflow kills the node).
 #[test]
 fn term_bombs_are_refused_and_the_link_goes_on() {
+    support::each_release(term_bombs_are_refused_and_the_link_goes_on_with);
+}
+
+fn term_bombs_are_refused_and_the_link_goes_on_with(otp: Otp) {
     let PingedBeamlink {
         beam,
         bl,
@@ -177,7 +188,7 @@ fn term_bombs_are_refused_and_the_link_goes_on() {
         name,
         pid,
         addr,
-    } = pinged_beamlink(Otp::from_env()[0], "blterm");
+    } = pinged_beamlink(otp, "blterm");
     let me = format!("{}@127.0.0.1", unique_name("termbomb"));
     let mut deep = vec![131u8];
     for _ in 0..100_000 {
@@ -255,7 +266,10 @@ fn term_bombs_are_refused_and_the_link_goes_on() {
 /// output buffer were unbounded (memory grows with what the peer sends).
 #[test]
 fn a_peer_that_stops_reading_is_dropped_and_nobody_else_waits() {
-    let otp = Otp::from_env()[0];
+    support::each_release(a_peer_that_stops_reading_is_dropped_and_nobody_else_waits_with);
+}
+
+fn a_peer_that_stops_reading_is_dropped_and_nobody_else_waits_with(otp: Otp) {
     let epmd = Epmd::start();
     let name = format!("{}@127.0.0.1", unique_name("blstall"));
     let bl = start_beamlink(&epmd, &name, &["--bench-services", "--net-ticktime", "4"]);
@@ -351,13 +365,15 @@ fn rust_node(
     ticktime: Duration,
     mailbox: usize,
 ) -> Node {
-    let name = NodeName::parse(&format!("{alive}@127.0.0.1")).unwrap();
-    let mut config = NodeConfig::new(name, Cookie::new(TEST_COOKIE));
-    config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    config.epmd_port = epmd.port();
-    config.connection.net_ticktime = ticktime;
-    config.mailbox_capacity = mailbox;
-    rt.block_on(Node::start(config)).unwrap()
+    let builder = Node::builder()
+        .name(format!("{alive}@127.0.0.1"))
+        .cookie(Cookie::new(TEST_COOKIE))
+        .no_epmd()
+        .epmd_port(epmd.port())
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .net_ticktime(ticktime)
+        .tune(move |config| config.mailbox_capacity = mailbox);
+    rt.block_on(builder.start()).unwrap()
 }
 
 /// The library: a raw peer that completed a handshake and then reads nothing. A Rust
@@ -370,7 +386,10 @@ fn rust_node(
 /// if the waiting sender were not woken when the link drops (the send hangs).
 #[test]
 fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error() {
-    let otp = Otp::from_env()[0];
+    support::each_release(senders_to_a_peer_that_stops_reading_wait_then_get_an_error_with);
+}
+
+fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::builder(otp, epmd.port())
         .arg("-kernel")
@@ -588,7 +607,10 @@ fn a_slow_but_steady_reader_keeps_its_link() {
 /// Fails if delivery into a full mailbox dropped messages (`try_send` in `Node::deliver`).
 #[test]
 fn messages_through_a_slow_consumer_all_arrive_in_order() {
-    let otp = Otp::from_env()[Otp::from_env().len() - 1];
+    support::each_release(messages_through_a_slow_consumer_all_arrive_in_order_with);
+}
+
+fn messages_through_a_slow_consumer_all_arrive_in_order_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::start(otp, epmd.port());
     let rt = runtime();
@@ -659,7 +681,10 @@ fn messages_through_a_slow_consumer_all_arrive_in_order() {
 /// mailbox as silence (`DisconnectReason::TickTimeout` after a net_ticktime).
 #[test]
 fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link() {
-    let otp = Otp::from_env()[0];
+    support::each_release(a_consumer_pausing_longer_than_net_ticktime_keeps_the_link_with);
+}
+
+fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::builder(otp, epmd.port())
         .arg("-kernel")
@@ -735,7 +760,10 @@ fn a_consumer_pausing_longer_than_net_ticktime_keeps_the_link() {
 /// did not fire.
 #[test]
 fn a_link_dropped_mid_stream_is_reported_to_the_sender() {
-    let otp = Otp::from_env()[0];
+    support::each_release(a_link_dropped_mid_stream_is_reported_to_the_sender_with);
+}
+
+fn a_link_dropped_mid_stream_is_reported_to_the_sender_with(otp: Otp) {
     let epmd = Epmd::start();
     let beam = BeamNode::start(otp, epmd.port());
     let rt = runtime();

@@ -14,17 +14,16 @@
 
 mod support;
 
-use beamlink::cluster::ClusterConfig;
-use beamlink::epmd::{Registration, register};
-use beamlink::node::{Dest, Envelope, Node, NodeConfig, NodeEvent};
+use beamlink::EpmdMode;
+use beamlink::node::{Dest, Envelope, Node, NodeEvent};
 use beamlink::proto::digest::Cookie;
-use beamlink::proto::epmd::{Alive2Request, AliveName};
 use beamlink::proto::node_name::NodeName;
 use beamlink::proto::term::{Pid, Term};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{BeamNode, Beamlink, Epmd, Otp, TEST_COOKIE, beamlink_stats, unique_name};
-use tokio::net::TcpListener;
+use support::{
+    BeamNode, Beamlink, Epmd, Otp, TEST_COOKIE, beamlink_stats, each_release, unique_name,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -32,19 +31,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Runs `f` once per release in `BEAMLINK_OTP`, in parallel threads.
-fn each_release(f: fn(Otp)) {
-    let handles: Vec<_> = Otp::from_env()
-        .into_iter()
-        .map(|otp| std::thread::spawn(move || f(otp)))
-        .collect();
-    for h in handles {
-        if let Err(panic) = h.join() {
-            std::panic::resume_unwind(panic);
-        }
-    }
 }
 
 /// Records, on the BEAM, every nodeup/nodedown with its reason (`nd`).
@@ -177,37 +163,25 @@ fn stopped_peer_comes_back(otp: Otp) {
 }
 
 /// A library node registered with `epmd` (so that a BEAM can dial it), listening on
-/// loopback. Returns the node and its registration (dropping it unregisters).
+/// loopback; with `poll`, it keeps connecting to that peer. Its shutdown unregisters it.
 fn registered_node(
     rt: &tokio::runtime::Runtime,
     epmd: &Epmd,
     name: &str,
     poll: Option<(NodeName, Duration)>,
-) -> (Node, Registration) {
-    rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let alive = AliveName::new(name.split('@').next().unwrap()).unwrap();
-        let epmd_addr: SocketAddr = format!("127.0.0.1:{}", epmd.port()).parse().unwrap();
-        let registration = register(
-            epmd_addr,
-            &Alive2Request::new(alive, port),
-            Duration::from_secs(5),
-        )
-        .await
-        .expect("register with epmd");
-        let mut config = NodeConfig::new(NodeName::parse(name).unwrap(), Cookie::new(TEST_COOKIE));
-        config.epmd_port = epmd.port();
-        config.creation = Some(registration.creation());
-        let node = Node::start_on(config, Some(listener)).await.unwrap();
-        if let Some((peer, interval)) = poll {
-            tokio::spawn(beamlink::cluster::run(
-                node.clone(),
-                ClusterConfig::statics(vec![peer], interval),
-            ));
-        }
-        (node, registration)
-    })
+) -> Node {
+    let mut builder = Node::builder()
+        .name(name)
+        .cookie(Cookie::new(TEST_COOKIE))
+        .epmd(EpmdMode::Client)
+        .epmd_port(epmd.port())
+        .registration_timeout(Duration::from_secs(5))
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)));
+    if let Some((peer, interval)) = poll {
+        builder = builder.connect(peer.to_string()).poll_interval(interval);
+    }
+    rt.block_on(builder.start())
+        .expect("start a registered node")
 }
 
 fn now_micros() -> u128 {
@@ -246,7 +220,7 @@ fn simultaneous_connects(otp: Otp) {
     let _guard = rt.enter();
     for prefix in ["asim", "zsim"] {
         let name = format!("{}@127.0.0.1", unique_name(prefix));
-        let (node, registration) = registered_node(&rt, &epmd, &name, None);
+        let node = registered_node(&rt, &epmd, &name, None);
         let mut events = node.events();
         for round in 0..ROUNDS {
             let at = now_micros() + 150_000;
@@ -325,7 +299,6 @@ fn simultaneous_connects(otp: Otp) {
         assert_eq!(seen.len(), 2 * ROUNDS, "{otp} {name}: {seen:?}");
         assert!(alternate(&seen), "{otp} {name}: the BEAM saw {seen:?}");
         rt.block_on(node.shutdown());
-        drop(registration);
     }
     eprintln!("{otp}: {} simultaneous rounds, one link each", 2 * ROUNDS);
 }
@@ -361,8 +334,7 @@ fn restarted_beam(otp: Otp) {
     let _guard = rt.enter();
     let name = format!("{}@127.0.0.1", unique_name("blwatch"));
     let interval = Duration::from_secs(1);
-    let (node, _registration) =
-        registered_node(&rt, &epmd, &name, Some((beam_name.clone(), interval)));
+    let node = registered_node(&rt, &epmd, &name, Some((beam_name.clone(), interval)));
     let mut watcher = node.spawn_process();
     watcher.register("watcher").unwrap();
     let up = rt.block_on(support::node_up(&node, &beam_name, Duration::from_secs(5)));
@@ -488,7 +460,7 @@ fn restarted_beamlink(otp: Otp) {
     let rt = runtime();
     let _guard = rt.enter();
 
-    let (first, registration) = registered_node(&rt, &epmd, &name, None);
+    let first = registered_node(&rt, &epmd, &name, None);
     let old = first.spawn_process();
     rt.block_on(old.send(
         Dest::name("keeper", &beam_name),
@@ -502,13 +474,12 @@ fn restarted_beamlink(otp: Otp) {
     .unwrap();
     rt.block_on(first.shutdown());
     drop(old);
-    drop(registration);
     let down = beam
         .eval("receive {'DOWN', OldRef, process, _, Why} -> Why after 10000 -> timeout end")
         .unwrap();
     assert_eq!(down, "noconnection", "{otp}");
 
-    let (second, _registration) = registered_node(&rt, &epmd, &name, None);
+    let second = registered_node(&rt, &epmd, &name, None);
     assert_ne!(second.creation(), first.creation());
     let mut new = second.spawn_process();
     let old_pid = beam.eval("Old").unwrap();

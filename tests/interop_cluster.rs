@@ -7,7 +7,7 @@
 
 mod support;
 
-use beamlink::node::{Dest, Envelope, Node, NodeConfig, RpcError};
+use beamlink::node::{Dest, Envelope, Node, RpcError};
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::node_name::NodeName;
 use beamlink::proto::term::Term;
@@ -208,14 +208,14 @@ fn erl_call_gets_an_answer_from_rex() {
 }
 
 fn rust_node(epmd: &Epmd, alive: &str) -> Node {
-    let mut config = NodeConfig::new(
-        NodeName::parse(&format!("{}@127.0.0.1", unique_name(alive))).unwrap(),
-        Cookie::new(TEST_COOKIE),
-    );
-    config.epmd_port = epmd.port();
-    config.listen = Some("127.0.0.1:0".parse().unwrap());
+    let builder = Node::builder()
+        .name(format!("{}@127.0.0.1", unique_name(alive)))
+        .cookie(Cookie::new(TEST_COOKIE))
+        .no_epmd()
+        .epmd_port(epmd.port())
+        .listen("127.0.0.1:0".parse().unwrap());
     let rt = tokio::runtime::Handle::current();
-    rt.block_on(async { Node::start(config).await.unwrap() })
+    rt.block_on(async { builder.start().await.unwrap() })
 }
 
 /// Runs a blocking test body on a multi-thread runtime, so BEAM calls into our node are

@@ -1,17 +1,21 @@
 //! Two beamlink nodes on loopback: the library against itself (the BEAM tests are in the
 //! interop suites).
 
-use beamlink::node::{CallError, Dest, Envelope, Node, NodeConfig, RpcCallError, RpcError};
+use beamlink::node::{CallError, Dest, Envelope, Node, RpcCallError, RpcError};
 use beamlink::proto::digest::Cookie;
-use beamlink::proto::node_name::NodeName;
 use beamlink::proto::term::Term;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 async fn node(name: &str, cookie: &str) -> Node {
-    let mut config = NodeConfig::new(NodeName::parse(name).unwrap(), Cookie::new(cookie));
-    config.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
-    Node::start(config).await.unwrap()
+    Node::builder()
+        .name(name)
+        .cookie(Cookie::new(cookie))
+        .no_epmd()
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .start()
+        .await
+        .unwrap()
 }
 
 fn addr(n: &Node) -> SocketAddr {

@@ -33,7 +33,9 @@
 //! Bounds: at most [`ServerConfig::max_connections`] connections at once, registrations
 //! included; a connection past that is accepted and closed at once (as `epmd` does when its
 //! table is full) and counted in a warning. At most [`ServerConfig::max_registrations`]
-//! names. A connection that stays silent, before its request is complete, for more than
+//! names. Refused registrations are logged at most 10 a minute (any local process can ask
+//! for a taken name in a loop); the rest go to debug and are counted in the next line. A
+//! connection that stays silent, before its request is complete, for more than
 //! [`ServerConfig::packet_timeout`] is closed: each byte restarts the count, as each read
 //! updates `mod_time` in `epmd`'s `do_read`. `epmd`'s `run` loop compares whole seconds
 //! (`mod_time + packet_timeout < now`) once a second (every `IDLE_TIMEOUT`, 5 s, for a
@@ -47,6 +49,7 @@
 
 use super::error::{EpmdError, describe};
 use super::registry::{Refusal, Registry};
+use crate::log_limit::LogLimit;
 use crate::proto::epmd::{
     Alive2Response, EpmdRequest, EpmdWireError, MAX_REQUEST_LEN, NamesEntry, NamesResponse,
     Port2Response, encode_dump,
@@ -162,7 +165,16 @@ struct Shared {
     turned_away: AtomicU64,
     /// Cancelled when the server stops because it obeyed a KILL_REQ.
     killed: CancellationToken,
+    /// Refused registrations written to the log (see [`Shared::log_refusal`]).
+    refusals: Mutex<LogLimit>,
 }
+
+/// Refused registrations logged per [`REFUSAL_WINDOW`]; the rest go to debug and are counted
+/// in the next line. Any local process can ask for a taken name or send a bad request in a
+/// loop: that must not flood the log.
+const REFUSALS_PER_WINDOW: u32 = 10;
+/// See [`REFUSALS_PER_WINDOW`].
+const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 
 impl Shared {
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -177,6 +189,23 @@ impl Shared {
     /// How long a connection may stay silent before it is closed (see the module docs).
     fn idle_limit(&self) -> Duration {
         self.packet_timeout + Duration::from_secs(1)
+    }
+
+    /// Logs a refused registration (at warn level when `serious`), at most
+    /// [`REFUSALS_PER_WINDOW`] a window; the others at debug level, counted in the next line.
+    fn log_refusal(&self, what: fmt::Arguments<'_>, serious: bool) {
+        let admitted = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(std::time::Instant::now());
+        match admitted {
+            Some(not_logged) if serious => {
+                warn!(not_logged, "registration refused: {what}")
+            }
+            Some(not_logged) => info!(not_logged, "registration refused: {what}"),
+            None => debug!("registration refused: {what}"),
+        }
     }
 }
 
@@ -249,6 +278,7 @@ impl EpmdServer {
             next_connection: AtomicU64::new(1),
             turned_away: AtomicU64::new(0),
             killed: CancellationToken::new(),
+            refusals: Mutex::new(LogLimit::new(REFUSALS_PER_WINDOW, REFUSAL_WINDOW)),
         });
         let cancel = shutdown.child_token();
         let tracker = TaskTracker::new();
@@ -429,7 +459,7 @@ impl Connection {
                 highest_version,
                 problem,
             }) if local_peer => {
-                info!(%problem, "registration refused");
+                self.shared.log_refusal(format_args!("{problem}"), false);
                 self.reply(&mut stream, |out| {
                     Alive2Response::refused(highest_version).encode(out)
                 })
@@ -466,11 +496,15 @@ impl Connection {
                         Alive2Response::accepted(highest_version, creation)
                     }
                     Err(Refusal::Duplicate) => {
-                        info!(name = %request.name, "registration refused: name taken");
+                        self.shared
+                            .log_refusal(format_args!("name {} taken", request.name), false);
                         Alive2Response::refused(highest_version)
                     }
                     Err(Refusal::Full) => {
-                        warn!(name = %request.name, "registration refused: registration table full");
+                        self.shared.log_refusal(
+                            format_args!("{}: registration table full", request.name),
+                            true,
+                        );
                         Alive2Response::refused(highest_version)
                     }
                 };

@@ -7,9 +7,9 @@
 //! accept loop and the handshake itself are the transport's
 //! ([`crate::transport::listener`]).
 
-use super::log_limit::LogLimit;
 use super::peers::{PeerState, answer};
 use super::{Node, lock};
+use crate::log_limit::LogLimit;
 use crate::proto::flags::DistFlags;
 use crate::proto::handshake::Status;
 use crate::proto::node_name::NodeName;

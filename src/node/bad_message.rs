@@ -10,8 +10,8 @@
 //! not flood the log any more than one that stays. The others go to debug level and are
 //! counted in the next warn line.
 
-use super::log_limit::LogLimit;
 use super::{Node, lock};
+use crate::log_limit::LogLimit;
 use crate::proto::frame::MessageError;
 use crate::transport::connection::{Connection, OnBadMessage};
 use bytes::Bytes;

@@ -5,7 +5,7 @@
 //!
 //! # Where [`Node`]'s methods are
 //! One `impl Node` block per concern, in the file of that concern:
-//! * `mod.rs`, identity and life cycle: [`start`](Node::start), [`start_on`](Node::start_on),
+//! * `mod.rs`, identity and life cycle (a node is started by [`Node::builder`]):
 //!   [`shutdown`](Node::shutdown), [`shutting_down`](Node::shutting_down),
 //!   [`name`](Node::name), [`creation`](Node::creation), [`flags`](Node::flags),
 //!   [`listen_addr`](Node::listen_addr), [`config`](Node::config), [`uptime`](Node::uptime),
@@ -46,7 +46,6 @@ mod connect;
 mod counters;
 mod gen_server;
 mod handle;
-mod log_limit;
 mod peers;
 pub(crate) mod process;
 mod router;
@@ -117,6 +116,9 @@ pub struct NodeConfig {
     /// What a message that does not decode does to its connection (`--on-bad-message`):
     /// by default it is dropped and the connection stays; a BEAM closes the connection.
     pub on_bad_message: OnBadMessage,
+    /// TLS distribution, handed to the transport (which dials and accepts over TLS; the
+    /// node sees only the session's description). `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl NodeConfig {
@@ -137,6 +139,7 @@ impl NodeConfig {
             creation: None,
             dist_header: true,
             on_bad_message: OnBadMessage::Keep,
+            tls: None,
         }
     }
 
@@ -167,6 +170,9 @@ pub enum NodeError {
     },
     /// The OS random source failed.
     Random(getrandom::Error),
+    /// TLS is configured and the node listens, but the TLS settings cannot serve
+    /// (no certificate for the server role).
+    Tls(crate::tls::TlsConfigError),
 }
 
 impl fmt::Display for NodeError {
@@ -176,6 +182,7 @@ impl fmt::Display for NodeError {
                 write!(f, "cannot listen for connections on {addr}: {source}")
             }
             NodeError::Random(e) => write!(f, "the OS random source failed: {e}"),
+            NodeError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -185,6 +192,7 @@ impl std::error::Error for NodeError {
         match self {
             NodeError::Listen { source, .. } => Some(source),
             NodeError::Random(e) => Some(e),
+            NodeError::Tls(e) => Some(e),
         }
     }
 }
@@ -242,8 +250,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Node {
     /// Starts a node: binds the listener (if `config.listen` says so) and starts
-    /// accepting connections.
-    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+    /// accepting connections. The crate's unit tests use it; everyone else starts a node
+    /// with [`Node::builder`].
+    #[cfg(test)]
+    pub(crate) async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let listener = match config.listen {
             Some(addr) => Some(
                 listener::bind(addr)
@@ -257,7 +267,7 @@ impl Node {
 
     /// Starts a node on a listener bound by the caller (who needed its port first, to
     /// register it with EPMD); `config.listen` is not used.
-    pub async fn start_on(
+    pub(crate) async fn start_on(
         config: NodeConfig,
         listener: Option<TcpListener>,
     ) -> Result<Node, NodeError> {
@@ -265,6 +275,10 @@ impl Node {
             Some(c) => c,
             // 0 is reserved and 1..3 belong to old-style EPMD creations.
             None => random_u32().map_err(NodeError::Random)?.max(4),
+        };
+        let server_tls = match (&config.tls, &listener) {
+            (Some(tls), Some(_)) => Some(tls.server().map_err(NodeError::Tls)?),
+            _ => None,
         };
         let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (events, _) = broadcast::channel(1024);
@@ -280,6 +294,7 @@ impl Node {
                 epmd_port: config.epmd_port,
                 dist_port: config.dist_port,
                 setup_timeout: config.setup_timeout,
+                tls: config.tls.clone(),
             },
         );
         let inner = Arc::new(Inner {
@@ -311,6 +326,7 @@ impl Node {
                 local,
                 setup_timeout: node.inner.config.setup_timeout,
                 max_pending_handshakes: node.inner.config.max_pending_handshakes,
+                tls: server_tls,
             };
             listener::spawn(
                 listener,
@@ -325,6 +341,7 @@ impl Node {
             creation,
             listen = ?listen_addr,
             hidden = !node.inner.config.visible,
+            tls = node.inner.config.tls.is_some(),
             "node started"
         );
         Ok(node)

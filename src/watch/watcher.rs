@@ -104,6 +104,8 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
                         log_line(note.is_warning(), &note.to_string());
                     }
                     for connect in connects {
+                        // One line per request: what fault_mesh.rs counts per pair.
+                        debug!("mesh: request: {} connect_node({})", connect.on, connect.to);
                         let (node, tx) = (node.clone(), tx.clone());
                         let timeout = config.connect_timeout;
                         tasks.spawn(async move {
@@ -179,6 +181,11 @@ fn absorb(
     }
     releases.retain(|n, _| reports.iter().any(|r| &r.name == n));
     let view = View::build(node.name(), &reports);
+    debug!(
+        answered = reports.iter().filter(|r| r.answer.is_some()).count(),
+        silent = reports.iter().filter(|r| r.answer.is_none()).count(),
+        "cluster: view taken"
+    );
     for t in diff(previous, &view) {
         log_line(t.is_warning(), &t.to_string());
     }

@@ -16,6 +16,14 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Owns `child` (killed and reaped on drop); `what` names it in failures.
+    pub fn from_child(child: Child, what: &str) -> Proc {
+        Proc {
+            child,
+            what: what.to_owned(),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -22,6 +22,8 @@
 //!   [`http_exchange`], [`sample`].
 //! * One-shot `erl` processes and EPMD probes for the EPMD tests ([`erl_of`],
 //!   [`erl_eval_of`], [`listed`], [`eventually`]).
+//! * TLS distribution ([`Pki`]): a CA and certificates made with rcgen, option files, and
+//!   [`tls_beam`], a BEAM started with `-proto_dist inet_tls`.
 //! * [`free_port`], [`unique_name`], [`wait_for`].
 //!
 //! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
@@ -40,6 +42,7 @@ mod epmd;
 mod erl;
 mod fault;
 mod http;
+mod pki;
 mod process;
 mod release;
 mod swarm;
@@ -61,6 +64,7 @@ pub use epmd::Epmd;
 pub use erl::*;
 pub use fault::*;
 pub use http::*;
+pub use pki::{Pki, tls_beam};
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
     BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,
@@ -246,6 +250,33 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no port free on both {LOOPBACK} and ::1");
+}
+
+/// Runs `f` once per release in `BEAMLINK_OTP`, each in a thread of its own, all at once
+/// (each run starts its own EPMD, BEAMs and beamlink, so runs share nothing but the CPU);
+/// waits for all of them, then fails with the first release that failed. The fault tests
+/// use it so that every release is exercised for little more than the slowest one's time.
+pub fn each_release(f: fn(Otp)) {
+    let runs: Vec<_> = Otp::from_env()
+        .into_iter()
+        .map(|otp| {
+            let thread = std::thread::Builder::new()
+                .name(format!("otp{}", otp.release()))
+                .spawn(move || f(otp))
+                .expect("spawn a thread per release");
+            (otp, thread)
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (otp, run) in runs {
+        if let Err(panic) = run.join() {
+            eprintln!("{otp}: failed");
+            failed.push((otp, panic));
+        }
+    }
+    if let Some((_, panic)) = failed.into_iter().next() {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// A node-name part unique within this machine for the life of this test process:

@@ -93,6 +93,8 @@ pub struct ConnectionInfo {
     pub peer_creation: u32,
     /// A number unique to this link within the process.
     pub id: u64,
+    /// What the TLS session agreed on; `None` on plain TCP.
+    pub tls: Option<crate::tls::TlsSession>,
 }
 
 /// What becomes of a connection on which a message arrived that does not decode.
@@ -283,10 +285,16 @@ where
 
 /// One half stopped: the connection is down. The last half to stop tells the handler.
 fn finish<H: ConnectionHandler>(link: &Connection, reason: DisconnectReason, handler: &H) {
+    let local = matches!(reason, DisconnectReason::Local);
     let _ = link.shared.down.set(reason);
     link.shared.cancel.cancel();
-    // Senders waiting for room see the cancellation; later ones see the closed outbox.
-    link.shared.outbox().close();
+    // Senders waiting for room see the cancellation; later ones see the closed outbox. When we
+    // close it ourselves, what was queued before stays for the writer's last flush.
+    if local {
+        link.shared.outbox().close_keeping();
+    } else {
+        link.shared.outbox().close();
+    }
     link.shared.space_ready.notify_waiters();
     if link.shared.halves_left.fetch_sub(1, Ordering::AcqRel) == 1 {
         let reason = link

@@ -98,6 +98,12 @@ impl Outbox {
         (pending, std::mem::take(&mut self.messages))
     }
 
+    /// We are closing the connection: nothing more is accepted, and what waits stays for
+    /// the writer's last flush ([`super::writer`]).
+    pub(super) fn close_keeping(&mut self) {
+        self.closed = true;
+    }
+
     /// The connection is down: what waits is dropped and nothing more is accepted.
     pub(super) fn close(&mut self) {
         self.closed = true;

@@ -44,6 +44,7 @@ fn info() -> ConnectionInfo {
         peer_flags: DistFlags::BEAMLINK_DEFAULT,
         peer_creation: 1,
         id: 1,
+        tls: None,
     }
 }
 
@@ -234,4 +235,25 @@ async fn a_peer_that_stops_reading_fills_the_queue_then_the_link_drops() {
     let waiting = rig.link.send_packet(packet.clone());
     assert_eq!(waiting.await, Err(SendError::LinkClosed));
     assert_eq!(rig.stopped().await, Some(DisconnectReason::SendStalled));
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_was_queued_before_we_close_reaches_the_peer() {
+    let mut rig = Rig::start(ticking(60), Recorder::default(), 64 * 1024);
+    let packet = Bytes::from(vec![7u8; 1000]);
+    for _ in 0..20 {
+        let mut write =
+            |out: &mut BytesMut, _: DistFlags, _: Option<&mut AtomCacheOut>, _: &mut Holes| {
+                out.extend_from_slice(&packet);
+                Ok(())
+            };
+        assert!(matches!(rig.link.try_queue(&mut write), Some(Ok(()))));
+    }
+    // Closed before the writer ran: without the last flush the peer gets nothing.
+    rig.link.close();
+    let mut got = Vec::new();
+    rig.peer.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), 20 * 1000);
+    assert!(got.iter().all(|&b| b == 7));
+    assert_eq!(rig.stopped().await, Some(DisconnectReason::Local));
 }

@@ -2,7 +2,9 @@
 //! one go (vectored when large binaries travel in their own buffers), and keeps the tick
 //! rule of [`crate::transport::tick`]. A write that makes no progress for a whole
 //! net_ticktime means the peer stopped reading: the connection goes down
-//! ([`DisconnectReason::SendStalled`]).
+//! ([`DisconnectReason::SendStalled`]). When we close a connection ourselves (shutdown,
+//! replacement), what was queued before the close is written first, for at most
+//! [`FLUSH_ON_CLOSE`]; a connection that failed drops what waits.
 
 use super::{Connection, ConnectionConfig};
 use crate::transport::DisconnectReason;
@@ -16,6 +18,11 @@ use tracing::trace;
 
 /// The tick: an empty packet.
 const TICK: [u8; 4] = [0, 0, 0, 0];
+
+/// How long a connection we close may take to write what was queued before the close: the
+/// last messages, exit signals and DOWNs of processes that ended just before a shutdown
+/// reach the peer, and a peer that reads nothing cannot hold the shutdown up.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(1);
 
 /// Writes until the connection ends, then shuts the stream down.
 pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
@@ -96,6 +103,29 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
     };
+    if matches!(reason, DisconnectReason::Local) {
+        let (pending, _) = {
+            let mut outbox = shared.outbox();
+            let taken = outbox.take(&mut spare, &mut spare_chunks);
+            outbox.close();
+            taken
+        };
+        if pending > 0 {
+            let flush = async {
+                if spare_chunks.is_empty() {
+                    write_with_deadline(&mut writer, &spare, FLUSH_ON_CLOSE).await
+                } else {
+                    write_parts(&mut writer, &spare_chunks, &spare, FLUSH_ON_CLOSE).await
+                }
+            };
+            let flushed = tokio::time::timeout(FLUSH_ON_CLOSE, flush).await;
+            trace!(
+                pending,
+                ok = matches!(flushed, Ok(Ok(()))),
+                "flushed on close"
+            );
+        }
+    }
     let _ = writer.shutdown().await;
     reason
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// At most `per_window` lines per `window`; the rest are counted.
 #[derive(Debug)]
-pub(super) struct LogLimit {
+pub(crate) struct LogLimit {
     per_window: u32,
     window: Duration,
     window_start: Option<Instant>,
@@ -16,7 +16,7 @@ pub(super) struct LogLimit {
 }
 
 impl LogLimit {
-    pub(super) const fn new(per_window: u32, window: Duration) -> LogLimit {
+    pub(crate) const fn new(per_window: u32, window: Duration) -> LogLimit {
         LogLimit {
             per_window,
             window,
@@ -28,7 +28,7 @@ impl LogLimit {
 
     /// `Some(n)` if this line is written at warn level, `n` being how many were not since
     /// the last one that was; `None` if it goes to debug level only.
-    pub(super) fn admit(&mut self, now: Instant) -> Option<u64> {
+    pub(crate) fn admit(&mut self, now: Instant) -> Option<u64> {
         match self.window_start {
             Some(start) if now.duration_since(start) < self.window => {
                 if self.logged < self.per_window {
