@@ -68,7 +68,7 @@ pub use pki::{Pki, tls_beam};
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
     BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,
-    SwarmNode, cpu_time, millis_between,
+    SwarmNode, cpu_time, full_mesh, millis_between,
 };
 pub use terms::*;
 
