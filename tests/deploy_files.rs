@@ -219,6 +219,7 @@ fn the_kubernetes_manifests_hold_against_the_api_schema() {
 /// Prometheus itself accepts: `promtool check config` loads the rules file named in it too.
 /// Fails on a malformed file, a rules file the config does not find, or a rule whose `expr`
 /// is not PromQL.
+#[cfg(feature = "interop")] // promtool comes from scripts/setup (Debian's prometheus)
 #[test]
 fn the_prometheus_files_are_what_prometheus_accepts() {
     let out = std::process::Command::new("promtool")

@@ -516,18 +516,8 @@ fn a_name_already_in_use_is_not_taken_over() {
         let port = epmd.port().to_string();
         let beam = BeamNode::start(otp, epmd.port());
         let taken = format!("{}@127.0.0.1", unique_name("taken"));
-        let running = Beamlink::start(
-            &[
-                "run",
-                "--name",
-                &taken,
-                "--epmd",
-                "client",
-                "--epmd-port",
-                &port,
-                "--connect",
-                beam.node_name(),
-            ],
+        let running = Beamlink::start_with(
+            support::run_command_at(&port, &taken, &["--connect", beam.node_name()]),
             TEST_COOKIE,
         );
         running.wait_log("nodeup", Duration::from_secs(15));

@@ -1,12 +1,12 @@
 #![cfg(feature = "interop")]
 //! The EPMD client against a real `epmd` (and real `erl` nodes), on free ports.
 
-mod epmd_util;
+mod support;
 
 use beamlink::epmd::{EpmdError, EpmdStep, names, port_please, register};
 use beamlink::proto::epmd::{Alive2Request, AliveName, NodeType};
-use epmd_util::*;
 use std::time::Duration;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(5);
@@ -22,7 +22,7 @@ fn alive(name: &str) -> AliveName {
 #[tokio::test]
 async fn register_names_and_port_please() {
     let port = free_port();
-    let _epmd = epmd(port, &[]);
+    let _epmd = Epmd::on_port(port, &[]);
     let registration = register(local(port), &request("rusty", 5555), T)
         .await
         .unwrap();
@@ -53,14 +53,14 @@ async fn register_names_and_port_please() {
 #[tokio::test]
 async fn port_please_finds_real_beams() {
     let port = free_port();
-    let _epmd = epmd(port, &[]);
-    for release in blocking(releases).await {
+    let _epmd = Epmd::on_port(port, &[]);
+    for release in Otp::from_env() {
         let dist = free_port();
-        let name = unique("beamy");
-        let _node = erl_of(&release, &name, port, Some(dist), None);
+        let name = unique_name("beamy");
+        let _node = erl_of(release, &name, port, Some(dist), None);
         let wanted = name.clone();
         eventually(
-            &format!("the OTP {release} BEAM to register"),
+            &format!("the {release} BEAM to register"),
             Duration::from_secs(30),
             || {
                 let wanted = wanted.clone();
@@ -72,11 +72,11 @@ async fn port_please_finds_real_beams() {
             .await
             .unwrap()
             .expect("the BEAM is registered");
-        assert_eq!(node.port, dist, "OTP {release}");
-        assert_eq!(node.node_type, NodeType::Normal, "OTP {release}");
-        assert_eq!(node.highest_version, 6, "OTP {release}");
+        assert_eq!(node.port, dist, "{release}");
+        assert_eq!(node.node_type, NodeType::Normal, "{release}");
+        assert_eq!(node.highest_version, 6, "{release}");
         println!(
-            "OTP {release} registers versions {}..{}",
+            "{release} registers versions {}..{}",
             node.lowest_version, node.highest_version
         );
     }
@@ -85,7 +85,7 @@ async fn port_please_finds_real_beams() {
 #[tokio::test]
 async fn duplicate_name_is_refused() {
     let port = free_port();
-    let _epmd = epmd(port, &[]);
+    let _epmd = Epmd::on_port(port, &[]);
     let _first = register(local(port), &request("dup", 1000), T)
         .await
         .unwrap();
@@ -102,7 +102,7 @@ async fn duplicate_name_is_refused() {
 #[tokio::test]
 async fn dropping_the_registration_unregisters() {
     let port = free_port();
-    let _epmd = epmd(port, &[]);
+    let _epmd = Epmd::on_port(port, &[]);
     let registration = register(local(port), &request("fleeting", 1000), T)
         .await
         .unwrap();
@@ -122,7 +122,7 @@ async fn dropping_the_registration_unregisters() {
 #[tokio::test]
 async fn registration_reports_epmd_killed() {
     let port = free_port();
-    let epmd = epmd(port, &[]);
+    let epmd = Epmd::on_port(port, &[]);
     let mut registration = register(local(port), &request("orphan", 1000), T)
         .await
         .unwrap();

@@ -2,14 +2,14 @@
 //! The registrar's `--epmd auto|client|serve` policies against a real `epmd` and real BEAMs.
 //! The measured durations are printed (run with `--nocapture`), never asserted.
 
-mod epmd_util;
+mod support;
 
 use beamlink::epmd::{
     EpmdError, EpmdKind, EpmdMode, EpmdStatus, Registrar, RegistrarConfig, names,
 };
 use beamlink::proto::epmd::{Alive2Request, AliveName};
-use epmd_util::*;
 use std::time::{Duration, Instant};
+use support::*;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -56,12 +56,12 @@ async fn auto_without_an_epmd_serves_and_beams_register_with_us() {
         .unwrap();
     assert_eq!(kind_of(&status), Some(EpmdKind::Embedded), "{status}");
 
-    for release in blocking(releases).await {
-        let beam = unique("guest");
-        let _guest = erl_of(&release, &beam, port, None, None);
+    for release in Otp::from_env() {
+        let beam = unique_name("guest");
+        let _guest = erl_of(release, &beam, port, None, None);
         let wanted = beam.clone();
         eventually(
-            &format!("the OTP {release} BEAM to register with our EPMD"),
+            &format!("the {release} BEAM to register with our EPMD"),
             Duration::from_secs(30),
             || {
                 let wanted = wanted.clone();
@@ -70,11 +70,11 @@ async fn auto_without_an_epmd_serves_and_beams_register_with_us() {
         )
         .await;
         let ping = format!("net_adm:ping(list_to_atom(\"{beam}@127.0.0.1\"))");
-        let (rel, pinger) = (release.clone(), unique("pinger"));
+        let (rel, pinger) = (release, unique_name("pinger"));
         assert_eq!(
-            blocking(move || erl_eval_of(&rel, &pinger, port, &ping)).await,
+            blocking(move || erl_eval_of(rel, &pinger, port, &ping)).await,
             "pong",
-            "OTP {release}"
+            "{release}"
         );
     }
     assert!(
@@ -93,7 +93,7 @@ async fn auto_without_an_epmd_serves_and_beams_register_with_us() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_takes_over_from_a_killed_epmd_and_the_beam_follows() {
     let port = free_port();
-    let epmd = epmd(port, &[]);
+    let epmd = Epmd::on_port(port, &[]);
     let token = CancellationToken::new();
     let registrar = Registrar::start(config(EpmdMode::Auto, port, "survivor"), &token);
     let status = tokio::time::timeout(T, registrar.registered())
@@ -104,9 +104,9 @@ async fn auto_takes_over_from_a_killed_epmd_and_the_beam_follows() {
 
     // One BEAM of every release, registered with the real epmd.
     let mut followers = Vec::new();
-    for release in blocking(releases).await {
-        let beam = unique("follower");
-        let node = erl_of(&release, &beam, port, None, None);
+    for release in Otp::from_env() {
+        let beam = unique_name("follower");
+        let node = erl_of(release, &beam, port, None, None);
         followers.push((release, beam, node));
     }
     let wanted: Vec<String> = followers.iter().map(|(_, b, _)| b.clone()).collect();
@@ -146,15 +146,15 @@ async fn auto_takes_over_from_a_killed_epmd_and_the_beam_follows() {
     }
     for ((release, beam, _), after) in followers.iter().zip(&back) {
         println!(
-            "takeover: the OTP {release} BEAM re-registered with us {:?} after the kill",
+            "takeover: the {release} BEAM re-registered with us {:?} after the kill",
             after.unwrap()
         );
         let ping = format!("net_adm:ping(list_to_atom(\"{beam}@127.0.0.1\"))");
-        let (rel, pinger) = (release.clone(), unique("pinger"));
+        let (rel, pinger) = (*release, unique_name("pinger"));
         assert_eq!(
-            blocking(move || erl_eval_of(&rel, &pinger, port, &ping)).await,
+            blocking(move || erl_eval_of(rel, &pinger, port, &ping)).await,
             "pong",
-            "OTP {release}"
+            "{release}"
         );
     }
     registrar.shutdown().await;
@@ -163,7 +163,7 @@ async fn auto_takes_over_from_a_killed_epmd_and_the_beam_follows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_mode_reregisters_when_epmd_comes_back() {
     let port = free_port();
-    let first = epmd(port, &[]);
+    let first = Epmd::on_port(port, &[]);
     let token = CancellationToken::new();
     let registrar = Registrar::start(config(EpmdMode::Client, port, "patient"), &token);
     let before = tokio::time::timeout(T, registrar.registered())
@@ -195,7 +195,7 @@ async fn client_mode_reregisters_when_epmd_comes_back() {
     assert!(reason.is_unreachable(), "{reason}");
 
     let back = Instant::now();
-    let _second = epmd(port, &[]);
+    let _second = Epmd::on_port(port, &[]);
     let started = back.elapsed();
     eventually(
         "re-registration with the new epmd",
@@ -221,7 +221,7 @@ async fn client_mode_reregisters_when_epmd_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_reports_stopped_and_unregisters() {
     let port = free_port();
-    let _epmd = epmd(port, &[]);
+    let _epmd = Epmd::on_port(port, &[]);
     let token = CancellationToken::new();
     let registrar = Registrar::start(config(EpmdMode::Client, port, "leaver"), &token);
     tokio::time::timeout(T, registrar.registered())
@@ -253,7 +253,7 @@ async fn client_mode_without_epmd_waits_and_names_the_address() {
             "not registered, retrying: EPMD at 127.0.0.1:{port} unreachable: connection refused"
         )
     );
-    let _epmd = epmd(port, &[]);
+    let _epmd = Epmd::on_port(port, &[]);
     let (status, _) = status_becomes(&mut watch, T, |s| kind_of(s).is_some()).await;
     assert_eq!(kind_of(&status), Some(EpmdKind::External));
     registrar.shutdown().await;
@@ -273,7 +273,7 @@ async fn serve_mode_serves_and_waits_when_the_port_is_taken() {
     registrar.shutdown().await;
 
     let taken = free_port();
-    let _epmd = epmd(taken, &[]);
+    let _epmd = Epmd::on_port(taken, &[]);
     let registrar = Registrar::start(config(EpmdMode::Serve, taken, "host"), &token);
     let mut watch = registrar.status();
     let (status, _) =

@@ -2,14 +2,14 @@
 //! The embedded EPMD against real BEAM nodes, real `epmd -names`, and (for malformed input)
 //! side by side with a real `epmd`.
 
-mod epmd_util;
+mod support;
 
 use beamlink::epmd::{Clock, EpmdServer, ServerConfig, names, register};
 use beamlink::proto::epmd::{Alive2Request, AliveName};
-use epmd_util::*;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -39,12 +39,12 @@ async fn server() -> (EpmdServer, u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beams_register_with_us_and_ping_each_other() {
     let (server, port) = server().await;
-    for release in blocking(releases).await {
-        let a = unique("a");
-        let _node_a = erl_of(&release, &a, port, None, None);
+    for release in Otp::from_env() {
+        let a = unique_name("a");
+        let _node_a = erl_of(release, &a, port, None, None);
         let wanted = a.clone();
         eventually(
-            &format!("the OTP {release} BEAM to register with us"),
+            &format!("the {release} BEAM to register with us"),
             Duration::from_secs(30),
             || {
                 let registered = server.registered();
@@ -54,10 +54,10 @@ async fn beams_register_with_us_and_ping_each_other() {
         )
         .await;
         let ping = format!("net_adm:ping(list_to_atom(\"{a}@127.0.0.1\"))");
-        let b = unique("b");
-        let rel = release.clone();
-        let answer = blocking(move || erl_eval_of(&rel, &b, port, &ping)).await;
-        assert_eq!(answer, "pong", "OTP {release}");
+        let b = unique_name("b");
+        let rel = release;
+        let answer = blocking(move || erl_eval_of(rel, &b, port, &ping)).await;
+        assert_eq!(answer, "pong", "{release}");
     }
     server.shutdown().await;
 }
@@ -69,33 +69,34 @@ async fn net_adm_names_on_a_beam_reads_our_reply() {
     let _held = register(local(port), &request("rustnode", 4242), T)
         .await
         .unwrap();
-    for release in blocking(releases).await {
-        let c = unique("c");
-        let (rel, c2) = (release.clone(), c.clone());
-        let answer = blocking(move || erl_eval_of(&rel, &c2, port, "net_adm:names()")).await;
+    for release in Otp::from_env() {
+        let c = unique_name("c");
+        let (rel, c2) = (release, c.clone());
+        let answer = blocking(move || erl_eval_of(rel, &c2, port, "net_adm:names()")).await;
         // The BEAM is registered too; net_adm:names lists in registration order.
         assert!(
             answer.starts_with("{ok,[{\"rustnode\",4242},{\""),
-            "OTP {release}: {answer}"
+            "{release}: {answer}"
         );
         assert!(
             answer.contains(&format!("{{\"{c}\",")),
-            "OTP {release}: {answer}"
+            "{release}: {answer}"
         );
-        let rel = release.clone();
-        let explicit =
-            blocking(move || erl_eval_of(&rel, &unique("d"), port, "net_adm:names(\"127.0.0.1\")"))
-                .await;
+        let rel = release;
+        let explicit = blocking(move || {
+            erl_eval_of(rel, &unique_name("d"), port, "net_adm:names(\"127.0.0.1\")")
+        })
+        .await;
         assert!(
             explicit.contains("{\"rustnode\",4242}"),
-            "OTP {release}: {explicit}"
+            "{release}: {explicit}"
         );
     }
     server.shutdown().await;
 }
 
 fn epmd_names_tool(port: u16) -> String {
-    require("epmd");
+    require_tool("epmd", "erlang-base");
     let out = Command::new("epmd")
         .args(["-port", &port.to_string(), "-names"])
         .output()
@@ -107,7 +108,7 @@ fn epmd_names_tool(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epmd_names_prints_the_same_as_for_a_real_epmd() {
     let real_port = free_port();
-    let _real = epmd(real_port, &[]);
+    let _real = Epmd::on_port(real_port, &[]);
     let (server, our_port) = server().await;
     let mut held = Vec::new();
     for (name, port) in [("alpha", 40001), ("beta", 40002), ("gamma_ü", 40003)] {
@@ -206,7 +207,7 @@ fn alive2(name: &[u8], name_len: u16, extra: &[u8], extra_len: u16) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_is_handled_as_epmd_does() {
     let real_port = free_port();
-    let _real = epmd(real_port, &["-packet_timeout", "1"]);
+    let _real = Epmd::on_port(real_port, &["-packet_timeout", "1"]);
     let mut config = ServerConfig::new(free_port());
     config.packet_timeout = Duration::from_secs(1);
     let (server, _token) = server_with(config).await;
@@ -472,9 +473,16 @@ async fn connections_past_the_limit_are_closed_at_once() {
     for _ in 0..3 {
         idle.push(TcpStream::connect(local(port)).await.unwrap());
     }
-    // Let the server take them in before the next one arrives.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let outcome = probe(local(port), &framed(b"n")).await;
+    // Until the server has taken the three in, a probe is answered (it is not past the
+    // limit yet): probe until one is turned away.
+    let deadline = tokio::time::Instant::now() + T;
+    let outcome = loop {
+        let outcome = probe(local(port), &framed(b"n")).await;
+        if outcome.reply.is_empty() || tokio::time::Instant::now() >= deadline {
+            break outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(
         outcome,
         Outcome {
@@ -563,7 +571,10 @@ impl EpmdProcess {
             .spawn()
             .expect("start an EPMD");
         let server = EpmdProcess { child };
-        wait_until("the EPMD to listen", T, || answers(local(port)));
+        assert!(
+            wait_for(|| answers(local(port)), T),
+            "timed out waiting for the EPMD to listen"
+        );
         server
     }
 
@@ -578,13 +589,10 @@ impl EpmdProcess {
         EpmdProcess::spawn(command, port)
     }
 
-    /// OTP `release`'s `epmd -port PORT ARGS` (`scripts/otp-run` execs it: the pid is epmd's).
-    fn otp(release: &str, port: u16, args: &[&str]) -> EpmdProcess {
-        let mut command = Command::new(OTP_RUN);
-        command
-            .args([release, "epmd", "-port", &port.to_string()])
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
+    /// `otp`'s `epmd -port PORT ARGS` (`scripts/otp-run` execs it: the pid is epmd's).
+    fn otp(otp: Otp, port: u16, args: &[&str]) -> EpmdProcess {
+        let mut command = otp.command("epmd");
+        command.args(["-port", &port.to_string()]).args(args);
         EpmdProcess::spawn(command, port)
     }
 
@@ -610,8 +618,6 @@ impl Drop for EpmdProcess {
         let _ = self.child.wait();
     }
 }
-
-const OTP_RUN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/otp-run");
 
 /// What a command printed and how it exited.
 #[derive(Debug, PartialEq, Eq)]
@@ -645,13 +651,9 @@ fn printed(mut command: Command) -> Printed {
 /// OTP `release`'s own `epmd` client (`epmd -names`, `-kill`, `-stop NAME`), pointed at the
 /// EPMD on `port` with `ERL_EPMD_PORT`. It only ever talks to the local EPMD, and gives up
 /// at once when nothing answers.
-fn epmd_tool(release: &str, port: u16, args: &[&str]) -> Printed {
-    let mut command = Command::new(OTP_RUN);
-    command
-        .args([release, "epmd"])
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("ERL_EPMD_PORT", port.to_string());
+fn epmd_tool(otp: Otp, port: u16, args: &[&str]) -> Printed {
+    let mut command = otp.command("epmd");
+    command.args(args).env("ERL_EPMD_PORT", port.to_string());
     printed(command)
 }
 
@@ -664,20 +666,20 @@ fn beamlink_names(port: u16) -> Printed {
 
 /// Runs OTP `release`'s `epmd ARGS` against Debian's epmd on `real` and `beamlink epmd` on
 /// `ours`: both must print the same (ports aside) and exit alike. Returns what it printed.
-async fn same_answer(release: &str, real: u16, ours: u16, args: &[&str]) -> Printed {
+async fn same_answer(release: Otp, real: u16, ours: u16, args: &[&str]) -> Printed {
     let (rel, owned) = (
-        release.to_owned(),
+        release,
         args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
     );
     let (real_out, our_out) = blocking(move || {
         let args: Vec<&str> = owned.iter().map(String::as_str).collect();
         (
-            epmd_tool(&rel, real, &args).port_as_p(real),
-            epmd_tool(&rel, ours, &args).port_as_p(ours),
+            epmd_tool(rel, real, &args).port_as_p(real),
+            epmd_tool(rel, ours, &args).port_as_p(ours),
         )
     })
     .await;
-    assert_eq!(our_out, real_out, "OTP {release}: epmd {args:?}");
+    assert_eq!(our_out, real_out, "{release}: epmd {args:?}");
     our_out
 }
 
@@ -691,9 +693,9 @@ async fn same_answer(release: &str, real: u16, ours: u16, args: &[&str]) -> Prin
 /// or the wording of `beamlink names` differs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn epmd_kill_stop_and_names_of_every_release_answered_as_by_epmd() {
-    for release in blocking(releases).await {
+    for release in Otp::from_env() {
         let (real_port, our_port) = (free_port(), free_port());
-        let real = epmd(real_port, &[]);
+        let real = Epmd::on_port(real_port, &[]);
         let mut ours = EpmdProcess::beamlink(our_port, &["--packet-timeout", "1"], &[]);
         let mut held = Vec::new();
         for port in [real_port, our_port] {
@@ -703,28 +705,28 @@ async fn epmd_kill_stop_and_names_of_every_release_answered_as_by_epmd() {
                     .unwrap(),
             );
         }
-        let names = same_answer(&release, real_port, our_port, &["-names"]).await;
+        let names = same_answer(release, real_port, our_port, &["-names"]).await;
         assert_eq!(
             names.stdout, "epmd: up and running on port P with data:\nname keeper at port 4711\n",
-            "OTP {release}"
+            "{release}"
         );
         let ours_printed = blocking(move || beamlink_names(our_port)).await;
         assert_eq!(
             ours_printed.port_as_p(our_port),
             names,
-            "OTP {release}: beamlink names"
+            "{release}: beamlink names"
         );
-        let kill = same_answer(&release, real_port, our_port, &["-kill"]).await;
+        let kill = same_answer(release, real_port, our_port, &["-kill"]).await;
         assert_eq!(
             (kill.code, kill.stdout.as_str()),
             (Some(1), "Killing not allowed - living nodes in database.\n"),
-            "OTP {release}"
+            "{release}"
         );
-        let stop = same_answer(&release, real_port, our_port, &["-stop", "keeper"]).await;
+        let stop = same_answer(release, real_port, our_port, &["-stop", "keeper"]).await;
         assert_eq!(
             (stop.code, stop.stdout.as_str()),
             (Some(1), "epmd: local epmd responded with <>\n"),
-            "OTP {release}"
+            "{release}"
         );
         drop(held);
         for port in [real_port, our_port] {
@@ -733,25 +735,21 @@ async fn epmd_kill_stop_and_names_of_every_release_answered_as_by_epmd() {
             })
             .await;
         }
-        let kill = same_answer(&release, real_port, our_port, &["-kill"]).await;
+        let kill = same_answer(release, real_port, our_port, &["-kill"]).await;
         assert_eq!(
             (kill.code, kill.stdout.as_str()),
             (Some(0), "Killed\n"),
-            "OTP {release}"
+            "{release}"
         );
-        blocking(move || real.output(T)).await;
-        assert_eq!(
-            blocking(move || ours.exited()).await,
-            Some(0),
-            "OTP {release}"
-        );
-        let gone = same_answer(&release, real_port, our_port, &["-names"]).await;
+        blocking(move || real.wait_exit(T)).await;
+        assert_eq!(blocking(move || ours.exited()).await, Some(0), "{release}");
+        let gone = same_answer(release, real_port, our_port, &["-names"]).await;
         let nothing = Printed {
             code: Some(1),
             stdout: String::new(),
             stderr: "epmd: Cannot connect to local epmd\n".to_owned(),
         };
-        assert_eq!(gone, nothing, "OTP {release}");
+        assert_eq!(gone, nothing, "{release}");
         let ours_printed = blocking(move || beamlink_names(our_port)).await;
         assert_eq!(
             ours_printed,
@@ -759,7 +757,7 @@ async fn epmd_kill_stop_and_names_of_every_release_answered_as_by_epmd() {
                 code: Some(69),
                 ..nothing
             },
-            "OTP {release}"
+            "{release}"
         );
     }
 }
@@ -773,9 +771,9 @@ async fn epmd_kill_stop_and_names_of_every_release_answered_as_by_epmd() {
 /// if the stopped name's socket stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relaxed_command_check_answers_stop_and_kill_as_epmd_does() {
-    for (round, release) in blocking(releases).await.into_iter().enumerate() {
+    for (round, release) in Otp::from_env().into_iter().enumerate() {
         let (real_port, our_port) = (free_port(), free_port());
-        let real = epmd(real_port, &["-relaxed_command_check"]);
+        let real = Epmd::on_port(real_port, &["-relaxed_command_check"]);
         // The flag in even rounds, the environment variable in odd ones.
         let mut ours = if round % 2 == 0 {
             EpmdProcess::beamlink(our_port, &["--relaxed-command-check"], &[])
@@ -795,42 +793,38 @@ async fn relaxed_command_check_answers_stop_and_kill_as_epmd_does() {
                     .unwrap(),
             );
         }
-        let stop = same_answer(&release, real_port, our_port, &["-stop", "victim"]).await;
+        let stop = same_answer(release, real_port, our_port, &["-stop", "victim"]).await;
         assert_eq!(
             (stop.code, stop.stdout.as_str()),
             (Some(0), "STOPPED\n"),
-            "OTP {release}"
+            "{release}"
         );
         for victim in &mut victims {
             tokio::time::timeout(T, victim.closed())
                 .await
                 .expect("STOP_REQ closes the registration socket");
         }
-        let noexist = same_answer(&release, real_port, our_port, &["-stop", "victim"]).await;
+        let noexist = same_answer(release, real_port, our_port, &["-stop", "victim"]).await;
         assert_eq!(
             (noexist.code, noexist.stdout.as_str()),
             (Some(0), "NOEXIST\n"),
-            "OTP {release}"
+            "{release}"
         );
         let raw = framed(b"snosuch");
         assert_eq!(
             probe(local(our_port), &raw).await,
             probe(local(real_port), &raw).await,
-            "OTP {release}"
+            "{release}"
         );
         assert_eq!(listed_async(local(our_port)).await, ["bystander"]);
-        let kill = same_answer(&release, real_port, our_port, &["-kill"]).await;
+        let kill = same_answer(release, real_port, our_port, &["-kill"]).await;
         assert_eq!(
             (kill.code, kill.stdout.as_str()),
             (Some(0), "Killed\n"),
-            "OTP {release}"
+            "{release}"
         );
-        blocking(move || real.output(T)).await;
-        assert_eq!(
-            blocking(move || ours.exited()).await,
-            Some(0),
-            "OTP {release}"
-        );
+        blocking(move || real.wait_exit(T)).await;
+        assert_eq!(blocking(move || ours.exited()).await, Some(0), "{release}");
         for bystander in &mut bystanders {
             tokio::time::timeout(T, bystander.closed())
                 .await
@@ -868,13 +862,10 @@ async fn packet_timeout_flag_closes_silent_connections_as_epmd_does() {
             .unwrap();
         reply
     };
-    for release in blocking(releases).await {
+    for release in Otp::from_env() {
         let (real_port, our_port) = (free_port(), free_port());
-        let _real = blocking({
-            let release = release.clone();
-            move || EpmdProcess::otp(&release, real_port, &["-packet_timeout", "1"])
-        })
-        .await;
+        let _real =
+            blocking(move || EpmdProcess::otp(release, real_port, &["-packet_timeout", "1"])).await;
         let _ours = EpmdProcess::beamlink(our_port, &["--packet-timeout", "1"], &[]);
         let mut held = Vec::new();
         for port in [real_port, our_port] {
@@ -893,11 +884,11 @@ async fn packet_timeout_flag_closes_silent_connections_as_epmd_does() {
         for waited in [real_silent, our_silent] {
             assert!(
                 waited >= Duration::from_secs(1),
-                "OTP {release}: closed after {waited:?}"
+                "{release}: closed after {waited:?}"
             );
         }
-        assert_eq!(our_slow, real_slow, "OTP {release}");
-        assert_eq!(&our_slow[..4], b"w\x00\x04\x12", "OTP {release}");
+        assert_eq!(our_slow, real_slow, "{release}");
+        assert_eq!(&our_slow[..4], b"w\x00\x04\x12", "{release}");
     }
 }
 
@@ -913,7 +904,7 @@ async fn packet_timeout_flag_closes_silent_connections_as_epmd_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_refused_registrations_log_a_bounded_number_of_lines() {
     let port = free_port();
-    let log_path = std::env::temp_dir().join(format!("{}.log", unique("refusals")));
+    let log_path = std::env::temp_dir().join(format!("{}.log", unique_name("refusals")));
     let log_file = std::fs::File::create(&log_path).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_beamlink"))
         .args(["epmd", "--epmd-port", &port.to_string()])

@@ -259,17 +259,11 @@ fn cookie_files_are_checked_as_erl_checks_them_with(otp: Otp) {
     }
     let bad = scratch.file("open", b"Fine-Cookie-123\n", 0o644);
     let out = run_with(
-        beamlink_command(&[
-            "run",
-            "--name",
-            "cookiefile@127.0.0.1",
-            "--epmd",
-            "client",
-            "--epmd-port",
+        support::run_command_at(
             &port,
-            "--cookie-file",
-            bad.to_str().unwrap(),
-        ]),
+            "cookiefile@127.0.0.1",
+            &["--cookie-file", bad.to_str().unwrap()],
+        ),
         None,
     );
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
@@ -704,18 +698,8 @@ fn epmd_killed_and_restarted_beamlink_registers_again_with(otp: Otp) {
     let before = BeamNode::start(otp, epmd_port);
     let alive = unique_name("blepmd");
     let name = format!("{alive}@127.0.0.1");
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
-            &port,
-            "--connect",
-            before.node_name(),
-        ],
+    let bl = Beamlink::start_with(
+        support::run_command_at(&port, &name, &["--connect", before.node_name()]),
         TEST_COOKIE,
     );
     bl.wait_log("nodeup", Duration::from_secs(15));
@@ -783,7 +767,7 @@ fn epmd_killed_and_restarted_beamlink_registers_again_with(otp: Otp) {
 /// Fails if `init_tracing` ignores `RUST_LOG` or drops the warning for a bad one.
 #[test]
 fn rust_log_filters_by_target_and_a_bad_filter_is_reported() {
-    let run_with_log = |rust_log: &str| {
+    let run_with_log = |rust_log: &str, node_logs: bool| {
         let port = free_port().to_string();
         let name = format!("{}@127.0.0.1", unique_name("rustlog"));
         let mut command = beamlink_command(&[
@@ -799,19 +783,24 @@ fn rust_log_filters_by_target_and_a_bad_filter_is_reported() {
         let mut bl = Beamlink::start_with(command, TEST_COOKIE);
         // Logged by beamlink::epmd (the registrar), before beamlink::node says "node started".
         bl.wait_log("EPMD registration", Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(300));
+        if node_logs {
+            bl.wait_log("node started", Duration::from_secs(10));
+        } else {
+            // A window in which "node started" must not appear (the test asserts its absence).
+            std::thread::sleep(Duration::from_millis(300));
+        }
         bl.terminate(Duration::from_secs(5));
         bl.log()
     };
 
-    let quiet_node = run_with_log("beamlink::node=warn,info");
+    let quiet_node = run_with_log("beamlink::node=warn,info", false);
     assert!(!quiet_node.contains("node started"), "{quiet_node}");
     assert!(
         !quiet_node.contains("not a list of target=level"),
         "{quiet_node}"
     );
 
-    let bad = run_with_log("[span{field=1}]=debug");
+    let bad = run_with_log("[span{field=1}]=debug", true);
     assert!(
         bad.contains("RUST_LOG=\"[span{field=1}]=debug\" is not a list of target=level directives"),
         "{bad}"

@@ -60,24 +60,21 @@ fn duplicate_empty_and_failed_answers_never_touch_a_live_link_with(otp: Otp) {
     let server = dns.addr().to_string();
     let name = format!("{}@127.0.0.1", unique_name("bldns"));
     let port = epmd.port().to_string();
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
+    let bl = Beamlink::start_with(
+        support::run_command_at(
             &port,
-            "--dns-query",
-            "tasks.maze_web",
-            "--dns-server",
-            &server,
-            "--peer-basename",
-            &basename,
-            "--poll-interval",
-            "1s",
-        ],
+            &name,
+            &[
+                "--dns-query",
+                "tasks.maze_web",
+                "--dns-server",
+                &server,
+                "--peer-basename",
+                &basename,
+                "--poll-interval",
+                "1s",
+            ],
+        ),
         TEST_COOKIE,
     );
     let up = format!("nodeup peer={}", beam.node_name());

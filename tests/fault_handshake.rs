@@ -436,8 +436,13 @@ fn a_peer_beamlink_dials_may_stall_or_vanish_at_any_step_with(otp: Otp) {
             link = kept;
             break;
         }
-        // Between attempts (the retry comes a second later): nothing held for the peer.
-        std::thread::sleep(Duration::from_millis(250));
+        // Between attempts (the retry comes a second later): nothing held for the peer once
+        // the failed attempt is over (the assertions below check what this sees).
+        let _ = settles(
+            || beamlink_stats(&beam, &name).pending,
+            0,
+            Duration::from_millis(700),
+        );
         between.push((fd_count(pid), beamlink_stats(&beam, &name)));
     }
     let link = link.expect("the last attempt completes");
@@ -570,12 +575,18 @@ fn wrong_cookie_handshakes_from_many_names_leave_nothing_with(otp: Otp) {
         })
     };
     round(400, "warm");
-    std::thread::sleep(Duration::from_millis(300));
+    // The refused handshakes end on beamlink's side after the peers saw them closed.
+    let no_pending = || settles(|| beamlink_stats(&beam, &name).pending, 0, SETUP_TIMEOUT);
+    assert_eq!(
+        no_pending(),
+        Ok(()),
+        "handshakes still pending after the warm round"
+    );
     let (rss, fds, stats) = (rss_kib(pid), fd_count(pid), beamlink_stats(&beam, &name));
     let started = Instant::now();
     round(10_000, "many");
     eprintln!("10000 wrong-cookie handshakes in {:?}", started.elapsed());
-    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(no_pending(), Ok(()), "handshakes still pending after 10000");
     let grown = rss_kib(pid).saturating_sub(rss);
     eprintln!("resident memory {rss} KiB, grew by {grown} KiB");
     assert!(

@@ -34,9 +34,8 @@ use beamlink::node::{Dest, Envelope, Node, SendError};
 use beamlink::proto::control::Control;
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::dist_header::DistDecoder;
-use beamlink::proto::frame::{Frame, take_frame};
 use beamlink::proto::node_name::NodeName;
-use beamlink::proto::term::{Atom, Pid, Reference, Term};
+use beamlink::proto::term::{Atom, Pid, Term};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -87,44 +86,7 @@ async fn ping_over(
     leftover: &mut BytesMut,
     me: &str,
 ) -> bool {
-    let reference = Reference::new(Atom::new(me), 9, &[7, 7, 7]).unwrap();
-    let tag = Term::reference(reference);
-    let call = Term::tuple([
-        Term::atom("$gen_call"),
-        Term::tuple([Term::Pid(raw_pid(me)), tag.clone()]),
-        Term::tuple([Term::atom("is_auth"), Term::atom(me)]),
-    ]);
-    let control = Term::tuple([
-        Term::Int(6),
-        Term::Pid(raw_pid(me)),
-        Term::atom(""),
-        Term::atom("net_kernel"),
-    ]);
-    if stream
-        .write_all(&pass_through(&control, Some(&call)))
-        .await
-        .is_err()
-    {
-        return false;
-    }
-    let wanted = Term::tuple([tag, Term::atom("yes")]);
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            while let Ok(Some(frame)) = take_frame(leftover, 1 << 20) {
-                if let Frame::Message(m) = frame
-                    && let Ok(Some(Control::Send { message, .. })) = decoder.decode(&m)
-                    && message == wanted
-                {
-                    return true;
-                }
-            }
-            match stream.read_buf(leftover).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
-            }
-        }
-    });
-    read.await.unwrap_or(false)
+    support::raw_ping(stream, decoder, leftover, &raw_pid(me)).await
 }
 
 /// A packet length of 1 GiB, then of 0xFFFFFFFF, each followed by silence or by a trickle of
@@ -465,15 +427,8 @@ fn senders_to_a_peer_that_stops_reading_wait_then_get_an_error_with(otp: Otp) {
     let beam_name = NodeName::parse(beam.node_name()).unwrap();
     let outcome = rt.block_on(async {
         let peer = NodeName::parse(&me).unwrap();
-        let mut link = None;
-        for _ in 0..100 {
-            link = node.connection(&peer);
-            if link.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let link = link.expect("link up");
+        let up = support::node_up(&node, &peer, Duration::from_secs(5)).await;
+        let link = node.connection(&peer).filter(|_| up).expect("link up");
         let sender = node.spawn_process();
         let to = Dest::Pid(raw_pid(&me));
         let big = Term::binary(vec![1u8; 1 << 20]);

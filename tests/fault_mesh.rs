@@ -18,11 +18,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::{
     BASENAME, Beamlink, Container, NodeStatus, Swarm, TEST_COOKIE, beamlink_command_in_netns,
-    wait_for,
+    full_mesh, wait_for,
 };
 
 /// beamlink's poll (and view) interval; the query timeout is the same (`WatchConfig::new`).
@@ -88,28 +87,9 @@ fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
     })
 }
 
-/// Every node lists every other.
-fn full_mesh(statuses: &[(String, NodeStatus)]) -> bool {
-    statuses.iter().all(|(me, s)| {
-        statuses
-            .iter()
-            .all(|(other, _)| other == me || s.visible.contains(other))
-    })
-}
-
 /// A rule in a container's own netfilter tables (never the host's).
 fn iptables(container: &Container, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", container.netns(), "iptables"])
-        .args(args)
-        .output()
-        .expect("run iptables");
-    assert!(
-        out.status.success(),
-        "iptables {args:?} in {}: {}",
-        container.netns(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    container.iptables(args);
 }
 
 /// The rules that cut `a_box` off from `b_ip` both ways, refusing at once (a reset for TCP),

@@ -93,22 +93,19 @@ fn stopped_peer_comes_back(otp: Otp) {
     beam.eval(EVENTS).unwrap();
     let name = format!("{}@127.0.0.1", unique_name("blstop"));
     let port = epmd.port().to_string();
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
+    let bl = Beamlink::start_with(
+        support::run_command_at(
             &port,
-            "--net-ticktime",
-            "4",
-            "--poll-interval",
-            "1s",
-            "--connect",
-            beam.node_name(),
-        ],
+            &name,
+            &[
+                "--net-ticktime",
+                "4",
+                "--poll-interval",
+                "1s",
+                "--connect",
+                beam.node_name(),
+            ],
+        ),
         TEST_COOKIE,
     );
     let up = format!("nodeup peer={}", beam.node_name());
@@ -148,7 +145,8 @@ fn stopped_peer_comes_back(otp: Otp) {
         Duration::from_secs(10),
     )
     .unwrap();
-    // Settled: let any late duplicate show itself.
+    // Settled: let any late duplicate show itself (a window in which the test asserts that
+    // no further link comes up).
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
@@ -339,15 +337,8 @@ fn restarted_beam(otp: Otp) {
     let node = registered_node(&rt, &epmd, &name, Some((beam_name.clone(), interval)));
     let mut watcher = node.spawn_process();
     watcher.register("watcher").unwrap();
-    rt.block_on(async {
-        for _ in 0..100 {
-            if node.connection(&beam_name).is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{otp}: the manager did not connect");
-    });
+    let up = rt.block_on(support::node_up(&node, &beam_name, Duration::from_secs(5)));
+    assert!(up, "{otp}: the manager did not connect");
     beam.eval(&format!(
         "{{watcher, '{name}'}} ! {{holder, whereis(holder)}}, ok"
     ))
@@ -412,7 +403,16 @@ fn restarted_beam(otp: Otp) {
             .unwrap();
     }
     let same_numbers = pid_numbers(&new_holder) == (old_pid.id, old_pid.serial);
-    std::thread::sleep(Duration::from_millis(300));
+    // Both sends are over once a message sent after them on the same link has arrived.
+    rt.block_on(watcher.send(Dest::name("holder", &beam_name), Term::atom("settled")))
+        .unwrap();
+    again
+        .wait_until(
+            "lists:member(settled, element(2, process_info(whereis(holder), messages)))",
+            "true",
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{otp}: {e}"));
     let inbox = again
         .eval("element(2, process_info(whereis(holder), messages))")
         .unwrap();

@@ -16,18 +16,7 @@ use support::{BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE
 
 fn start_beamlink(epmd: &Epmd) -> (Beamlink, String) {
     let name = format!("{}@127.0.0.1", unique_name("bl"));
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
-            &epmd.port().to_string(),
-        ],
-        TEST_COOKIE,
-    );
+    let bl = Beamlink::start_with(support::run_command(epmd, &name, &[]), TEST_COOKIE);
     bl.wait_log("node started", Duration::from_secs(10));
     (bl, name)
 }
@@ -273,7 +262,22 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
                 panic!("{otp}: whereis gave {victim_pid}")
             };
             rt.block_on(watcher.link(&victim_pid)).unwrap();
-            std::thread::sleep(Duration::from_millis(200));
+            // Kill the victim only once the link has reached it.
+            let ours = Term::Pid(watcher.pid().clone()).to_string();
+            let linked = support::wait_for(
+                || {
+                    rt.block_on(node.rpc_call(
+                        &peer,
+                        "erlang",
+                        "process_info",
+                        vec![Term::Pid(victim_pid.clone()), Term::atom("links")],
+                        Duration::from_secs(5),
+                    ))
+                    .is_ok_and(|links| links.to_string().contains(&ours))
+                },
+                Duration::from_secs(10),
+            );
+            assert!(linked, "{otp}: the link never reached the victim");
             release.rpc("Process.exit(Process.whereis(:victim), :kill)");
             let mut got_down = false;
             let mut got_exit = false;
@@ -323,12 +327,18 @@ fn monitors_and_links_fire_both_ways_with_a_release() {
 
             // Node-down: the release monitors a Rust process, the Rust node goes away.
             let r = node.name().to_string();
-            let keeper = node.spawn_process();
+            let mut keeper = node.spawn_process();
             keeper.register("keeper").unwrap();
+            // The monitor has reached the Rust node once the message sent after it has.
             release.rpc(&format!(
-                r#"pid = spawn(fn -> ref = Process.monitor({{:keeper, :"{r}"}}); receive do {{:DOWN, ^ref, :process, _, reason}} -> :persistent_term.put(:node_down, reason) end end); :ok"#
+                r#"pid = spawn(fn -> ref = Process.monitor({{:keeper, :"{r}"}}); send({{:keeper, :"{r}"}}, :monitoring); receive do {{:DOWN, ^ref, :process, _, reason}} -> :persistent_term.put(:node_down, reason) end end); :ok"#
             ));
-            std::thread::sleep(Duration::from_millis(300));
+            match rt.block_on(keeper.recv_timeout(Duration::from_secs(10))) {
+                Some(Envelope::Message { message, .. }) => {
+                    assert_eq!(message, Term::atom("monitoring"), "{otp}")
+                }
+                other => panic!("{otp}: expected :monitoring, got {other:?}"),
+            }
             rt.block_on(node.shutdown());
             let nd = wait_rpc(&release, ":persistent_term.get(:node_down, :none)");
             assert_eq!(

@@ -219,33 +219,7 @@ fn beamlink_joins_an_epmd_less_cluster_and_the_beams_dial_it() {
 
 /// The contract's rows about a beamlink `r`, asked on `node` through its release.
 fn contract_rows(release: &support::Release, otp: Otp, node: &str, r: &str) {
-    let rows = [
-        (
-            format!(r#":rpc.call(:"{r}", :erlang, :node, [])"#),
-            format!(r#":"{r}""#),
-        ),
-        (
-            format!(r#":rpc.call(:"{r}", :erlang, :nodes, [])"#),
-            "[]".to_owned(),
-        ),
-        (
-            format!(r#":"{node}" in :erpc.call(:"{r}", :erlang, :nodes, [:connected])"#),
-            "true".to_owned(),
-        ),
-        (
-            format!(
-                r#"match?({{:badrpc, {{:EXIT, {{:undef, _}}}}}}, :rpc.call(:"{r}", :nosuch, :fun, []))"#
-            ),
-            "true".to_owned(),
-        ),
-        (
-            format!(r#":"{node}" in GenServer.call({{:beamlink, :"{r}"}}, :nodes)"#),
-            "true".to_owned(),
-        ),
-    ];
-    for (expr, want) in rows {
-        assert_eq!(release.rpc(&expr), want, "{otp} on {node}: {expr}");
-    }
+    release.assert_contract_rows(otp, node, r);
 }
 
 fn stdout(output: &Output) -> String {

@@ -31,18 +31,8 @@ fn hidden_link_and_ping_in_both_roles() {
 
         // beamlink dials the BEAM.
         let initiator = format!("{}@127.0.0.1", unique_name("blinit"));
-        let bl = Beamlink::start(
-            &[
-                "run",
-                "--name",
-                &initiator,
-                "--epmd",
-                "client",
-                "--epmd-port",
-                &port,
-                "--connect",
-                &beam_name,
-            ],
+        let bl = Beamlink::start_with(
+            support::run_command_at(&port, &initiator, &["--connect", &beam_name]),
             TEST_COOKIE,
         );
         bl.wait_log("nodeup", Duration::from_secs(10));
@@ -78,18 +68,7 @@ fn hidden_link_and_ping_in_both_roles() {
 
         // The BEAM dials beamlink.
         let acceptor = format!("{}@127.0.0.1", unique_name("blacc"));
-        let bl2 = Beamlink::start(
-            &[
-                "run",
-                "--name",
-                &acceptor,
-                "--epmd",
-                "client",
-                "--epmd-port",
-                &port,
-            ],
-            TEST_COOKIE,
-        );
+        let bl2 = Beamlink::start_with(support::run_command_at(&port, &acceptor, &[]), TEST_COOKIE);
         bl2.wait_log("node started", Duration::from_secs(10));
         assert_eq!(
             beam.eval(&format!("net_adm:ping({})", atom(&acceptor)))
@@ -204,23 +183,16 @@ fn ticks_for(otp: Otp) {
         .start();
     beam.eval(NODEDOWN_COLLECTOR).unwrap();
     let name = format!("{}@127.0.0.1", unique_name("bltick"));
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
+    let bl = Beamlink::start_with(
+        support::run_command_at(
             &port,
-            "--net-ticktime",
-            "4",
-            "--connect",
-            beam.node_name(),
-        ],
+            &name,
+            &["--net-ticktime", "4", "--connect", beam.node_name()],
+        ),
         TEST_COOKIE,
     );
     bl.wait_log("nodeup", Duration::from_secs(10));
+    // A window: idle for 30 s (7 ticktimes), the test asserts that the link does not drop.
     std::thread::sleep(Duration::from_secs(30));
     assert_eq!(
         bl.count("nodedown"),
@@ -348,18 +320,7 @@ fn a_name_me_peer_is_named_by_beamlink() {
         let epmd = Epmd::start();
         let port = epmd.port().to_string();
         let acceptor = format!("{}@127.0.0.1", unique_name("blnameme"));
-        let bl = Beamlink::start(
-            &[
-                "run",
-                "--name",
-                &acceptor,
-                "--epmd",
-                "client",
-                "--epmd-port",
-                &port,
-            ],
-            TEST_COOKIE,
-        );
+        let bl = Beamlink::start_with(support::run_command_at(&port, &acceptor, &[]), TEST_COOKIE);
         bl.wait_log("node started", Duration::from_secs(10));
         // net_adm:ping needs a name already; connect_node is what names the node.
         let eval = format!(

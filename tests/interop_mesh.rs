@@ -33,7 +33,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 use support::{
-    BASENAME, Container, NodeStatus, Swarm, beamlink_oneshot, free_port, millis_between, wait_for,
+    BASENAME, Container, NodeStatus, Swarm, beamlink_oneshot, free_port, full_mesh, millis_between,
+    wait_for,
 };
 
 /// beamlink's poll (and view) interval.
@@ -120,28 +121,9 @@ fn components(statuses: &[(String, NodeStatus)]) -> usize {
         .len()
 }
 
-/// Every node lists every other.
-fn full_mesh(statuses: &[(String, NodeStatus)]) -> bool {
-    statuses.iter().all(|(me, s)| {
-        statuses
-            .iter()
-            .all(|(other, _)| other == me || s.visible.contains(other))
-    })
-}
-
 /// A rule in a container's own netfilter tables (never the host's).
 fn iptables(container: &Container, args: &[&str]) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", container.netns(), "iptables"])
-        .args(args)
-        .output()
-        .expect("run iptables");
-    assert!(
-        out.status.success(),
-        "iptables {args:?} in {}: {}",
-        container.netns(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    container.iptables(args);
 }
 
 /// A real Prometheus server on loopback scraping `target` every second; killed on drop.

@@ -22,10 +22,8 @@
 mod support;
 
 use beamlink::node::NodeEvent;
-use beamlink::proto::control::Control;
 use beamlink::proto::dist_header::DistDecoder;
-use beamlink::proto::frame::{Frame, take_frame};
-use beamlink::proto::term::{Atom, Pid, Reference, Term};
+use beamlink::proto::term::{Atom, Pid, Term};
 use beamlink::transport::DisconnectReason;
 use beamlink::{Cookie, Node, OnBadMessage};
 use bytes::BytesMut;
@@ -36,7 +34,7 @@ use support::{
     http_get, metrics_addr, pass_through, raw_local, registered_port, sample, start_beamlink,
     unique_name,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const KINDS: [&str; 4] = ["header", "fragment", "term", "control"];
@@ -118,43 +116,7 @@ async fn ping_over(
     buf: &mut BytesMut,
     me: &str,
 ) -> bool {
-    let tag = Term::reference(Reference::new(Atom::new(me), 7, &[1, 2, 3]).unwrap());
-    let call = Term::tuple([
-        Term::atom("$gen_call"),
-        Term::tuple([Term::Pid(raw_pid(me)), tag.clone()]),
-        Term::tuple([Term::atom("is_auth"), Term::atom(me)]),
-    ]);
-    let reg_send = Term::tuple([
-        Term::Int(6),
-        Term::Pid(raw_pid(me)),
-        Term::atom(""),
-        Term::atom("net_kernel"),
-    ]);
-    if stream
-        .write_all(&pass_through(&reg_send, Some(&call)))
-        .await
-        .is_err()
-    {
-        return false;
-    }
-    let wanted = Term::tuple([tag, Term::atom("yes")]);
-    let answered = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            while let Ok(Some(frame)) = take_frame(buf, 1 << 20) {
-                if let Frame::Message(m) = frame
-                    && let Ok(Some(Control::Send { message, .. })) = decoder.decode(&m)
-                    && message == wanted
-                {
-                    return true;
-                }
-            }
-            match stream.read_buf(buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {}
-            }
-        }
-    });
-    answered.await.unwrap_or(false)
+    support::raw_ping(stream, decoder, buf, &raw_pid(me)).await
 }
 
 /// Warn-level lines about messages of `kind` that do not decode.

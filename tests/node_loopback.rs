@@ -22,6 +22,18 @@ fn addr(n: &Node) -> SocketAddr {
     n.listen_addr().unwrap()
 }
 
+/// Whether `condition` holds within 5 s (checked every 10 ms).
+async fn eventually(mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
 #[tokio::test]
 async fn ping_rpc_and_genserver_between_two_nodes() {
     let a = node("a@127.0.0.1", "c").await;
@@ -103,7 +115,7 @@ async fn monitors_fire_noconnection_when_the_peer_stops() {
     let a = node("a@127.0.0.1", "c").await;
     let b = node("b@127.0.0.1", "c").await;
     a.connect_addr(b.name(), addr(&b)).await.unwrap();
-    let target = b.spawn_process();
+    let mut target = b.spawn_process();
     target.register("worker").unwrap();
     let mut watcher = a.spawn_process();
     let mref = watcher.monitor(&Dest::name("worker", b.name())).await;
@@ -111,7 +123,16 @@ async fn monitors_fire_noconnection_when_the_peer_stops() {
     linked.trap_exit(true);
     let mut linked = linked;
     linked.link(target.pid()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The monitor and the link have reached b once a message sent after them on the same
+    // connection has.
+    linked
+        .send(target.pid().clone(), Term::atom("after"))
+        .await
+        .unwrap();
+    match target.recv_timeout(Duration::from_secs(5)).await {
+        Some(Envelope::Message { message, .. }) => assert_eq!(message, Term::atom("after")),
+        other => panic!("expected the message sent after the link, got {other:?}"),
+    }
     b.shutdown().await;
     match watcher.recv_timeout(Duration::from_secs(5)).await {
         Some(Envelope::Down {
@@ -152,7 +173,12 @@ async fn simultaneous_connects_give_exactly_one_link() {
             b.connect_addr(a.name(), addr(&a))
         );
         let (la, lb) = (ra.unwrap(), rb.unwrap());
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The losing handshake may still be closing: wait until each side holds one link.
+        let settled = eventually(|| a.connections().len() == 1 && b.connections().len() == 1);
+        assert!(
+            settled.await,
+            "round {round}: the links did not settle to one"
+        );
         assert_eq!(a.connections().len(), 1, "round {round}");
         assert_eq!(b.connections().len(), 1, "round {round}");
         assert!(la.is_up() && lb.is_up(), "round {round}");

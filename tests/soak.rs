@@ -173,17 +173,8 @@ fn rolling_replacements_under_load_leave_no_residue() {
     let alive = unique_name("blsoak");
     let name = format!("{alive}@127.0.0.1");
     let port = epmd.port().to_string();
-    let bl = Beamlink::start(
-        &[
-            "run",
-            "--name",
-            &name,
-            "--epmd",
-            "client",
-            "--epmd-port",
-            &port,
-            "--bench-services",
-        ],
+    let bl = Beamlink::start_with(
+        support::run_command_at(&port, &name, &["--bench-services"]),
         TEST_COOKIE,
     );
     bl.wait_log("node started", Duration::from_secs(15));

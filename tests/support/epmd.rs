@@ -33,7 +33,7 @@ impl Epmd {
     pub fn start_with(otp: Otp) -> Epmd {
         let mut failures = Vec::new();
         for _ in 0..PORT_ATTEMPTS {
-            match Epmd::try_start(otp, free_port()) {
+            match Epmd::try_start(otp, free_port(), &[]) {
                 Ok(epmd) => return epmd,
                 Err(failure) => failures.push(failure),
             }
@@ -44,9 +44,20 @@ impl Epmd {
     /// Starts `otp`'s epmd on `port` (e.g. the port of one that was killed, to restart it),
     /// retrying for a few seconds while the port is still held. Panics if it cannot start.
     pub fn start_on(otp: Otp, port: u16) -> Epmd {
+        Epmd::start_on_with(otp, port, &[])
+    }
+
+    /// The host's (OTP 25) epmd on `port` with `extra` arguments (e.g. `-packet_timeout 1`),
+    /// as [`Epmd::start_on`].
+    pub fn on_port(port: u16, extra: &[&str]) -> Epmd {
+        Epmd::start_on_with(Otp::V25, port, extra)
+    }
+
+    /// [`Epmd::start_on`] with `extra` arguments after `-port PORT`.
+    pub fn start_on_with(otp: Otp, port: u16, extra: &[&str]) -> Epmd {
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
-            match Epmd::try_start(otp, port) {
+            match Epmd::try_start(otp, port, extra) {
                 Ok(epmd) => return epmd,
                 Err(failure) => last = failure,
             }
@@ -55,11 +66,12 @@ impl Epmd {
         panic!("{otp}: epmd did not start on port {port}: {last}");
     }
 
-    fn try_start(otp: Otp, port: u16) -> Result<Epmd, String> {
+    fn try_start(otp: Otp, port: u16, extra: &[&str]) -> Result<Epmd, String> {
         let output = OutputLog::default();
         let mut child = otp
             .command("epmd")
             .args(["-port", &port.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -102,6 +114,31 @@ impl Epmd {
     /// The release whose epmd this is.
     pub fn otp(&self) -> Otp {
         self.otp
+    }
+
+    /// Kills epmd now and waits for it.
+    pub fn kill(self) {}
+
+    /// Waits for epmd to exit by itself (after a KILL_REQ it obeyed) and returns what it
+    /// printed; panics if it fails or is still running after `limit`.
+    pub fn wait_exit(mut self, limit: Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for epmd") {
+                assert!(
+                    status.success(),
+                    "epmd failed ({status}): {}",
+                    self.output.text()
+                );
+                return self.output.text();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "epmd on port {} did not exit within {limit:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Pid of the epmd process.

@@ -15,13 +15,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use beamlink::proto::control::Control;
 use beamlink::proto::digest::Cookie;
+use beamlink::proto::dist_header::DistDecoder;
 use beamlink::proto::flags::DistFlags;
+use beamlink::proto::frame::{Frame, take_frame};
 use beamlink::proto::handshake::{Established, Initiator, LocalNode};
 use beamlink::proto::node_name::NodeName;
-use beamlink::proto::term::{Term, encode};
+use beamlink::proto::term::{Atom, Pid, Reference, Term, encode};
 use bytes::{BufMut, BytesMut};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{BeamNode, Beamlink, Epmd, Otp, TEST_COOKIE, unique_name};
@@ -107,7 +110,11 @@ pub fn settles<T: PartialEq + Copy + std::fmt::Debug>(
 
 /// The command `beamlink run --name NAME --epmd client` with `epmd`, plus `extra` arguments.
 pub fn run_command(epmd: &Epmd, name: &str, extra: &[&str]) -> std::process::Command {
-    let port = epmd.port().to_string();
+    run_command_at(&epmd.port().to_string(), name, extra)
+}
+
+/// The command `beamlink run --name NAME --epmd client --epmd-port EPMD_PORT` plus `extra`.
+pub fn run_command_at(epmd_port: &str, name: &str, extra: &[&str]) -> std::process::Command {
     let mut args = vec![
         "run",
         "--name",
@@ -115,7 +122,7 @@ pub fn run_command(epmd: &Epmd, name: &str, extra: &[&str]) -> std::process::Com
         "--epmd",
         "client",
         "--epmd-port",
-        &port,
+        epmd_port,
     ];
     args.extend_from_slice(extra);
     super::beamlink_command(&args)
@@ -214,6 +221,55 @@ pub async fn dial_handshake(
 }
 
 /// One framed pass-through message: length, 112, the control term, the payload term.
+/// `net_kernel` `is_auth` from `from` (a pid of the raw peer) through a raw link, as a
+/// pass-through REG_SEND; true when the answer arrives within 5 s. `decoder` and `leftover`
+/// carry the link's state between calls.
+pub async fn raw_ping(
+    stream: &mut TcpStream,
+    decoder: &mut DistDecoder,
+    leftover: &mut BytesMut,
+    from: &Pid,
+) -> bool {
+    let me = from.node.clone();
+    let tag = Term::reference(Reference::new(me.clone(), from.creation, &[1, 2, 3]).unwrap());
+    let call = Term::tuple([
+        Term::atom("$gen_call"),
+        Term::tuple([Term::Pid(from.clone()), tag.clone()]),
+        Term::tuple([Term::atom("is_auth"), Term::Atom(me)]),
+    ]);
+    let reg_send = Term::tuple([
+        Term::Int(6),
+        Term::Pid(from.clone()),
+        Term::atom(""),
+        Term::atom("net_kernel"),
+    ]);
+    if stream
+        .write_all(&pass_through(&reg_send, Some(&call)))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let wanted = Term::tuple([tag, Term::atom("yes")]);
+    let answered = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            while let Ok(Some(frame)) = take_frame(leftover, 1 << 20) {
+                if let Frame::Message(m) = frame
+                    && let Ok(Some(Control::Send { message, .. })) = decoder.decode(&m)
+                    && message == wanted
+                {
+                    return true;
+                }
+            }
+            match stream.read_buf(leftover).await {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    });
+    answered.await.unwrap_or(false)
+}
+
 pub fn pass_through(control: &Term, payload: Option<&Term>) -> Vec<u8> {
     let mut body = BytesMut::new();
     body.put_u8(112);

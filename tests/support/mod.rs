@@ -20,6 +20,8 @@
 //!   `:stats`, raw distribution peers that stall or reset at any step, a scriptable DNS server.
 //! * The `run --metrics` exporter from outside ([`http`]): [`metrics_addr`],
 //!   [`http_exchange`], [`sample`].
+//! * One-shot `erl` processes and EPMD probes for the EPMD tests ([`erl_of`],
+//!   [`erl_eval_of`], [`listed`], [`eventually`]).
 //! * TLS distribution ([`Pki`]): a CA and certificates made with rcgen, option files, and
 //!   [`tls_beam`], a BEAM started with `-proto_dist inet_tls`.
 //! * [`free_port`], [`unique_name`], [`wait_for`].
@@ -37,6 +39,7 @@
 mod beam_node;
 mod beamlink;
 mod epmd;
+mod erl;
 mod fault;
 mod http;
 mod pki;
@@ -58,13 +61,14 @@ pub use beamlink::{
     Beamlink, beamlink_bin, beamlink_command, beamlink_command_in_netns, beamlink_oneshot,
 };
 pub use epmd::Epmd;
+pub use erl::*;
 pub use fault::*;
 pub use http::*;
 pub use pki::{Pki, tls_beam};
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
     BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,
-    SwarmNode, cpu_time, millis_between,
+    SwarmNode, cpu_time, full_mesh, millis_between,
 };
 pub use terms::*;
 
@@ -228,15 +232,24 @@ pub fn otp_run() -> PathBuf {
     repo_root().join("scripts/otp-run")
 }
 
-/// A TCP port that was free on 127.0.0.1 a moment ago. Another process can still take it
-/// before the caller binds it; [`Epmd::start`] retries for that reason.
+/// A TCP port that was free on 127.0.0.1 (and on ::1 where the host has IPv6, since epmd
+/// binds both) a moment ago. Another process can still take it before the caller binds it;
+/// [`Epmd::start`] retries for that reason.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((LOOPBACK, 0))
-        .unwrap_or_else(|err| panic!("cannot bind a port on {LOOPBACK}: {err}"));
-    listener
-        .local_addr()
-        .expect("bound listener has an address")
-        .port()
+    for _ in 0..100 {
+        let listener = TcpListener::bind((LOOPBACK, 0))
+            .unwrap_or_else(|err| panic!("cannot bind a port on {LOOPBACK}: {err}"));
+        let port = listener
+            .local_addr()
+            .expect("bound listener has an address")
+            .port();
+        if TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port)).is_ok()
+            || TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_err()
+        {
+            return port;
+        }
+    }
+    panic!("no port free on both {LOOPBACK} and ::1");
 }
 
 /// Runs `f` once per release in `BEAMLINK_OTP`, each in a thread of its own, all at once
@@ -290,6 +303,33 @@ pub fn wait_for(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool 
     }
 }
 
+/// Whether `node` has a link up to `peer` within `timeout`: at once if it has one, else when
+/// its [`::beamlink::node::NodeEvent::NodeUp`] for `peer` comes (no polling).
+pub async fn node_up(
+    node: &::beamlink::Node,
+    peer: &::beamlink::proto::node_name::NodeName,
+    timeout: Duration,
+) -> bool {
+    use ::beamlink::node::NodeEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = node.events();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // Checked after subscribing (and after a lag) so that no NodeUp is missed.
+        if node.connection(peer).is_some_and(|link| link.is_up()) {
+            return true;
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) | Ok(Err(RecvError::Closed)) => return false,
+                Ok(Ok(NodeEvent::NodeUp { peer: up })) if &up == peer => return true,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => break,
+            }
+        }
+    }
+}
+
 /// `reason`, ending with the advice to run scripts/setup unless it already gives it.
 fn with_setup_hint(reason: &str) -> String {
     if reason.contains("run scripts/setup") {
@@ -300,7 +340,7 @@ fn with_setup_hint(reason: &str) -> String {
 }
 
 /// Panics with "run scripts/setup" unless `program` is found in PATH.
-fn require_tool(program: &str, package: &str) {
+pub fn require_tool(program: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
     assert!(

@@ -199,6 +199,20 @@ pub struct Dns {
     dir: PathBuf,
 }
 
+/// dnsmasq in the foreground, answering only what it is told (no resolv.conf, no
+/// /etc/hosts, authoritative for every name, TTL 0), on the addresses it is given only.
+pub const DNSMASQ_FLAGS: [&str; 9] = [
+    "--conf-file=/dev/null",
+    "--keep-in-foreground",
+    "--no-resolv",
+    "--no-hosts",
+    "--local=/#/",
+    "--local-ttl=0",
+    "--bind-interfaces",
+    "--user=root",
+    "--log-facility=-",
+];
+
 impl Dns {
     /// Serves `records` (name, addresses) on `addr` (127.0.0.1, or a [`Net::gateway`]).
     pub fn start(addr: Ipv4Addr, records: &[(&str, Vec<Ipv4Addr>)]) -> Dns {
@@ -221,17 +235,7 @@ impl Dns {
         for _ in 0..5 {
             let port = free_dns_port(addr);
             let mut child = Command::new("dnsmasq")
-                .args([
-                    "--conf-file=/dev/null",
-                    "--keep-in-foreground",
-                    "--no-resolv",
-                    "--no-hosts",
-                    "--local=/#/",
-                    "--local-ttl=0",
-                    "--bind-interfaces",
-                    "--user=root",
-                    "--log-facility=-",
-                ])
+                .args(DNSMASQ_FLAGS)
                 .arg(format!("--listen-address={addr}"))
                 .arg(format!("--port={port}"))
                 .arg(format!("--addn-hosts={}", hosts.display()))

@@ -163,6 +163,40 @@ pub struct Release {
 }
 
 impl Release {
+    /// Asserts docs/contract.md's rows about a beamlink `r` (a hidden node connected to
+    /// `node`, this release's node), asked through `rpc`: `node()` and `nodes()` over rpc,
+    /// `nodes(connected)` over erpc, `undef` for an unknown function, and the `:beamlink`
+    /// GenServer's `:nodes`.
+    pub fn assert_contract_rows(&self, otp: Otp, node: &str, r: &str) {
+        let rows = [
+            (
+                format!(r#":rpc.call(:"{r}", :erlang, :node, [])"#),
+                format!(r#":"{r}""#),
+            ),
+            (
+                format!(r#":rpc.call(:"{r}", :erlang, :nodes, [])"#),
+                "[]".to_owned(),
+            ),
+            (
+                format!(r#":"{node}" in :erpc.call(:"{r}", :erlang, :nodes, [:connected])"#),
+                "true".to_owned(),
+            ),
+            (
+                format!(
+                    r#"match?({{:badrpc, {{:EXIT, {{:undef, _}}}}}}, :rpc.call(:"{r}", :nosuch, :fun, []))"#
+                ),
+                "true".to_owned(),
+            ),
+            (
+                format!(r#":"{node}" in GenServer.call({{:beamlink, :"{r}"}}, :nodes)"#),
+                "true".to_owned(),
+            ),
+        ];
+        for (expr, want) in rows {
+            assert_eq!(self.rpc(&expr), want, "{otp} on {node}: {expr}");
+        }
+    }
+
     /// Builds (if needed) and starts `otp`'s labyrinth release as a daemon, waits until its
     /// `:labyrinth_echo` server answers. Panics with the daemon's log if it does not come up.
     pub fn start(otp: Otp, config: ReleaseConfig) -> Release {

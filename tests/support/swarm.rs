@@ -93,10 +93,35 @@ pub struct Container {
     decoy: Option<Ipv4Addr>,
 }
 
+/// Every node of `statuses` (from [`Swarm::statuses`]) lists every other.
+pub fn full_mesh(statuses: &[(String, NodeStatus)]) -> bool {
+    statuses.iter().all(|(me, s)| {
+        statuses
+            .iter()
+            .all(|(other, _)| other == me || s.visible.contains(other))
+    })
+}
+
 impl Container {
     /// The namespace's name (`ip netns exec <name> ...`).
     pub fn netns(&self) -> &str {
         &self.netns
+    }
+
+    /// Adds a rule to this container's own netfilter tables (never the host's); panics with
+    /// iptables' error if it fails.
+    pub fn iptables(&self, args: &[&str]) {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.netns, "iptables"])
+            .args(args)
+            .output()
+            .expect("run iptables");
+        assert!(
+            out.status.success(),
+            "iptables {args:?} in {}: {}",
+            self.netns,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Its IPv4 address on the bridge, if it has one.
