@@ -238,10 +238,10 @@ fn a_client_certificate_from_another_ca_with(otp: Otp) {
             Ok(mut s) => {
                 use tokio::io::AsyncReadExt;
                 let mut buf = [0u8; 64];
-                match tokio::time::timeout(PROMPT, s.read(&mut buf)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) => true,
-                    _ => false,
-                }
+                matches!(
+                    tokio::time::timeout(PROMPT, s.read(&mut buf)).await,
+                    Ok(Ok(0)) | Ok(Err(_))
+                )
             }
             Err(_) => true,
         }
