@@ -7,13 +7,18 @@
 //! BEAMLINK_COOKIE=... bench_client peers --target bl@127.0.0.1 --count 1000 --prefix p
 //! ```
 //! `ERL_EPMD_PORT` is honoured; the nodes do not listen and do not register with EPMD.
+//! `--tls-optfile FILE` (before the subcommand) makes every node dial over TLS with OTP's
+//! `ssl_dist_optfile` (docs/tls.md), for the TLS workloads.
 //!
 //! `agent` reads one command per line on stdin and answers each with one line
 //! `RESULT <json>` on stdout (`{"error": ...}` when it failed); it stops at end of input:
 //! * `prepare NODE`: connect to NODE and check that its `rig_sink` answers;
 //! * `tput NODE KIND N WARM`: send WARM, then N messages of KIND (`tuple16` =
 //!   `{Seq, <<16 bytes>>}`, `bin1k`, `bin64k`) to `{rig_sink, NODE}`, each batch followed by
-//!   `{rig_done, Pid, Ref}`; the N batch is timed until `{rig_done, Ref, N}` arrives.
+//!   `{rig_done, Pid, Ref}`; the N batch is timed until `{rig_done, Ref, N}` arrives;
+//! * `connect NODE N PAUSE_MS`: N cycles of `Node::connect` (EPMD lookup, TCP, TLS when
+//!   configured, distribution handshake; timed) then close and wait until the link is gone,
+//!   PAUSE_MS apart; the same statistics as `bench_driver`'s `{connect, ...}`.
 //!
 //! `peers` starts COUNT nodes, connects each to the target (a few at a time), prints
 //! `RESULT {"up": U, "failed": F, "ms": T}`, holds the links until stdin closes (or a
@@ -24,6 +29,7 @@ use beamlink::node::{Dest, Envelope, Node, Process};
 use beamlink::proto::digest::Cookie;
 use beamlink::proto::node_name::NodeName;
 use beamlink::proto::term::Term;
+use beamlink::tls::{TlsConfig, TlsSources};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -37,6 +43,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Parser)]
 #[command(about = "Rust load generator and idle peers for scripts/bench")]
 struct Cli {
+    /// Dial over TLS with this OTP ssl_dist_optfile.
+    #[arg(long, global = true)]
+    tls_optfile: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,9 +92,26 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let tls = match cli.tls_optfile.clone() {
+        None => None,
+        Some(optfile) => {
+            let sources = TlsSources {
+                optfile: Some(optfile),
+                ..TlsSources::default()
+            };
+            match TlsConfig::load(&sources) {
+                Ok(tls) => tls,
+                Err(e) => {
+                    eprintln!("bench_client: {e}");
+                    std::process::exit(78);
+                }
+            }
+        }
+    };
     let settings = Settings {
         cookie: Cookie::new(cookie),
         epmd_port,
+        tls,
     };
     let code = runtime.block_on(async move {
         match cli.command {
@@ -104,18 +130,20 @@ fn main() {
 struct Settings {
     cookie: Cookie,
     epmd_port: u16,
+    tls: Option<TlsConfig>,
 }
 
 impl Settings {
     async fn node(&self, name: &str) -> Result<Node, String> {
-        Node::builder()
+        let mut builder = Node::builder()
             .name(name)
             .cookie(self.cookie.clone())
             .dial_only()
-            .epmd_port(self.epmd_port)
-            .start()
-            .await
-            .map_err(|e| e.to_string())
+            .epmd_port(self.epmd_port);
+        if let Some(tls) = &self.tls {
+            builder = builder.tls(tls.clone());
+        }
+        builder.start().await.map_err(|e| e.to_string())
     }
 }
 
@@ -158,6 +186,7 @@ async fn agent(settings: &Settings, name: &str) -> i32 {
             ["tput", target, kind, n, warm] => {
                 tput(&node, &mut process, target, kind, n, warm).await
             }
+            ["connect", target, n, pause_ms] => connect_cycles(&node, target, n, pause_ms).await,
             _ => Err(format!("unknown command {line:?}")),
         };
         result(answer.unwrap_or_else(|e| json!({ "error": e })));
@@ -271,6 +300,81 @@ async fn batch(
             };
         }
     }
+}
+
+// ----------------------------------------------------------------------------- connect
+
+async fn connect_cycles(
+    node: &Node,
+    target: &str,
+    n: &str,
+    pause_ms: &str,
+) -> Result<Value, String> {
+    let target = NodeName::parse(target).map_err(|e| format!("{target}: {e}"))?;
+    let n: usize = n.parse().map_err(|_| format!("bad count {n:?}"))?;
+    let pause = Duration::from_millis(
+        pause_ms
+            .parse()
+            .map_err(|_| format!("bad pause {pause_ms:?}"))?,
+    );
+    disconnect(node, &target).await;
+    tokio::time::sleep(pause).await;
+    let mut samples = Vec::with_capacity(n);
+    let mut failures = 0u64;
+    let mut last_error = Value::Null;
+    for _ in 0..n {
+        let started = Instant::now();
+        match node.connect(&target).await {
+            Ok(_) => samples.push(started.elapsed().as_nanos() as f64),
+            Err(e) => {
+                failures += 1;
+                last_error = json!(e.to_string());
+            }
+        }
+        disconnect(node, &target).await;
+        tokio::time::sleep(pause).await;
+    }
+    Ok(json!({
+        "connect": stats(&mut samples),
+        "failures": failures,
+        "last_error": last_error,
+        "pause_ms": pause.as_millis() as u64,
+    }))
+}
+
+/// Closes the link to `target` and waits (at most a second, as `bench_driver` does) until
+/// the node no longer lists it, so that the next connect starts from nothing.
+async fn disconnect(node: &Node, target: &NodeName) {
+    if let Some(connection) = node.connection(target) {
+        connection.close();
+        let _ = tokio::time::timeout(Duration::from_secs(1), connection.closed()).await;
+    }
+    for _ in 0..1000 {
+        if node.connection(target).is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Nearest-rank statistics in microseconds, the keys `bench_driver:stats/1` uses.
+fn stats(samples_ns: &mut [f64]) -> Value {
+    if samples_ns.is_empty() {
+        return json!({ "n": 0 });
+    }
+    samples_ns.sort_by(f64::total_cmp);
+    let len = samples_ns.len();
+    let rank =
+        |p: f64| samples_ns[((p / 100.0 * len as f64).ceil() as usize).clamp(1, len) - 1] / 1e3;
+    json!({
+        "n": len,
+        "min_us": samples_ns[0] / 1e3,
+        "median_us": rank(50.0),
+        "p90_us": rank(90.0),
+        "p99_us": rank(99.0),
+        "max_us": samples_ns[len - 1] / 1e3,
+        "mean_us": samples_ns.iter().sum::<f64>() / len as f64 / 1e3,
+    })
 }
 
 // ------------------------------------------------------------------------------- peers

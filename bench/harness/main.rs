@@ -19,6 +19,7 @@
 //! e. connect_node + disconnect_node cycles (BEAM→BEAM vs BEAM→beamlink)
 //! f. RSS of an idle node with one BEAM peer, and per extra idle peer (hidden BEAM vs beamlink)
 //! g. CPU and RSS of beamlink holding many idle peer links for a minute (ticks only)
+//! t. distribution over TLS: connect time and throughput (tls.rs; `--only tls`)
 //!
 //! One round of a–e is: for each size, BEAM→BEAM, BEAM→beamlink, BEAM→BEAM, Rust→BEAM,
 //! BEAM→BEAM, Rust→beamlink; then rtt BEAM→BEAM, BEAM→beamlink; then connect likewise.
@@ -27,6 +28,7 @@
 
 mod procs;
 mod report;
+mod tls;
 
 use clap::Parser;
 use procs::{Agent, Env, Spawned};
@@ -47,8 +49,8 @@ struct Opts {
     /// Rounds of workloads a–e (default 5, quick 2).
     #[arg(long)]
     rounds: Option<usize>,
-    /// Workloads to run, e.g. a,d,e.
-    #[arg(long, default_value = "a,b,c,d,e,f,g")]
+    /// Workloads to run, e.g. a,d,e (t or tls: the TLS workload).
+    #[arg(long, default_value = "a,b,c,d,e,f,g,t")]
     only: String,
     /// Peers of workload g (default 1000, quick 100).
     #[arg(long)]
@@ -244,6 +246,9 @@ fn run(opts: &Opts) -> Result<usize, String> {
     }
     if want('g') {
         bench.many_peers(&mut rows);
+    }
+    if want('t') {
+        tls::run(&mut bench, &mut rows);
     }
 
     let duration = started.elapsed();
