@@ -24,7 +24,7 @@ erl_node() { erl -start_epmd false -setcookie fixturecapture -noshell "$@"; }
 # A node that stays registered while the others look at it.
 erl -start_epmd false -setcookie fixturecapture -noshell -name fixture@127.0.0.1 \
   -kernel inet_dist_listen_min 40123 inet_dist_listen_max 40123 &
-fixture_pid=$!; pids+=($fixture_pid)
+fixture_pid=$!; pids+=("$fixture_pid")
 sleep 2
 # The same name again: epmd refuses it; erl gives up booting.
 erl_node -name fixture@127.0.0.1 -eval 'halt()' >/dev/null 2>&1 || true
@@ -48,13 +48,17 @@ pick() { grep -l -a -F "$2" "$raw"/*_"$1"_req.bin | head -n1; }
 mkdir -p "$out"
 save() { cp "$1" "$out/$2"; echo "$out/$2 <- $(basename "$1")"; }
 f=$(pick x fixture);   save "$f" alive2_req.bin;          save "${f%_req.bin}_resp.bin" alive2_x_resp.bin
-f=$(ls "$raw"/*_x_req.bin | grep -v "$(basename "$f")" | xargs grep -l -a -F fixture | head -n1)
+refused=""
+for g in "$raw"/*_x_req.bin; do
+  [ "$g" != "$f" ] && grep -q -a -F fixture "$g" && { refused=$g; break; }
+done
+f=$refused
 save "${f%_req.bin}_resp.bin" alive2_x_resp_refused.bin
 f=$(pick x legacy);    save "$f" alive2_req_v5.bin;       save "${f%_req.bin}_resp.bin" alive2_resp_v5.bin
 f=$(pick z fixture);   save "$f" port_please2_req.bin;    save "${f%_req.bin}_resp.bin" port2_resp_found.bin
 f=$(pick z nosuch);    save "$f" port_please2_req_unknown.bin; save "${f%_req.bin}_resp.bin" port2_resp_not_found.bin
-names=($(ls "$raw"/*_n_req.bin))
+names=("$raw"/*_n_req.bin)
 save "${names[0]}" names_req.bin; save "${names[0]%_req.bin}_resp.bin" names_resp.bin
 save "${names[-1]%_req.bin}_resp.bin" names_resp_empty.bin
-f=$(ls "$raw"/*_k_req.bin | head -n1); save "$f" kill_req.bin; save "${f%_req.bin}_resp.bin" kill_resp_no.bin
+kills=("$raw"/*_k_req.bin); f=${kills[0]}; save "$f" kill_req.bin; save "${f%_req.bin}_resp.bin" kill_resp_no.bin
 echo "OTP $(erl -noshell -eval 'io:format("~s",[erlang:system_info(otp_release)]), halt().') / $(epmd -version 2>/dev/null || true)"

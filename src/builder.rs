@@ -9,6 +9,7 @@ use crate::node::{Node, NodeConfig, NodeError, OnBadMessage};
 use crate::proto::digest::Cookie;
 use crate::proto::epmd::{Alive2Request, AliveName};
 use crate::proto::node_name::{NodeName, NodeNameError};
+use crate::tls::{TlsConfig, TlsConfigError};
 use crate::watch::{MeshMode, Watch, WatchConfig};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -76,6 +77,7 @@ pub struct NodeBuilder {
     watch: Option<WatchConfig>,
     metrics: Option<SocketAddr>,
     ready_min_peers: usize,
+    tls: Option<TlsConfig>,
 }
 
 impl Default for NodeBuilder {
@@ -102,6 +104,7 @@ impl Default for NodeBuilder {
             watch: None,
             metrics: None,
             ready_min_peers: 1,
+            tls: None,
         }
     }
 }
@@ -124,6 +127,7 @@ impl fmt::Debug for NodeBuilder {
             .field("tune", &self.tune.is_some())
             .field("watch", &self.watch)
             .field("metrics", &self.metrics)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -295,6 +299,15 @@ impl NodeBuilder {
         self
     }
 
+    /// TLS distribution, as a BEAM started with `-proto_dist inet_tls -ssl_dist_optfile
+    /// FILE`: every connection, dialled or accepted, starts with a TLS handshake and the
+    /// distribution handshake runs inside it ([`crate::tls`]). A node that listens needs a
+    /// certificate for the server role. Default: plain TCP. EPMD stays plain either way.
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// `/readyz` needs at least this many connections (default 1).
     pub fn ready_min_peers(mut self, peers: usize) -> Self {
         self.ready_min_peers = peers;
@@ -305,6 +318,11 @@ impl NodeBuilder {
     /// If this future is dropped before it completes, the registration is withdrawn.
     pub async fn start(mut self) -> Result<Node, StartError> {
         let cookie = self.cookie.clone().ok_or(StartError::NoCookie)?;
+        if let Some(tls) = &self.tls
+            && self.listen.is_some()
+        {
+            tls.server().map_err(StartError::Tls)?;
+        }
         let epmd_port = match self.epmd_port {
             Some(port) => port,
             // EPMD-less: no EPMD is asked, so its port does not matter.
@@ -413,6 +431,7 @@ impl NodeBuilder {
         node_config.epmd_port = epmd_port;
         node_config.dist_port = self.dist_port;
         node_config.on_bad_message = self.on_bad_message;
+        node_config.tls = self.tls.clone();
         if let Some(t) = self.net_ticktime {
             node_config.connection.net_ticktime = t.max(Duration::from_secs(1));
         }
@@ -576,6 +595,9 @@ pub enum StartError {
         /// The dist port.
         dist_port: u16,
     },
+    /// TLS is configured and the node listens, but the settings have no certificate for
+    /// the server role.
+    Tls(TlsConfigError),
     /// The node could not start.
     Node(NodeError),
 }
@@ -612,6 +634,7 @@ impl fmt::Display for StartError {
                 "--listen {listen} conflicts with --dist-port {dist_port}: EPMD-less, every \
                  node listens on the dist port (use --listen ADDR:{dist_port}, or no --listen)"
             ),
+            StartError::Tls(e) => write!(f, "{e}"),
             StartError::Node(e) => write!(f, "{e}"),
         }
     }
@@ -625,6 +648,7 @@ impl std::error::Error for StartError {
             StartError::Dns(e) => Some(e),
             StartError::Listen { source, .. } | StartError::Metrics { source, .. } => Some(source),
             StartError::Node(e) => Some(e),
+            StartError::Tls(e) => Some(e),
             StartError::NoCookie
             | StartError::Alive { .. }
             | StartError::EpmdPortEnv { .. }

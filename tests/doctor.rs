@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! `beamlink doctor` and `beamlink nodes` against real BEAM nodes of the releases in
 //! `BEAMLINK_OTP`: each failure an operator meets is reproduced and the doctor must name its
 //! cause and fix (and exit with the right sysexits code); a healthy cluster of mixed releases

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! The EPMD client against a real `epmd` (and real `erl` nodes), on free ports.
 
 mod epmd_util;

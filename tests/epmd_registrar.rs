@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! The registrar's `--epmd auto|client|serve` policies against a real `epmd` and real BEAMs.
 //! The measured durations are printed (run with `--nocapture`), never asserted.
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! The embedded EPMD against real BEAM nodes, real `epmd -names`, and (for malformed input)
 //! side by side with a real `epmd`.
 

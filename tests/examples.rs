@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! The programs in `examples/`, built by cargo and run as a user runs them, against real BEAMs
 //! of every release in `BEAMLINK_OTP` (the releases of one test run in parallel, each with an
 //! epmd of its own):
@@ -46,7 +47,7 @@ fn each_release_in_parallel(test: fn(Otp)) {
 }
 
 /// `target/<profile>/examples/<name>`, which a plain `cargo test` builds before the tests
-/// (`cargo test --test examples` alone does not: run `cargo build --examples` first). Panics
+/// (`cargo test --features interop --test examples` alone does not: run `cargo build --examples` first). Panics
 /// if it is missing, or older than a source file it is built from (the library's or its own),
 /// so a stale build is never what gets tested.
 fn example_path(name: &str) -> PathBuf {
@@ -62,7 +63,7 @@ fn example_path(name: &str) -> PathBuf {
         .unwrap_or_else(|e| {
             panic!(
                 "{}: {e}: a plain `cargo test` builds the examples (or run `cargo build \
-                 --examples` before `cargo test --test examples`)",
+                 --examples` before `cargo test --features interop --test examples`)",
                 path.display()
             )
         });

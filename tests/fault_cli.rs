@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! The binary's reliability and security contract (ecosystem.md part C, items 6, 12, 14, 20
 //! and 21; contract.md): names a BEAM refuses, cookie files checked as erl checks them, the
 //! cookie never printed, SIGTERM as PID 1 of a PID namespace, EPMD killed and restarted

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! DNS answers a Swarm or Kubernetes DNS gives in bad moments (ecosystem.md part C, item 13),
 //! beyond what `interop_swarm.rs` covers (records added and removed, the server down, 200
 //! records): the same address several times in one answer, an empty NOERROR answer,

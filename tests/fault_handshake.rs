@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Handshakes that stall or die at each step, in both roles, against the `beamlink run`
 //! binary (ecosystem.md part C, items 7 and 19; B1 `ei_tmo_SUITE`): every attempt fails
 //! within the setup timeout (7 s, the BEAM's `net_setuptime`), leaves no file descriptor, task

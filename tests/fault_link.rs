@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Faults on live links (ecosystem.md part C, items 4, 5 and 9, and "nothing lost"):
 //!
 //! * length bombs (a 1 GiB or 0xFFFFFFFF packet length, then silence) and term bombs (a

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! The metrics listener of `beamlink run --metrics` under attack (issue 18): an exporter is
 //! reachable by whatever can reach its port, so it must neither stop the node nor hold
 //! memory or file descriptors beyond a bound, and must serve nothing but `/metrics`,

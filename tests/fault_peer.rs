@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Peers that pause, race and restart (ecosystem.md part C, items 8, 10 and 11), against real
 //! BEAM nodes of every release in `BEAMLINK_OTP`:
 //!

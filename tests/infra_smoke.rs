@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Proves the real-BEAM test support (tests/support) against every release in BEAMLINK_OTP:
 //! epmd, erl nodes driven through the REPL, cross-release distribution through one epmd, and
 //! the labyrinth fixture release answering `rpc` and a real `remote` shell.

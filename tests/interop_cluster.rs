@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! "Answer the cluster" against real BEAM nodes of every release in `BEAMLINK_OTP`: every
 //! row of the table in `contract.md`, checked from the remote shell of a real `mix release`
 //! and from plain `erl`; OTP's `erl_call`; monitors and links both ways, node-down

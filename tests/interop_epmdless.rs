@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! EPMD-less clusters (`--dist-port`, the BEAM's `-erl_epmd_port`), end to end in the
 //! simulated Swarm (`support::Swarm::epmd_less`): one release node per OTP release in
 //! `BEAMLINK_OTP`, each in its own container, started as Elixir's release docs say

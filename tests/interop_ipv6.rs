@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! beamlink on a network with IPv6 addresses only, against real BEAMs started with
 //! `-proto_dist inet6_tcp`, one OTP release of `BEAMLINK_OTP` per pair of namespaces (all in
 //! parallel).

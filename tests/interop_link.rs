@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! The protocol core against real BEAM nodes of every release in `BEAMLINK_OTP` (25, 27,
 //! 29): a hidden link with beamlink as initiator and as acceptor, `Node.ping` both ways,
 //! a wrong cookie, ticks, a stopped peer, and the embedded EPMD serving real BEAMs.

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! `beamlink run --mesh`, the cluster view, the Prometheus exporter and `beamlink health`
 //! against real releases in the simulated Docker Swarm (`support::Swarm`): three
 //! `labyrinth` nodes, one per OTP release selected by `BEAMLINK_OTP` (25, 27 and 29 by
@@ -21,7 +22,7 @@
 //!
 //! The releases run with `net_ticktime` 4 s so that cuts are noticed in seconds. The cost
 //! of being watched (CPU of each BEAM per interval, from `/proc`) is printed
-//! (`cargo test --test interop_mesh -- --nocapture`).
+//! (`cargo test --features interop --test interop_mesh -- --nocapture`).
 
 mod support;
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! DNS discovery end to end in a simulated Docker Swarm (`support::Swarm`): release nodes of
 //! the OTP releases in `BEAMLINK_OTP` (mixed in one cluster, meshing among themselves like
 //! `dns_cluster`), dnsmasq answering `tasks.<stack>_<service>`, and the real `beamlink run`
@@ -8,7 +9,7 @@
 //!   resolv.conf and its search list (a Kubernetes-style short name).
 //!
 //! Both name themselves (`--name beamlink`) in a container whose first interface is a decoy.
-//! The measured numbers are printed (`cargo test --test interop_swarm -- --nocapture`).
+//! The measured numbers are printed (`cargo test --features interop --test interop_swarm -- --nocapture`).
 
 mod support;
 

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! TLS distribution against real BEAM nodes started with `-proto_dist inet_tls
 //! -ssl_dist_optfile FILE`, for every release in `BEAMLINK_OTP` (25, 27, 29), with TLS 1.2
 //! and 1.3: beamlink dials the BEAM (TLS, then the handshake with 4-byte framing) and the
@@ -7,9 +8,8 @@
 //! an expired certificate, a name mismatch. And the binary's exit 78 for TLS settings it
 //! cannot use (an unsupported option, a key others can read).
 //!
-//! The CA and certificates are made here with rcgen. Node certificates carry 127.0.0.1 both
-//! as an IP SAN (OTP 27, 29, beamlink) and as a DNS SAN (OTP 25 checks the host part of
-//! `name@127.0.0.1` as a DNS name).
+//! The CA and certificates come from `support::Pki` (rcgen; node certificates carry
+//! 127.0.0.1 both as an IP SAN and as a DNS SAN, for OTP 25).
 
 mod support;
 
@@ -19,144 +19,16 @@ use beamlink::proto::epmd::{Alive2Request, AliveName};
 use beamlink::proto::flags::DistFlags;
 use beamlink::proto::handshake::{Acceptor, Framing, Initiator, LocalNode, Status};
 use beamlink::proto::node_name::NodeName;
-use beamlink::tls::{TlsConfig, TlsError, TlsSession, TlsSources};
+use beamlink::tls::{TlsConfig, TlsError, TlsSession};
 use beamlink::transport::handshake::{self, AcceptPolicy};
 use beamlink::transport::{DistStream, HandshakeFailure};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{BeamNode, Epmd, Otp, TEST_COOKIE, registered_port, unique_name};
+use support::{BeamNode, Epmd, Otp, Pki, TEST_COOKIE, registered_port, tls_beam, unique_name};
 use tokio::net::{TcpListener, TcpStream};
 
 const SETUP: Duration = Duration::from_secs(7);
-
-/// A CA and the certificates the tests use, in a directory the chroots of OTP 27/29 see.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn ca(name: &str) -> (rcgen::Certificate, rcgen::KeyPair, rcgen::CertificateParams) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).unwrap();
-    (cert, key, params)
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(unique_name("beamlink_tls"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pki = Pki { dir };
-        let (cluster_ca, cluster_key, cluster_params) = ca("beamlink test CA");
-        let (other_ca, other_key, other_params) = ca("some other CA");
-        pki.write("ca.pem", &cluster_ca.pem(), 0o644);
-        pki.write("other-ca.pem", &other_ca.pem(), 0o644);
-        let cluster = rcgen::Issuer::new(cluster_params, &cluster_key);
-        let other = rcgen::Issuer::new(other_params, &other_key);
-        pki.leaf("node", &cluster, None);
-        pki.leaf("expired", &cluster, Some((2020, 2021)));
-        pki.leaf("foreign", &other, None);
-        pki
-    }
-
-    fn write(&self, file: &str, text: &str, mode: u32) {
-        let path = self.dir.join(file);
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    /// `<name>.pem` and `<name>.key`, for 127.0.0.1 as an IP SAN and as a DNS SAN.
-    /// `valid`: the years it is valid in (from 1 January to 1 January); rcgen's default
-    /// (1975 to 4096) otherwise.
-    fn leaf(
-        &self,
-        name: &str,
-        issuer: &rcgen::Issuer<'_, &rcgen::KeyPair>,
-        valid: Option<(i32, i32)>,
-    ) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = vec![
-            rcgen::SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            rcgen::SanType::DnsName("127.0.0.1".try_into().unwrap()),
-        ];
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        if let Some((from, to)) = valid {
-            params.not_before = rcgen::date_time_ymd(from, 1, 1);
-            params.not_after = rcgen::date_time_ymd(to, 1, 1);
-        }
-        let cert = params.signed_by(&key, issuer).unwrap();
-        self.write(&format!("{name}.pem"), &cert.pem(), 0o644);
-        self.write(&format!("{name}.key"), &key.serialize_pem(), 0o600);
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
-    }
-
-    /// An `ssl_dist_optfile` for the BEAM: mutual TLS, `verify_peer` and
-    /// `fail_if_no_peer_cert` on the server, `versions` when given.
-    fn beam_optfile(&self, versions: Option<&str>) -> PathBuf {
-        let d = self.dir.display();
-        let versions = versions.map_or(String::new(), |v| format!(", {{versions, ['{v}']}}"));
-        let common = format!(
-            r#"{{certfile, "{d}/node.pem"}}, {{keyfile, "{d}/node.key"}}, {{cacertfile, "{d}/ca.pem"}}, {{verify, verify_peer}}{versions}"#
-        );
-        let text = format!(
-            "[{{server, [{common}, {{fail_if_no_peer_cert, true}}]}},\n {{client, [{common}]}}].\n"
-        );
-        let file = format!("beam-{}.conf", versions.len());
-        self.write(&file, &text, 0o644);
-        self.path(&file)
-    }
-
-    /// beamlink's settings from PEM files.
-    fn pem(&self, cert: Option<&str>, ca: &str) -> TlsConfig {
-        let sources = TlsSources {
-            cert: cert.map(|c| self.path(&format!("{c}.pem"))),
-            key: cert.map(|c| self.path(&format!("{c}.key"))),
-            ca: Some(self.path(ca)),
-            ..TlsSources::default()
-        };
-        TlsConfig::load(&sources).unwrap().unwrap()
-    }
-
-    /// beamlink's settings from an option file.
-    fn optfile(&self, file: &Path) -> TlsConfig {
-        let sources = TlsSources {
-            optfile: Some(file.to_path_buf()),
-            ..TlsSources::default()
-        };
-        TlsConfig::load(&sources).unwrap().unwrap()
-    }
-}
-
-fn tls_beam(otp: Otp, epmd: &Epmd, optfile: &Path) -> BeamNode {
-    BeamNode::builder(otp, epmd.port())
-        .name(unique_name("tlsbeam"))
-        .arg("-proto_dist")
-        .arg("inet_tls")
-        .arg("-ssl_dist_optfile")
-        .arg(optfile.display().to_string())
-        .start()
-}
 
 /// Evaluates `expr` on the BEAM. The call blocks until the BEAM answers, which may need
 /// this runtime (the BEAM talks to our node meanwhile): `block_in_place` lets the other
@@ -262,8 +134,8 @@ async fn beamlink_dials(beam: &BeamNode, epmd: &Epmd, tls: &TlsConfig, what: &st
     session
 }
 
-/// The BEAM dials beamlink, which accepts with `tls` in a test-local accept loop (the real
-/// listener comes with the transport's listener).
+/// The BEAM dials beamlink, which accepts with `tls` in a test-local accept loop (the
+/// binary's listener is shown in `interop_tls_cli.rs`).
 async fn beam_dials(beam: &BeamNode, epmd: &Epmd, tls: &TlsConfig, what: &str) -> TlsSession {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -543,10 +415,27 @@ fn bad_tls_settings_stop_the_binary_with_exit_78() {
     let e = ping_config_error(&["--tls-verify", "none"], &[]);
     assert!(e.contains("--tls-verify needs TLS"), "{e}");
 
-    // Valid settings are not ignored while ping cannot dial over TLS.
-    let e = ping_config_error(&pem, &[]);
-    assert!(
-        e.contains("does not connect over TLS distribution yet"),
-        "{e}"
+    // `run` with an option file that has no server certificate cannot accept over TLS.
+    pki.write(
+        "client-only.conf",
+        &format!(
+            "[{{client, [{{cacertfile, \"{}\"}}]}}].",
+            pki.path("ca.pem").display()
+        ),
+        0o644,
     );
+    let client_only = pki.path("client-only.conf").display().to_string();
+    let out = support::beamlink_oneshot(
+        &[
+            "run",
+            "--name",
+            "tlsrun@127.0.0.1",
+            "--tls-optfile",
+            &client_only,
+        ],
+        Some(TEST_COOKIE),
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{e}");
+    assert!(e.contains("no certificate to present"), "{e}");
 }

@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Messages that do not decode, after a valid handshake (the `bad_dist_structure`,
 //! `bad_dist_fragments` and `bad_dist_ext_*` cases of OTP's distribution_SUITE). A BEAM
 //! closes the connection for every one of them (`erts_net_message` ends in

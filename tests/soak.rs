@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! A soak: `beamlink run` (with `--bench-services`) under load from many BEAM peers (OTP's
 //! `peer` module, started by one driver node per release in `BEAMLINK_OTP`), replaced a few
 //! at a time, as a rolling update replaces tasks (ecosystem.md part C, items 15 and 23).

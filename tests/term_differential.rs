@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! Differential test of the term codec against real BEAMs, one run per OTP release in
 //! `BEAMLINK_OTP` (default "25 27 29"): release 25 is the `erl` on PATH, others run through
 //! `scripts/otp-run <release> erl`. A missing `erl` or `scripts/otp-run` fails the test.

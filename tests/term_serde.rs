@@ -1,3 +1,4 @@
+#![cfg(feature = "interop")]
 //! serde against real BEAMs (OTP 25, 27, 29, or those in `BEAMLINK_OTP`): values written by
 //! Elixir with `:erlang.term_to_binary/1` decode into the Rust types (`from_term`), and the
 //! same Rust values encoded by beamlink (`to_term` + `term::encode`) are, after

@@ -52,7 +52,7 @@ bl_net_up() {
 bl_net_add_ns() {
   local ns="$1" index="$2" search="${3:-}" veth
   case "$index" in '' | *[!0-9]*) echo "netns.sh: bad index '$index'" >&2; return 1 ;; esac
-  [ "$index" -ge 2 ] && [ "$index" -le 254 ] || { echo "netns.sh: index $index not in 2..254" >&2; return 1; }
+  if [ "$index" -lt 2 ] || [ "$index" -gt 254 ]; then echo "netns.sh: index $index not in 2..254" >&2; return 1; fi
   veth="${BL_NET_BRIDGE}v$index" # IFNAMSIZ: keep bridge names short
   ip netns add "$ns" || return 1
   _bl_net_record netns "$ns"

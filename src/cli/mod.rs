@@ -328,7 +328,7 @@ pub(crate) async fn oneshot_node(
         config::load_cookie_with_source(opts.cookie_file.as_deref(), |k| std::env::var(k).ok())
     };
     let (cookie, source) = loaded.map_err(|e| config_failure(&e))?;
-    tls::check_supported(&opts.tls, sub)?;
+    let tls = tls::load(&opts.tls)?;
     let name = opts.name.clone().unwrap_or_else(|| oneshot_alive(sub));
     let (name, _) = config::node_name(&name, toward).map_err(|e| config_failure(&e))?;
     let mut builder = Node::builder()
@@ -340,6 +340,9 @@ pub(crate) async fn oneshot_node(
         .net_ticktime(Duration::from_secs(opts.net_ticktime));
     if let Some(port) = opts.dist_port {
         builder = builder.dist_port(port);
+    }
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
     }
     let started = builder.start().await;
     match started {
@@ -383,7 +386,8 @@ pub(crate) fn config_failure(e: &ConfigError) -> u8 {
 /// The exit code for a failed connection.
 pub(crate) fn connect_exit_code(e: &ConnectError) -> u8 {
     match e {
-        ConnectError::Handshake(h) if h.is_cookie_mismatch() => exit::NOPERM,
+        ConnectError::Handshake(h) if h.is_cookie_mismatch() || h.is_tls_refusal() => exit::NOPERM,
+        ConnectError::Handshake(h) if h.is_tls_mismatch() => exit::CONFIG,
         ConnectError::Handshake(h) => match &h.kind {
             crate::transport::HandshakeFailureKind::Protocol(_) => exit::PROTOCOL,
             _ => exit::UNAVAILABLE,

@@ -63,9 +63,10 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(e) => return super::config_failure(&e),
     };
-    if let Err(code) = super::tls::check_supported(&args.node.tls, "run") {
-        return code;
-    }
+    let tls = match super::tls::load(&args.node.tls) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     // Checked here for the command line's own messages and exit codes; the builder parses
     // the same values again.
     let targets = match args.peers.targets(args.node.dist_port) {
@@ -108,6 +109,9 @@ pub(crate) async fn run(args: RunArgs) -> u8 {
     }
     if let Some(addr) = args.metrics {
         builder = builder.metrics(addr);
+    }
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
     }
     if let Some(listen) = args.listen {
         builder = builder.listen(listen);

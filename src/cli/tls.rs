@@ -74,18 +74,3 @@ pub(crate) fn load(opts: &TlsOpts) -> Result<Option<TlsConfig>, u8> {
     }
     Ok(config)
 }
-
-/// Checks the TLS settings; while `sub` cannot dial or accept over TLS yet, a valid TLS
-/// setting is refused (exit 78) rather than ignored, so plain and TLS never mix silently.
-pub(crate) fn check_supported(opts: &TlsOpts, sub: &str) -> Result<(), u8> {
-    match load(opts)? {
-        None => Ok(()),
-        Some(_) => {
-            eprintln!(
-                "beamlink: the TLS settings are valid, but `beamlink {sub}` does not connect \
-                 over TLS distribution yet; run it without TLS settings against plain-TCP nodes"
-            );
-            Err(exit::CONFIG)
-        }
-    }
-}

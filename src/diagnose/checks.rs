@@ -18,6 +18,8 @@ pub enum CheckStep {
     Epmd,
     /// TCP to the distribution port.
     Tcp,
+    /// The TLS handshake (TLS distribution), or a TLS/plain mismatch.
+    Tls,
     /// The handshake: status and the name in the challenge.
     Handshake,
     /// Distribution flags.
@@ -39,6 +41,7 @@ impl fmt::Display for CheckStep {
             CheckStep::Dns => "dns",
             CheckStep::Epmd => "epmd",
             CheckStep::Tcp => "tcp",
+            CheckStep::Tls => "tls",
             CheckStep::Handshake => "handshake",
             CheckStep::Flags => "flags",
             CheckStep::Cookie => "cookie",
@@ -160,6 +163,14 @@ pub enum Cause {
     NotMeshed,
     /// A third-party peer lacks optional flags (a warning).
     OptionalFlags,
+    /// The peer runs TLS distribution and we spoke plain TCP.
+    TlsPeer,
+    /// We spoke TLS and the peer gave no TLS answer: it runs plain TCP distribution.
+    NotTls,
+    /// A certificate was refused, ours by the peer or its by us.
+    TlsCertificate,
+    /// The TLS handshake failed otherwise (no shared version, the connection cut).
+    TlsFailed,
 }
 
 impl Cause {
@@ -172,13 +183,16 @@ impl Cause {
             | Cause::NameNotIp
             | Cause::NameInUse
             | Cause::EpmdLess
-            | Cause::UsesEpmd => ExitClass::Config,
-            Cause::CookieMismatch | Cause::NotAllowed => ExitClass::NoPerm,
+            | Cause::UsesEpmd
+            | Cause::TlsPeer
+            | Cause::NotTls => ExitClass::Config,
+            Cause::CookieMismatch | Cause::NotAllowed | Cause::TlsCertificate => ExitClass::NoPerm,
             Cause::EpmdBroken
             | Cause::HandshakeRefused
             | Cause::MissingFlags
             | Cause::RpcUnsupported
-            | Cause::OptionalFlags => ExitClass::Protocol,
+            | Cause::OptionalFlags
+            | Cause::TlsFailed => ExitClass::Protocol,
             Cause::NoPeers
             | Cause::DnsNoRecords
             | Cause::DnsFailed

@@ -105,6 +105,8 @@ pub struct Survey {
     pub probes: Vec<PeerProbe>,
     /// Discovery problems (names that are not usable and the like).
     pub notes: Vec<String>,
+    /// The observer dials over TLS: each peer's chain has a `tls` step.
+    pub tls: bool,
 }
 
 /// Resolves the targets and probes every peer (at most `max_concurrent` at once).
@@ -162,5 +164,6 @@ pub async fn survey(node: &Node, targets: &Targets, options: &SurveyOptions) -> 
         listings,
         probes,
         notes,
+        tls: node.config().tls.is_some(),
     }
 }

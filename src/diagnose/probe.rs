@@ -25,9 +25,10 @@ use crate::epmd::{EpmdError, EpmdStep};
 use crate::node::{CallError, Dest, Node, RpcCallError, RpcError};
 use crate::proto::epmd::{AliveName, NodeType};
 use crate::proto::flags::DistFlags;
-use crate::proto::handshake::{HandshakeError, Step};
+use crate::proto::handshake::{FramingError, HandshakeError, Step};
 use crate::proto::node_name::NodeName;
 use crate::proto::term::Term;
+use crate::tls::{TlsError, TlsSession};
 use crate::transport::{HandshakeFailure, HandshakeFailureKind};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
@@ -134,7 +135,7 @@ impl EpmdProblem {
 }
 
 /// Why the handshake failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum HandshakeProblem {
     /// The peer refused us or broke the protocol (the typed reason).
@@ -153,6 +154,10 @@ pub enum HandshakeProblem {
         /// The error.
         reason: String,
     },
+    /// We spoke plain TCP and the peer answered with a TLS record: it runs TLS distribution.
+    TlsPeer,
+    /// TLS failed (a refused certificate, or no TLS answer: a plain-TCP node).
+    Tls(TlsError),
 }
 
 /// The step at which a peer's chain stopped, with its evidence.
@@ -248,6 +253,8 @@ pub struct PeerProbe {
     pub epmd: Option<EpmdEntry>,
     /// The distribution address a TCP connection was opened to (before the handshake).
     pub tcp: Option<SocketAddr>,
+    /// What the TLS session agreed on, when we dial over TLS and its handshake succeeded.
+    pub tls: Option<TlsSession>,
     /// The connection, once up.
     pub connected: Option<Connected>,
     /// Round trip of the `is_auth` call.
@@ -268,6 +275,7 @@ impl PeerProbe {
             name,
             epmd: None,
             tcp: None,
+            tls: None,
             connected: None,
             ping: None,
             software: None,
@@ -297,6 +305,7 @@ pub async fn probe(node: &Node, peer: &NodeName, timeout: Duration) -> PeerProbe
         });
         probe.ip = Some(info.addr.ip());
         probe.tcp = Some(info.addr);
+        probe.tls = info.tls.clone();
     } else {
         probe = match dial(node, probe, timeout).await {
             Ok(p) => p,
@@ -418,9 +427,13 @@ async fn handshake_at(
             let reason = describe_io(&source);
             return Err(probe.fail(connect_failure(node, addr, reason, false, timeout).await));
         }
-        Err(e) => return Err(probe.fail(handshake_failure(e, addr))),
+        Err(e) => {
+            probe.tcp = Some(addr); // TLS failed: TCP connected
+            return Err(probe.fail(handshake_failure(e, addr)));
+        }
     };
     probe.tcp = Some(addr);
+    probe.tls = stream.tls_session();
     // `false` to `alive`: never take a name over from a node that is connected under it.
     let done = match dialler.handshake(stream, &peer, addr, || false).await {
         Ok(d) => d,
@@ -461,6 +474,11 @@ fn handshake_failure(e: HandshakeFailure, addr: SocketAddr) -> Failure {
                 timed_out: false,
             };
         }
+        HandshakeFailureKind::Tls(e) => HandshakeProblem::Tls(e),
+        HandshakeFailureKind::Framing {
+            error: FramingError::TlsRecord { .. },
+            ..
+        } => HandshakeProblem::TlsPeer,
         other => HandshakeProblem::Io {
             step: Step::Status,
             reason: format!("{other:?}"),
@@ -678,43 +696,4 @@ pub(crate) fn text_of(t: &Term) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn charlists_and_binaries_are_text() {
-        let chars = Term::list([Term::Int(50), Term::Int(55)]);
-        assert_eq!(text_of(&chars).as_deref(), Some("27"));
-        assert_eq!(
-            text_of(&Term::binary(b"0.1.0".to_vec())).as_deref(),
-            Some("0.1.0")
-        );
-        assert_eq!(text_of(&Term::atom("x")), None);
-    }
-
-    #[test]
-    fn typed_node_lists_are_split_by_kind() {
-        let entry = |name: &str, kind: &str| {
-            Term::tuple([
-                Term::atom(name),
-                Term::Map(vec![(Term::atom("node_type"), Term::atom(kind))]),
-            ])
-        };
-        let reply = Term::list([
-            entry("b@10.0.0.2", "visible"),
-            entry("beamlink@10.0.0.9", "hidden"),
-            entry("a@10.0.0.1", "visible"),
-            Term::atom("junk"),
-        ]);
-        let nodes = typed_nodes(&reply);
-        let names = |l: &[NodeName]| l.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        assert_eq!(names(&nodes.visible), ["a@10.0.0.1", "b@10.0.0.2"]);
-        assert_eq!(names(&nodes.hidden), ["beamlink@10.0.0.9"]);
-    }
-
-    #[test]
-    fn io_errors_read_as_plain_words() {
-        let e = std::io::Error::from_raw_os_error(111);
-        assert_eq!(describe_io(&e), "connection refused");
-    }
-}
+mod tests;

@@ -385,6 +385,7 @@ mod tests {
             ip: None,
             epmd: None,
             tcp: None,
+            tls: None,
             connected: Some(Connected {
                 addr: "127.0.0.1:1".parse().unwrap(),
                 peer_flags: flags,

@@ -116,6 +116,9 @@ pub struct NodeConfig {
     /// What a message that does not decode does to its connection (`--on-bad-message`):
     /// by default it is dropped and the connection stays; a BEAM closes the connection.
     pub on_bad_message: OnBadMessage,
+    /// TLS distribution, handed to the transport (which dials and accepts over TLS; the
+    /// node sees only the session's description). `None`: plain TCP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl NodeConfig {
@@ -136,6 +139,7 @@ impl NodeConfig {
             creation: None,
             dist_header: true,
             on_bad_message: OnBadMessage::Keep,
+            tls: None,
         }
     }
 
@@ -166,6 +170,9 @@ pub enum NodeError {
     },
     /// The OS random source failed.
     Random(getrandom::Error),
+    /// TLS is configured and the node listens, but the TLS settings cannot serve
+    /// (no certificate for the server role).
+    Tls(crate::tls::TlsConfigError),
 }
 
 impl fmt::Display for NodeError {
@@ -175,6 +182,7 @@ impl fmt::Display for NodeError {
                 write!(f, "cannot listen for connections on {addr}: {source}")
             }
             NodeError::Random(e) => write!(f, "the OS random source failed: {e}"),
+            NodeError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -184,6 +192,7 @@ impl std::error::Error for NodeError {
         match self {
             NodeError::Listen { source, .. } => Some(source),
             NodeError::Random(e) => Some(e),
+            NodeError::Tls(e) => Some(e),
         }
     }
 }
@@ -267,6 +276,10 @@ impl Node {
             // 0 is reserved and 1..3 belong to old-style EPMD creations.
             None => random_u32().map_err(NodeError::Random)?.max(4),
         };
+        let server_tls = match (&config.tls, &listener) {
+            (Some(tls), Some(_)) => Some(tls.server().map_err(NodeError::Tls)?),
+            _ => None,
+        };
         let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let (events, _) = broadcast::channel(1024);
         let local = LocalNode {
@@ -281,6 +294,7 @@ impl Node {
                 epmd_port: config.epmd_port,
                 dist_port: config.dist_port,
                 setup_timeout: config.setup_timeout,
+                tls: config.tls.clone(),
             },
         );
         let inner = Arc::new(Inner {
@@ -312,6 +326,7 @@ impl Node {
                 local,
                 setup_timeout: node.inner.config.setup_timeout,
                 max_pending_handshakes: node.inner.config.max_pending_handshakes,
+                tls: server_tls,
             };
             listener::spawn(
                 listener,
@@ -326,6 +341,7 @@ impl Node {
             creation,
             listen = ?listen_addr,
             hidden = !node.inner.config.visible,
+            tls = node.inner.config.tls.is_some(),
             "node started"
         );
         Ok(node)

@@ -54,6 +54,8 @@ pub struct PeerInfo {
     pub connected_since: SystemTime,
     /// True when the connection is hidden.
     pub hidden: bool,
+    /// What the TLS session agreed on; `None` on plain TCP.
+    pub tls: Option<crate::tls::TlsSession>,
 }
 
 /// The outcome of a handshake, as those waiting for it get it.
@@ -183,6 +185,7 @@ impl Node {
                     creation: i.peer_creation,
                     connected_since: l.connected_at(),
                     hidden: i.flags.is_hidden(),
+                    tls: i.tls.clone(),
                 }
             })
             .collect()
@@ -225,6 +228,7 @@ impl Node {
             established,
             leftover,
         } = done;
+        let tls = stream.tls_session();
         let (reader, writer) = stream.into_split();
         let info = ConnectionInfo {
             peer: established.peer,
@@ -233,6 +237,7 @@ impl Node {
             peer_flags: established.peer_flags,
             peer_creation: established.peer_creation,
             id: self.inner.next_link_id.fetch_add(1, Ordering::Relaxed),
+            tls,
         };
         let parts = ConnectionParts {
             reader,
@@ -252,6 +257,7 @@ impl Node {
             addr = %i.addr,
             flags = %i.flags,
             hidden = i.flags.is_hidden(),
+            tls = i.tls.as_ref().map_or("none", |t| t.version.as_str()),
             "nodeup"
         );
         let _ = self.inner.events.send(NodeEvent::NodeUp {

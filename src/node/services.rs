@@ -160,6 +160,7 @@ fn info_term(node: &Node) -> Term {
                 atom_key("address", Term::binary(p.addr.to_string().into_bytes())),
                 atom_key("flags", Term::from_u64(p.flags.0)),
                 atom_key("connected_since", Term::Int(since)),
+                atom_key("tls", tls_term(p.tls.as_ref())),
             ])
         })
         .collect::<Vec<_>>();
@@ -171,6 +172,29 @@ fn info_term(node: &Node) -> Term {
         ),
         atom_key("uptime_ms", Term::Int(node.uptime().as_millis() as i64)),
         atom_key("peers", Term::List(peers)),
+    ])
+}
+
+/// A peer's `tls` entry in `:info`: `false` on plain TCP, else
+/// `%{version: :"tlsv1.3", cipher_suite: "TLS13_AES_256_GCM_SHA384", key_exchange:
+/// "X25519MLKEM768"}` (`key_exchange` is `nil` when unknown).
+fn tls_term(session: Option<&crate::tls::TlsSession>) -> Term {
+    let Some(s) = session else {
+        return Term::atom("false");
+    };
+    Term::Map(vec![
+        (Term::atom("version"), Term::atom(&s.otp_version())),
+        (
+            Term::atom("cipher_suite"),
+            Term::binary(s.cipher_suite.as_bytes().to_vec()),
+        ),
+        (
+            Term::atom("key_exchange"),
+            match &s.key_exchange {
+                Some(k) => Term::binary(k.as_bytes().to_vec()),
+                None => Term::atom("nil"),
+            },
+        ),
     ])
 }
 

@@ -24,6 +24,15 @@ pub struct TlsSession {
 }
 
 impl TlsSession {
+    /// The version as OTP spells it (`ssl:connection_information/2`'s `protocol`):
+    /// `tlsv1.2`, `tlsv1.3`.
+    pub fn otp_version(&self) -> String {
+        match self.version.strip_prefix("TLSv") {
+            Some(rest) => format!("tlsv{}", rest.replace('_', ".")),
+            None => self.version.to_ascii_lowercase(),
+        }
+    }
+
     /// What `stream` agreed on.
     pub fn of(stream: &TlsStream) -> TlsSession {
         let common: &rustls::CommonState = match stream {

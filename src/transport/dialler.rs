@@ -17,6 +17,7 @@ use super::{ConnectError, DistStream, HandshakeFailure, HandshakeFailureKind, ra
 use crate::proto::epmd::AliveName;
 use crate::proto::handshake::{Initiator, LocalNode, Step};
 use crate::proto::node_name::NodeName;
+use crate::tls::TlsConfig;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -30,8 +31,11 @@ pub struct DialConfig {
     /// EPMD-less: every peer listens on this port and no EPMD is asked.
     pub dist_port: Option<u16>,
     /// Time allowed for each step: the EPMD lookup, the TCP connect, each handshake message
-    /// (the BEAM's `net_setuptime`).
+    /// (the BEAM's `net_setuptime`), and the TLS handshake.
     pub setup_timeout: Duration,
+    /// TLS distribution (`inet_tls_dist`): every connection starts with a TLS handshake as
+    /// client, and the distribution handshake runs inside it. `None`: plain TCP.
+    pub tls: Option<TlsConfig>,
 }
 
 /// Dials peers as one local node.
@@ -122,27 +126,40 @@ impl Dialler {
         }
     }
 
-    /// A TCP connection to `peer` at `addr`, within the setup time. A connect that does not
-    /// complete in time is reported as a timeout waiting for the first answer (`Status`).
+    /// A connection to `peer` at `addr`: TCP, then with TLS the TLS handshake as client
+    /// (`ssl:connect/4` in `inet_tls_dist:do_setup/7`; SNI is the host part of the peer's
+    /// name unless the option file says otherwise), each within the setup time. A connect
+    /// that does not complete in time is reported as a timeout waiting for the first answer
+    /// (`Status`).
     pub async fn connect(
         &self,
         peer: &NodeName,
         addr: SocketAddr,
     ) -> Result<DistStream, HandshakeFailure> {
         let timeout = self.config.setup_timeout;
-        let kind = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => return Ok(DistStream::plain(stream)),
-            Ok(Err(e)) => HandshakeFailureKind::Connect(e.into()),
-            Err(_) => HandshakeFailureKind::Timeout {
-                step: Step::Status,
-                after: timeout,
-            },
-        };
-        Err(HandshakeFailure {
+        let fail = |kind| HandshakeFailure {
             peer: Some(peer.clone()),
             addr,
             kind,
-        })
+        };
+        let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(fail(HandshakeFailureKind::Connect(e.into()))),
+            Err(_) => {
+                return Err(fail(HandshakeFailureKind::Timeout {
+                    step: Step::Status,
+                    after: timeout,
+                }));
+            }
+        };
+        let Some(tls) = &self.config.tls else {
+            return Ok(DistStream::plain(tcp));
+        };
+        let _ = tcp.set_nodelay(true);
+        match crate::tls::stream::connect(tls, tcp, peer, timeout).await {
+            Ok(stream) => Ok(DistStream::tls(stream)),
+            Err(e) => Err(fail(HandshakeFailureKind::Tls(e))),
+        }
     }
 
     /// Our side of the handshake with `peer` over `stream`, connected to `addr`.
@@ -164,10 +181,12 @@ impl Dialler {
         })?;
         let machine = Initiator::new(self.local.clone(), peer.clone(), challenge);
         let started = Instant::now();
-        let done = handshake::initiate(
+        let framing = stream.framing();
+        let done = handshake::initiate_framed(
             stream,
             addr,
             machine,
+            framing,
             self.config.setup_timeout,
             old_connection_dead,
         )

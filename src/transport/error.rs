@@ -100,6 +100,46 @@ impl HandshakeFailure {
         )
     }
 
+    /// True if one side runs TLS distribution and the other plain TCP: a plain name
+    /// answered with a TLS record, a TLS hello that got no TLS answer, or plain bytes on
+    /// our TLS listener. The fix is a setting, on our side or the peer's.
+    pub fn is_tls_mismatch(&self) -> bool {
+        self.is_tls_peer()
+            || matches!(
+                self.kind,
+                HandshakeFailureKind::Tls(TlsError::NoTlsAnswer { .. } | TlsError::PlainClient)
+            )
+    }
+
+    /// True if the TLS handshake failed over a certificate (ours refused by the peer, or
+    /// its refused by us): an authentication failure, as a cookie mismatch is.
+    pub fn is_tls_refusal(&self) -> bool {
+        use rustls::AlertDescription as A;
+        match &self.kind {
+            HandshakeFailureKind::Tls(e) => match e {
+                TlsError::UnknownCa
+                | TlsError::Expired { .. }
+                | TlsError::NameMismatch { .. }
+                | TlsError::BadPeerCertificate { .. }
+                | TlsError::NoPeerCertificate => true,
+                // OTP answers handshake_failure under TLS 1.2 when it requires a client
+                // certificate we did not send.
+                TlsError::Alert(a) => matches!(
+                    a,
+                    A::UnknownCA
+                        | A::CertificateExpired
+                        | A::BadCertificate
+                        | A::CertificateUnknown
+                        | A::CertificateRequired
+                        | A::HandshakeFailure
+                        | A::AccessDenied
+                ),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// True if the peer refused our cookie (or we refused its).
     pub fn is_cookie_mismatch(&self) -> bool {
         matches!(

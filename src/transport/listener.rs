@@ -17,7 +17,7 @@
 //! dual-stack socket is reported with its IPv4 address, not the IPv4-mapped IPv6 one.
 
 use super::handshake::{self, AcceptPolicy, Handshaken};
-use super::{DistStream, HandshakeFailure, random_u32};
+use super::{DistStream, HandshakeFailure, HandshakeFailureKind, random_u32};
 use crate::proto::handshake::{Acceptor, LocalNode};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -54,6 +54,9 @@ pub struct ListenerConfig {
     pub setup_timeout: Duration,
     /// Handshakes in progress at once; more connections are closed at once.
     pub max_pending_handshakes: usize,
+    /// TLS distribution (`inet_tls_dist`): every accepted connection starts with a TLS
+    /// handshake as server ([`crate::tls::TlsConfig::server`]). `None`: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Binds the distribution listener on `addr`: see the module documentation for `[::]`.
@@ -188,22 +191,43 @@ impl<H: AcceptHandler> Accept<H> {
     }
 }
 
-/// One incoming connection, from the accepted socket to the node's verdict.
+/// One incoming connection, from the accepted socket to the node's verdict. With TLS, the
+/// TLS handshake comes first (`ssl:handshake/3` in `inet_tls_dist:accept_one/3`), within
+/// the setup time; its failure reaches the node as any failed handshake does.
 async fn accept_one<H: AcceptHandler>(
     handler: &H,
     config: &ListenerConfig,
-    stream: TcpStream,
+    tcp: TcpStream,
     addr: SocketAddr,
 ) {
-    let stream = DistStream::plain(stream);
     let Ok(challenge) = random_u32() else {
         warn!("the OS random source failed; connection closed");
         return;
     };
+    let timeout = config.setup_timeout;
+    let stream = match &config.tls {
+        None => DistStream::plain(tcp),
+        Some(server) => {
+            let _ = tcp.set_nodelay(true);
+            match crate::tls::stream::accept(server.clone(), tcp, timeout).await {
+                Ok(stream) => DistStream::tls(stream),
+                Err(e) => {
+                    let failure = HandshakeFailure {
+                        peer: None,
+                        addr,
+                        kind: HandshakeFailureKind::Tls(e),
+                    };
+                    handler.finish(handler.policy(), addr, Err(failure));
+                    return;
+                }
+            }
+        }
+    };
     let machine = Acceptor::new(config.local.clone(), challenge);
     let mut policy = handler.policy();
-    let timeout = config.setup_timeout;
-    let outcome = handshake::accept(stream, addr, machine, timeout, &mut policy).await;
+    let framing = stream.framing();
+    let outcome =
+        handshake::accept_framed(stream, addr, machine, framing, timeout, &mut policy).await;
     handler.finish(policy, addr, outcome);
 }
 

@@ -68,6 +68,15 @@ impl DistStream {
         }
     }
 
+    /// How the handshake messages are framed on this stream: 2-byte lengths on plain TCP,
+    /// 4-byte inside TLS (`inet_tls_dist` runs `dist_util` with `{packet, 4}`).
+    pub fn framing(&self) -> crate::proto::handshake::Framing {
+        match self {
+            DistStream::Plain(_) => crate::proto::handshake::Framing::Plain,
+            DistStream::Tls(_) => crate::proto::handshake::Framing::Tls,
+        }
+    }
+
     /// What the TLS session agreed on; `None` on plain TCP.
     pub fn tls_session(&self) -> Option<crate::tls::TlsSession> {
         match self {

@@ -20,6 +20,8 @@
 //!   `:stats`, raw distribution peers that stall or reset at any step, a scriptable DNS server.
 //! * The `run --metrics` exporter from outside ([`http`]): [`metrics_addr`],
 //!   [`http_exchange`], [`sample`].
+//! * TLS distribution ([`Pki`]): a CA and certificates made with rcgen, option files, and
+//!   [`tls_beam`], a BEAM started with `-proto_dist inet_tls`.
 //! * [`free_port`], [`unique_name`], [`wait_for`].
 //!
 //! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
@@ -37,6 +39,7 @@ mod beamlink;
 mod epmd;
 mod fault;
 mod http;
+mod pki;
 mod process;
 mod release;
 mod swarm;
@@ -57,6 +60,7 @@ pub use beamlink::{
 pub use epmd::Epmd;
 pub use fault::*;
 pub use http::*;
+pub use pki::{Pki, tls_beam};
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
     BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,

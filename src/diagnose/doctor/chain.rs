@@ -4,21 +4,26 @@
 
 use crate::diagnose::checks::{Cause, Check, CheckStatus, CheckStep};
 use crate::diagnose::explain::{Context, diagnose_failure};
-use crate::diagnose::probe::{PeerProbe, Software};
+use crate::diagnose::probe::{Failure, HandshakeProblem, PeerProbe, Software};
 use crate::proto::flags::DistFlags;
 
 /// The checks of one peer: each step up to the failing one, then `skipped`.
 pub(super) fn chain(probe: &PeerProbe, ctx: &Context) -> Vec<Check> {
     let subject = probe.name.to_string();
-    let steps = [
+    let steps: Vec<CheckStep> = [
         CheckStep::Epmd,
         CheckStep::Tcp,
+        CheckStep::Tls,
         CheckStep::Handshake,
         CheckStep::Flags,
         CheckStep::Cookie,
         CheckStep::Ping,
         CheckStep::Rpc,
-    ];
+    ]
+    .into_iter()
+    // A plain-TCP survey has no TLS step, unless the peer spoke TLS to us.
+    .filter(|s| *s != CheckStep::Tls || ctx.tls || tls_failure(probe))
+    .collect();
     let mut out = Vec::new();
     if let Some(failure) = &probe.failure {
         let d = diagnose_failure(probe, failure, ctx);
@@ -48,6 +53,16 @@ pub(super) fn chain(probe: &PeerProbe, ctx: &Context) -> Vec<Check> {
         }
     }
     out
+}
+
+fn tls_failure(probe: &PeerProbe) -> bool {
+    matches!(
+        &probe.failure,
+        Some(Failure::Handshake {
+            problem: HandshakeProblem::TlsPeer | HandshakeProblem::Tls(_),
+            ..
+        })
+    )
 }
 
 /// The check for a step the peer got through.
@@ -121,6 +136,23 @@ fn passed(probe: &PeerProbe, step: CheckStep, ctx: &Context) -> Option<Check> {
             (None, Some(addr)) => Check::ok(&subject, step, format!("connected to {addr}")),
             (None, None) => return None,
         },
+        CheckStep::Tls => {
+            // No check at all for a plain-TCP link.
+            let session = probe.tls.as_ref()?;
+            let mut check = Check::ok(
+                &subject,
+                step,
+                format!(
+                    "TLS {} with {}",
+                    session.otp_version(),
+                    session.cipher_suite
+                ),
+            );
+            if let Some(group) = &session.key_exchange {
+                check = check.with_evidence(format!("key exchange {group}"));
+            }
+            check
+        }
         CheckStep::Handshake => {
             let Some(c) = connected else {
                 // The chain failed at a later step of the handshake (flags, cookie): the

@@ -300,6 +300,7 @@ mod tests {
             listings: Vec::new(),
             probes,
             notes: Vec::new(),
+            tls: false,
         }
     }
 

@@ -135,6 +135,8 @@ pub(super) fn handshake_failure(
                   answer, holds the connection without answering"
                 .into(),
         },
+        HandshakeProblem::TlsPeer => super::tls::tls_peer(probe, addr),
+        HandshakeProblem::Tls(e) => super::tls::tls_failure(probe, addr, e),
         HandshakeProblem::Io { step, reason } => Diagnosis {
             step: CheckStep::Handshake,
             cause: Cause::HandshakeTimeout,

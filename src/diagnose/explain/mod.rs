@@ -2,12 +2,14 @@
 //! the EPMD listings) the [`Cause`], the evidence and the fix. `doctor` shows them in full,
 //! `nodes` shows the cause and summary of an unreachable node.
 //!
-//! By where the chain stopped: `lookup.rs` for the DNS answer and the EPMDs, `handshake.rs`
+//! By where the chain stopped: `lookup.rs` for the DNS answer and the EPMDs, `tls.rs` for
+//! TLS distribution (a TLS/plain mismatch, a refused certificate), `handshake.rs`
 //! for the handshake and the naming mistakes it reveals, this file for the rest (host
 //! resolution, TCP, ping, rpc) and the dispatch over [`Failure`].
 
 mod handshake;
 mod lookup;
+mod tls;
 
 pub(crate) use lookup::{dns_checks, listing_checks};
 
@@ -24,6 +26,8 @@ use std::net::IpAddr;
 pub(crate) struct Context {
     pub(crate) observer: NodeName,
     pub(crate) cookie_source: Option<String>,
+    /// We dial over TLS.
+    pub(crate) tls: bool,
     /// The query and its only address, when the answer had one record.
     single_record: Option<(String, IpAddr)>,
     /// `tasks.<query>` and its addresses, when those differ from the query's.
@@ -48,6 +52,7 @@ impl Context {
         Context {
             observer: survey.observer.clone(),
             cookie_source,
+            tls: survey.tls,
             single_record,
             tasks,
         }

@@ -20,6 +20,7 @@ fn context() -> Context {
         listings: Vec::new(),
         probes: Vec::new(),
         notes: Vec::new(),
+        tls: false,
     };
     Context::new(&survey, Some("RELEASE_COOKIE".into()))
 }
@@ -120,6 +121,7 @@ fn a_single_address_is_called_a_virtual_ip_only_with_tasks_evidence() {
         listings: Vec::new(),
         probes: Vec::new(),
         notes: Vec::new(),
+        tls: false,
     };
     let with_tasks = survey(Some(("tasks.app_web".into(), Ok(tasks.clone()))));
     let certain = Context::new(&with_tasks, None);

@@ -93,6 +93,8 @@ pub struct ConnectionInfo {
     pub peer_creation: u32,
     /// A number unique to this link within the process.
     pub id: u64,
+    /// What the TLS session agreed on; `None` on plain TCP.
+    pub tls: Option<crate::tls::TlsSession>,
 }
 
 /// What becomes of a connection on which a message arrived that does not decode.

@@ -44,6 +44,7 @@ fn info() -> ConnectionInfo {
         peer_flags: DistFlags::BEAMLINK_DEFAULT,
         peer_creation: 1,
         id: 1,
+        tls: None,
     }
 }
 
