@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! BEAMLINK_COOKIE=... bench_client agent --name ra@127.0.0.1
-//! BEAMLINK_COOKIE=... bench_client peers --target bl@127.0.0.1 --count 1000 --prefix p
+//! BEAMLINK_COOKIE=... bench_client peers --target bl@127.0.0.1 --count 1000 --prefix p [--net-ticktime 8]
 //! ```
 //! `ERL_EPMD_PORT` is honoured; the nodes do not listen and do not register with EPMD.
 //! `--tls-optfile FILE` (before the subcommand) makes every node dial over TLS with OTP's
@@ -72,6 +72,9 @@ enum Command {
         /// Handshakes in flight at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Every peer's net_ticktime, in seconds (ticks every quarter of it).
+        #[arg(long, default_value_t = 60)]
+        net_ticktime: u64,
     },
 }
 
@@ -112,6 +115,7 @@ fn main() {
         cookie: Cookie::new(cookie),
         epmd_port,
         tls,
+        net_ticktime: Duration::from_secs(60),
     };
     let code = runtime.block_on(async move {
         match cli.command {
@@ -121,7 +125,14 @@ fn main() {
                 count,
                 prefix,
                 concurrency,
-            } => peers(&settings, &target, count, &prefix, concurrency).await,
+                net_ticktime,
+            } => {
+                let settings = Settings {
+                    net_ticktime: Duration::from_secs(net_ticktime.max(1)),
+                    ..settings
+                };
+                peers(&settings, &target, count, &prefix, concurrency).await
+            }
         }
     });
     std::process::exit(code);
@@ -131,6 +142,7 @@ struct Settings {
     cookie: Cookie,
     epmd_port: u16,
     tls: Option<TlsConfig>,
+    net_ticktime: Duration,
 }
 
 impl Settings {
@@ -139,7 +151,8 @@ impl Settings {
             .name(name)
             .cookie(self.cookie.clone())
             .dial_only()
-            .epmd_port(self.epmd_port);
+            .epmd_port(self.epmd_port)
+            .net_ticktime(self.net_ticktime);
         if let Some(tls) = &self.tls {
             builder = builder.tls(tls.clone());
         }

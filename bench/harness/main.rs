@@ -20,6 +20,9 @@
 //! f. RSS of an idle node with one BEAM peer, and per extra idle peer (hidden BEAM vs beamlink)
 //! g. CPU and RSS of beamlink holding many idle peer links for a minute (ticks only)
 //! t. distribution over TLS: connect time and throughput (tls.rs; `--only tls`)
+//! h. `idle_links`: 1 000 and 10 000 idle links with a short net_ticktime (ticks made
+//!    visible): CPU over a window, instructions (`perf stat`, load-independent) and RSS per
+//!    link, beamlink and a hidden BEAM
 //!
 //! One round of a–e is: for each size, BEAM→BEAM, BEAM→beamlink, BEAM→BEAM, Rust→BEAM,
 //! BEAM→BEAM, Rust→beamlink; then rtt BEAM→BEAM, BEAM→beamlink; then connect likewise.
@@ -49,7 +52,8 @@ struct Opts {
     /// Rounds of workloads a–e (default 5, quick 2).
     #[arg(long)]
     rounds: Option<usize>,
-    /// Workloads to run, e.g. a,d,e (t or tls: the TLS workload).
+    /// Workloads to run, e.g. a,d,e (t or tls: the TLS workload; `idle_links` is h, not in
+    /// the default set: it holds 10 000 links and takes about 8 minutes).
     #[arg(long, default_value = "a,b,c,d,e,f,g,t")]
     only: String,
     /// Peers of workload g (default 1000, quick 100).
@@ -61,6 +65,19 @@ struct Opts {
     /// Also measure a hidden BEAM holding g's peers (default: on, off with --quick).
     #[arg(long)]
     g_beam: Option<bool>,
+    /// Link counts of workload h, comma-separated (default 1000,10000; quick 100,1000).
+    #[arg(long)]
+    h_peers: Option<String>,
+    /// Seconds of workload h's CPU window (default 30, quick 10).
+    #[arg(long)]
+    h_seconds: Option<u64>,
+    /// net_ticktime of every node in workload h, seconds (default 8: a tick every 2 s per
+    /// link and direction, 7.5 times the default rate of net_ticktime 60).
+    #[arg(long, default_value_t = 8)]
+    h_ticktime: u64,
+    /// Also measure a hidden BEAM holding h's links (default: on, off with --quick).
+    #[arg(long)]
+    h_beam: Option<bool>,
     /// Where the JSON, SVG and Markdown go (default <repo>/target/bench).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -98,6 +115,10 @@ struct Plan {
     g_peers: usize,
     g_window: Duration,
     g_beam: bool,
+    h_peers: Vec<usize>,
+    h_window: Duration,
+    h_ticktime: u64,
+    h_beam: bool,
 }
 
 impl Plan {
@@ -127,6 +148,25 @@ impl Plan {
             g_peers: o.g_peers.unwrap_or(if q { 100 } else { 1000 }),
             g_window: Duration::from_secs(o.g_seconds.unwrap_or(if q { 10 } else { 60 })),
             g_beam: o.g_beam.unwrap_or(!q),
+            h_peers: o
+                .h_peers
+                .as_deref()
+                .map(|l| {
+                    l.split(',')
+                        .filter_map(|n| n.trim().parse().ok())
+                        .filter(|n| *n > 0)
+                        .collect()
+                })
+                .unwrap_or_else(|| {
+                    if q {
+                        vec![100, 1000]
+                    } else {
+                        vec![1000, 10_000]
+                    }
+                }),
+            h_window: Duration::from_secs(o.h_seconds.unwrap_or(if q { 10 } else { 30 })),
+            h_ticktime: o.h_ticktime.max(1),
+            h_beam: o.h_beam.unwrap_or(!q),
         }
     }
 
@@ -145,6 +185,10 @@ impl Plan {
             "g_peers": self.g_peers,
             "g_window_s": self.g_window.as_secs_f64(),
             "g_beam_reference": self.g_beam,
+            "h_peers": self.h_peers,
+            "h_window_s": self.h_window.as_secs_f64(),
+            "h_net_ticktime_s": self.h_ticktime,
+            "h_beam_reference": self.h_beam,
         })
     }
 }
@@ -203,10 +247,14 @@ struct Bench {
 }
 
 fn run(opts: &Opts) -> Result<usize, String> {
+    // A workload by its letter, or by its name.
     let only: Vec<char> = opts
         .only
         .split(',')
-        .filter_map(|w| w.trim().chars().next())
+        .filter_map(|w| match w.trim() {
+            "idle_links" => Some('h'),
+            w => w.chars().next(),
+        })
         .collect();
     let want = |w: char| only.contains(&w);
     let repo = opts
@@ -249,6 +297,9 @@ fn run(opts: &Opts) -> Result<usize, String> {
     }
     if want('t') {
         tls::run(&mut bench, &mut rows);
+    }
+    if want('h') {
+        bench.idle_links(&mut rows);
     }
 
     let duration = started.elapsed();
@@ -761,6 +812,15 @@ impl Bench {
         )
         .sides("hidden BEAM", "beamlink")
         .goal(Goal::RatioAtMost(0.1));
+        let mut idle_metrics = Row::new(
+            "f.rss_metrics",
+            'f',
+            "RSS idle, one BEAM peer, --metrics",
+            Unit::Kib,
+            Better::Lower,
+        )
+        .sides("hidden BEAM", "beamlink --metrics")
+        .goal(Goal::RatioAtMost(0.15));
         let mut per_peer = Row::new(
             "f.per_peer",
             'f',
@@ -776,8 +836,10 @@ impl Bench {
                 self.plan.f_rounds, self.plan.f_peers
             ));
             let load = procs::load1();
-            let beam = self.memory_subject(Target::Beam, round);
-            let other = self.memory_subject(Target::Beamlink, round);
+            let beam = self.memory_subject(Target::Beam, round, false);
+            let other = self.memory_subject(Target::Beamlink, round, false);
+            // The exporter on: `run --metrics`, which also starts the cluster watcher.
+            let exporter = self.memory_subject(Target::Beamlink, round, true);
             if let (Some(b), Some(o)) = (beam, other) {
                 idle.pair(b.0, o.0, load);
                 per_peer.pair(b.1, o.1, load);
@@ -786,15 +848,24 @@ impl Bench {
                     b.0, o.0, b.1, o.1
                 ));
             }
+            if let (Some(b), Some(m)) = (beam, exporter) {
+                idle_metrics.pair(b.0, m.0, load);
+                log(format!(
+                    "  f: idle RSS beamlink --metrics {:.0} KiB (load {load:.1})",
+                    m.0
+                ));
+            }
         }
         rows.push(idle);
+        rows.push(idle_metrics);
         rows.push(per_peer);
     }
 
     /// (idle RSS KiB, KiB per extra peer) of a fresh node of kind `t` connected to the BEAM target.
-    fn memory_subject(&mut self, t: Target, round: usize) -> Option<(f64, f64)> {
+    /// With `metrics`, beamlink runs with `--metrics` on a free port of 127.0.0.1.
+    fn memory_subject(&mut self, t: Target, round: usize, metrics: bool) -> Option<(f64, f64)> {
         let what = format!("f round {round} {}", target_label(t));
-        match self.try_memory_subject(t, round) {
+        match self.try_memory_subject(t, round, metrics) {
             Ok(v) => Some(v),
             Err(e) => {
                 self.fail(&what, e);
@@ -803,13 +874,33 @@ impl Bench {
         }
     }
 
-    fn try_memory_subject(&mut self, t: Target, round: usize) -> Result<(f64, f64), String> {
-        let short = match t {
-            Target::Beam => format!("fb{round}"),
-            Target::Beamlink => format!("fr{round}"),
+    fn try_memory_subject(
+        &mut self,
+        t: Target,
+        round: usize,
+        metrics: bool,
+    ) -> Result<(f64, f64), String> {
+        let short = match (t, metrics) {
+            (Target::Beam, _) => format!("fb{round}"),
+            (Target::Beamlink, false) => format!("fr{round}"),
+            (Target::Beamlink, true) => format!("fm{round}"),
         };
         let name = self.env.node_name(&short);
-        let mut subject = self.start_subject(t, &short, Some(&self.beam_target_name.clone()))?;
+        let metrics_port = if metrics {
+            Some(procs::free_port()?)
+        } else {
+            None
+        };
+        let extra: Vec<String> = metrics_port
+            .map(|p| vec!["--metrics".into(), p.to_string()])
+            .unwrap_or_default();
+        let mut subject =
+            self.start_subject_with(t, &short, Some(&self.beam_target_name.clone()), &extra)?;
+        if let Some(port) = metrics_port
+            && !procs::wait_listening(port, Duration::from_secs(30))
+        {
+            return Err(format!("--metrics is not listening on 127.0.0.1:{port}"));
+        }
         // Connected: the anchor (the BEAM target) lists it among its hidden nodes.
         let anchor = self.beam_target_name.clone();
         retry(Duration::from_secs(30), || {
@@ -844,7 +935,7 @@ impl Bench {
         peers.proc.stop(Duration::from_secs(5));
         subject.stop(Duration::from_secs(10));
         self.measurements.push(json!({
-            "workload": "f", "round": round, "subject": target_label(t), "node": name,
+            "workload": "f", "round": round, "subject": target_label(t), "metrics": metrics, "node": name,
             "rss_idle_kib": rss0, "rss_with_peers_kib": rss1, "extra_peers": self.plan.f_peers,
             "per_peer_kib": per_peer, "children_rss_kib": children, "load1": procs::load1(),
             "with_peers_rss_anon_kib": anon, "with_peers_rss_file_kib": file, "with_peers_rss_shmem_kib": shmem,
@@ -859,10 +950,23 @@ impl Bench {
         short: &str,
         anchor: Option<&str>,
     ) -> Result<Spawned, String> {
+        self.start_subject_with(t, short, anchor, &[])
+    }
+
+    /// [`start_subject`](Self::start_subject) with `extra` arguments for `erl` or
+    /// `beamlink run` (whichever `t` starts).
+    fn start_subject_with(
+        &self,
+        t: Target,
+        short: &str,
+        anchor: Option<&str>,
+        extra: &[String],
+    ) -> Result<Spawned, String> {
         let name = self.env.node_name(short);
         let subject = match t {
             Target::Beam => {
                 let mut c = self.env.erl(short, true);
+                c.args(extra);
                 if let Some(a) = anchor {
                     c.args(["-s", "bench_target", "hold", a]);
                 }
@@ -874,6 +978,7 @@ impl Bench {
                 if let Some(a) = anchor {
                     c.args(["--connect", a]);
                 }
+                c.args(extra);
                 self.env.spawn(short, c)?
             }
         };
@@ -901,6 +1006,17 @@ impl Bench {
     }
 
     fn start_peers(&self, target: &str, count: usize, prefix: &str) -> Result<Agent, String> {
+        self.start_peers_with(target, count, prefix, &[])
+    }
+
+    /// [`start_peers`](Self::start_peers) with `extra` arguments for `bench_client peers`.
+    fn start_peers_with(
+        &self,
+        target: &str,
+        count: usize,
+        prefix: &str,
+        extra: &[String],
+    ) -> Result<Agent, String> {
         let mut c = self.env.bench_client();
         c.args([
             "peers",
@@ -910,7 +1026,8 @@ impl Bench {
             &count.to_string(),
             "--prefix",
         ])
-        .arg(format!("{prefix}_{}_", self.env.tag));
+        .arg(format!("{prefix}_{}_", self.env.tag))
+        .args(extra);
         let mut peers = self.env.spawn_agent(&format!("{prefix}_peers"), c)?;
         let up = peers.next_result(Duration::from_secs(600))?;
         if up["up"].as_u64() != Some(count as u64) {
@@ -1036,12 +1153,175 @@ impl Bench {
         Ok((cpu_pct, rss as f64))
     }
 
+    // --------------------------------------------------------------------- h
+
+    fn idle_links(&mut self, rows: &mut Vec<Row>) {
+        let tick = self.plan.h_ticktime;
+        for n in self.plan.h_peers.clone() {
+            let mut cpu = Row::new(
+                &format!("h.cpu.{n}"),
+                'h',
+                &format!("CPU holding {n} idle links, net_ticktime {tick} s"),
+                Unit::PercentCore,
+                Better::Lower,
+            )
+            .sides("hidden BEAM", "beamlink")
+            .goal(Goal::ValueBelow(5.0));
+            let mut per_link = Row::new(
+                &format!("h.per_link.{n}"),
+                'h',
+                &format!("RSS per idle link, {n} links"),
+                Unit::Kib,
+                Better::Lower,
+            )
+            .sides("hidden BEAM", "beamlink")
+            .goal(Goal::ValueAtMost(16.0));
+            let load = procs::load1();
+            // beamlink first: if the machine cannot hold n links for the BEAM, the
+            // beamlink number is still there.
+            let other = self.hold_links(Target::Beamlink, n);
+            let beam = if self.plan.h_beam {
+                self.hold_links(Target::Beam, n)
+            } else {
+                None
+            };
+            match (beam, other) {
+                (Some(b), Some(o)) => {
+                    cpu.pair(b.0, o.0, load);
+                    per_link.pair(b.1, o.1, load);
+                }
+                (None, Some(o)) => {
+                    cpu.beamlink.push(o.0);
+                    cpu.loads.push(load);
+                    per_link.beamlink.push(o.1);
+                    per_link.loads.push(load);
+                }
+                _ => {}
+            }
+            rows.push(cpu);
+            rows.push(per_link);
+        }
+    }
+
+    /// (CPU % of one core over the window, RSS KiB per link) of a fresh node of kind `t`
+    /// holding `n` idle links from Rust library peers, every node at net_ticktime
+    /// `h_ticktime`.
+    fn hold_links(&mut self, t: Target, n: usize) -> Option<(f64, f64)> {
+        let what = format!("h {} {n} links", target_label(t));
+        match self.try_hold_links(t, n) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(&what, e);
+                None
+            }
+        }
+    }
+
+    fn try_hold_links(&mut self, t: Target, n: usize) -> Result<(f64, f64), String> {
+        let tick = self.plan.h_ticktime.to_string();
+        let (short, extra): (String, Vec<String>) = match t {
+            Target::Beam => (
+                format!("hb{n}"),
+                vec!["-kernel".into(), "net_ticktime".into(), tick.clone()],
+            ),
+            Target::Beamlink => (
+                format!("hr{n}"),
+                vec!["--net-ticktime".into(), tick.clone()],
+            ),
+        };
+        log(format!(
+            "h: {} holding {n} idle links (net_ticktime {tick} s) for {:.0} s",
+            target_label(t),
+            self.plan.h_window.as_secs_f64()
+        ));
+        let name = self.env.node_name(&short);
+        let mut subject = self.start_subject_with(t, &short, None, &extra)?;
+        let pid = subject.pid();
+        let rss0 = procs::settled_rss_kib(pid, self.plan.settle).ok_or("no VmRSS")?;
+        let t_connect = Instant::now();
+        let peer_args = vec![
+            "--net-ticktime".to_owned(),
+            tick.clone(),
+            "--concurrency".to_owned(),
+            "32".to_owned(),
+        ];
+        let mut peers = self.start_peers_with(&name, n, &format!("{short}p"), &peer_args)?;
+        let connect_s = t_connect.elapsed().as_secs_f64();
+        // Two tick periods at least, so the window sees steady ticking.
+        std::thread::sleep(
+            self.plan
+                .settle
+                .max(Duration::from_secs(self.plan.h_ticktime / 2)),
+        );
+        let load0 = procs::load1();
+        let peers_pid = peers.proc.pid();
+        let (c0, p0, w0) = (
+            procs::cpu_ticks(pid).ok_or("no /proc stat")?,
+            procs::cpu_ticks(peers_pid).unwrap_or(0),
+            Instant::now(),
+        );
+        // Instructions retired are what the load does not change: counted by perf over the
+        // same window when it is there, else the window is a plain sleep.
+        let instructions = procs::perf_instructions(pid, self.plan.h_window);
+        let elapsed = w0.elapsed();
+        if elapsed < self.plan.h_window {
+            std::thread::sleep(self.plan.h_window - elapsed);
+        }
+        let (c1, p1, w1) = (
+            procs::cpu_ticks(pid).ok_or("no /proc stat")?,
+            procs::cpu_ticks(peers_pid).unwrap_or(0),
+            Instant::now(),
+        );
+        let load1 = procs::load1();
+        let rss1 = procs::settled_rss_kib(pid, Duration::from_secs(1)).ok_or("no VmRSS")?;
+        let anon = procs::status_kib(pid, "RssAnon:");
+        let file = procs::status_kib(pid, "RssFile:");
+        let still = peers.ask("status", Duration::from_secs(120))?;
+        let window = (w1 - w0).as_secs_f64();
+        let cpu_pct = (c1 - c0) as f64 / self.clk_tck / window * 100.0;
+        let peers_cpu_pct = p1.saturating_sub(p0) as f64 / self.clk_tck / window * 100.0;
+        let per_link = (rss1 - rss0) / n as f64;
+        peers.send_line("quit")?;
+        let _ = peers.next_result(Duration::from_secs(120));
+        peers.proc.stop(Duration::from_secs(10));
+        subject.stop(Duration::from_secs(10));
+        let per_s = |v: Option<u64>| v.map(|i| i as f64 / window);
+        log(format!(
+            "  h: {} {n} links: CPU {cpu_pct:.2} % of one core, {} instructions/s (user+kernel), RSS {rss1:.0} KiB ({rss0:.0} before), {per_link:.1} KiB per link; peers' process {peers_cpu_pct:.1} %; {} of {n} up at the end; connect {connect_s:.1} s; load {load0:.1}–{load1:.1}",
+            target_label(t),
+            instructions
+                .map(|(u, k)| format!("{:.2e}", (u + k) as f64 / window))
+                .unwrap_or_else(|| "?".into()),
+            still["connected"]
+        ));
+        if still["connected"].as_u64() != Some(n as u64) {
+            return Err(format!(
+                "only {} of {n} links were up at the end of the window",
+                still["connected"]
+            ));
+        }
+        self.measurements.push(json!({
+            "workload": "h", "subject": target_label(t), "links": n,
+            "net_ticktime_s": self.plan.h_ticktime,
+            "window_s": window, "cpu_ticks": c1 - c0, "clk_tck": self.clk_tck,
+            "cpu_percent_of_one_core": cpu_pct,
+            "instructions_user_per_s": per_s(instructions.map(|i| i.0)),
+            "instructions_kernel_per_s": per_s(instructions.map(|i| i.1)),
+            "instructions_per_link_per_s": instructions.map(|(u, k)| (u + k) as f64 / window / n as f64),
+            "peers_process_cpu_percent": peers_cpu_pct,
+            "rss_before_kib": rss0, "rss_kib": rss1, "rss_anon_kib": anon, "rss_file_kib": file,
+            "rss_per_link_kib": per_link, "connect_all_s": connect_s,
+            "load1_start": load0, "load1_end": load1,
+        }));
+        Ok((cpu_pct, per_link))
+    }
+
     /// Lines under the table and the chart: what is not a ratio, and how it was measured.
     fn notes(&self, rows: &[Row]) -> Vec<String> {
         let mut notes = Vec::new();
         for r in rows
             .iter()
-            .filter(|r| r.workload == 'g' || r.id == "f.per_peer")
+            .filter(|r| r.workload == 'g' || r.workload == 'h' || r.id == "f.per_peer")
         {
             if let Some(v) = r.beamlink_median() {
                 let beam = r
@@ -1068,6 +1348,7 @@ impl Bench {
                     .measurements
                     .iter()
                     .filter(|m| m["workload"] == "f" && m["subject"] == subject)
+                    .filter(|m| m["metrics"] != json!(true))
                     .filter_map(|m| m[key].as_f64())
                     .collect();
                 report::median(&v)

@@ -201,7 +201,8 @@ fn random_cookie() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn free_port() -> Result<u16, String> {
+/// A TCP port of 127.0.0.1 that nobody listens on right now.
+pub fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
@@ -411,4 +412,33 @@ pub fn children_of(pid: u32) -> Vec<u32> {
                 == Some(pid)
         })
         .collect()
+}
+
+/// (user, kernel) instructions retired by `pid` over `window`, counted by `perf stat`;
+/// `None` when perf is missing or not allowed to count (perf_event_paranoid). Returns after
+/// `window`.
+pub fn perf_instructions(pid: u32, window: Duration) -> Option<(u64, u64)> {
+    let out = Command::new("perf")
+        .args([
+            "stat",
+            "-x",
+            ",",
+            "-e",
+            "instructions:u,instructions:k",
+            "-p",
+        ])
+        .arg(pid.to_string())
+        .args(["--", "sleep"])
+        .arg(format!("{:.3}", window.as_secs_f64()))
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    // CSV on stderr: value,unit,event,...
+    let text = String::from_utf8_lossy(&out.stderr);
+    let count = |event: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.split(',').nth(2).is_some_and(|e| e.starts_with(event)))
+            .and_then(|l| l.split(',').next()?.trim().parse().ok())
+    };
+    Some((count("instructions:u")?, count("instructions:k")?))
 }

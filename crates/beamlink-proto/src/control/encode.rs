@@ -2,7 +2,7 @@
 //! message's [`Layout`](super::layout::Layout), with no term built and nothing copied but
 //! the bytes (`erts_dsig_send` in `erts/emulator/beam/dist.c` encodes the same two terms).
 
-use super::layout::Field;
+use super::layout::{Field, Layout};
 use super::{Control, ProcessRef};
 use crate::flags::DistFlags;
 use crate::term::parts::{atom, int, pid, reference, term, tuple_header};
@@ -43,10 +43,30 @@ impl Control {
         versioned: bool,
         holes: Option<&mut Holes>,
     ) -> Result<(), EncodeError> {
+        self.encode_layout_at(self.layout(flags), out, refs, &[], versioned, holes)
+    }
+
+    /// [`encode_terms_with_holes`](Self::encode_terms_with_holes) of this message's
+    /// `layout`, with the addresses of its atoms already found in `refs` (the atom cache
+    /// walked the same layout).
+    pub(crate) fn encode_layout_at(
+        &self,
+        layout: Layout<'_>,
+        out: &mut BytesMut,
+        refs: &[Atom],
+        at: &[(usize, u8)],
+        versioned: bool,
+        holes: Option<&mut Holes>,
+    ) -> Result<(), EncodeError> {
         let start = out.len();
         let held = holes.as_ref().map_or(0, |h| h.len());
-        let mut e = Enc { out, refs, holes };
-        let result = self.write_terms(flags, &mut e, versioned);
+        let mut e = Enc {
+            out,
+            refs,
+            at,
+            holes,
+        };
+        let result = write_terms(layout, &mut e, versioned);
         if result.is_err() {
             if let Some(h) = e.holes {
                 h.truncate(held);
@@ -55,36 +75,30 @@ impl Control {
         }
         result
     }
+}
 
-    fn write_terms(
-        &self,
-        flags: DistFlags,
-        e: &mut Enc<'_>,
-        versioned: bool,
-    ) -> Result<(), EncodeError> {
-        let layout = self.layout(flags);
+fn write_terms(layout: Layout<'_>, e: &mut Enc<'_>, versioned: bool) -> Result<(), EncodeError> {
+    if versioned {
+        e.out.put_u8(VERSION);
+    }
+    tuple_header(e, layout.arity())?;
+    int(e, i64::from(layout.op));
+    for field in layout.fields() {
+        write_field(e, *field)?;
+    }
+    if let Some(token) = layout.token {
+        term(e, token)?;
+    }
+    if let Some(reason) = layout.inline() {
+        term(e, reason)?;
+    }
+    if let Some(payload) = layout.payload() {
         if versioned {
             e.out.put_u8(VERSION);
         }
-        tuple_header(e, layout.arity())?;
-        int(e, i64::from(layout.op));
-        for field in layout.fields() {
-            write_field(e, *field)?;
-        }
-        if let Some(token) = layout.token {
-            term(e, token)?;
-        }
-        if let Some(reason) = layout.inline() {
-            term(e, reason)?;
-        }
-        if let Some(payload) = layout.payload() {
-            if versioned {
-                e.out.put_u8(VERSION);
-            }
-            term(e, payload)?;
-        }
-        Ok(())
+        term(e, payload)?;
     }
+    Ok(())
 }
 
 fn write_field(e: &mut Enc<'_>, field: Field<'_>) -> Result<(), EncodeError> {

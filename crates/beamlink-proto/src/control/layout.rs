@@ -44,7 +44,7 @@ pub(super) enum Tail<'a> {
 /// A message as it goes on the wire:
 /// `{op, fields.., token?, inline reason?}` and then the payload, if any.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Layout<'a> {
+pub(crate) struct Layout<'a> {
     pub(super) op: u8,
     fields: [Field<'a>; MAX_FIELDS],
     len: usize,
@@ -121,7 +121,7 @@ fn exit_op(is_exit: bool, payload_exits: bool, traced: bool) -> u8 {
 
 impl Control {
     /// This message's wire layout under a connection's flags.
-    pub(super) fn layout(&self, flags: DistFlags) -> Layout<'_> {
+    pub(crate) fn layout(&self, flags: DistFlags) -> Layout<'_> {
         use Field as F;
         let payload_exits = flags.contains(DistFlags::EXIT_PAYLOAD);
         // Exit signals carry their reason as payload only with DFLAG_EXIT_PAYLOAD.

@@ -25,6 +25,7 @@ mod atoms;
 mod decode;
 mod encode;
 mod layout;
+pub(crate) use atoms::visit_layout;
 #[cfg(any(test, feature = "reference-encoder"))]
 mod reference;
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! (the atom cache map of `erts_encode_dist_ext` in `erts/emulator/beam/external.c`).
 
 use super::{ATOM_CACHE_SIZE, DIST_HEADER};
-use crate::control::Control;
+use crate::control::{Control, visit_layout};
 use crate::flags::DistFlags;
-use crate::term::{Atom, EncodeError, Holes, VERSION};
+use crate::term::{Atom, EncodeError, Holes, VERSION, atom_address};
 use bytes::{BufMut, BytesMut};
 use std::fmt;
 
@@ -43,6 +43,9 @@ pub struct AtomCacheOut {
     /// atoms, and for each its slot and whether the peer must be sent its text.
     atoms: Vec<Atom>,
     entries: Vec<(usize, bool)>,
+    /// Each atom occurrence visited in the message, by address, with its index in `atoms`:
+    /// the encoder then finds them without comparing text again.
+    at: Vec<(usize, u8)>,
 }
 
 impl fmt::Debug for AtomCacheOut {
@@ -71,6 +74,7 @@ impl AtomCacheOut {
             slots: Vec::new(),
             atoms: Vec::new(),
             entries: Vec::new(),
+            at: Vec::new(),
         }
     }
 
@@ -109,15 +113,26 @@ impl AtomCacheOut {
             slots,
             atoms,
             entries,
+            at,
         } = self;
         atoms.clear();
         entries.clear();
-        control.visit_atoms(
-            flags,
+        at.clear();
+        // One layout for the walk and the encoding.
+        let layout = control.layout(flags);
+        visit_layout(
+            &layout,
             &mut |a| {
-                if atoms.len() < MAX_HEADER_ATOMS && !atoms.contains(a) {
-                    atoms.push(a.clone());
-                }
+                let index = match atoms.iter().position(|x| x == a) {
+                    Some(i) => i,
+                    None if atoms.len() < MAX_HEADER_ATOMS => {
+                        atoms.push(a.clone());
+                        atoms.len() - 1
+                    }
+                    None => return,
+                };
+                // At most 255 atoms: the index fits.
+                at.push((atom_address(a), index as u8));
             },
             MAX_ATOM_SCAN,
         );
@@ -160,7 +175,7 @@ impl AtomCacheOut {
                 }
             }
         }
-        match control.encode_terms_with_holes(flags, out, atoms, false, holes) {
+        match control.encode_layout_at(layout, out, atoms, at, false, holes) {
             Ok(()) => {
                 for (a, (slot, new)) in atoms.iter().zip(entries.iter()) {
                     if *new {

@@ -43,6 +43,7 @@ pub fn encode_body_with_refs(
     let mut e = Enc {
         out,
         refs,
+        at: &[],
         holes: None,
     };
     value(term, &mut e, 0).inspect_err(|_| e.out.truncate(start))
@@ -62,7 +63,17 @@ pub type Holes = Vec<(usize, bytes::Bytes)>;
 pub(crate) struct Enc<'a> {
     pub(crate) out: &'a mut BytesMut,
     pub(crate) refs: &'a [Atom],
+    /// Atoms of the message being written, by address (see [`atom_address`]), with their
+    /// index in `refs`: the atom cache walked the same message just before, so most atoms
+    /// are found here without comparing their text.
+    pub(crate) at: &'a [(usize, u8)],
     pub(crate) holes: Option<&'a mut Holes>,
+}
+
+/// Where an atom of the message lives: the key of [`Enc::at`]. Only compared, never turned
+/// back into a reference.
+pub(crate) fn atom_address(a: &Atom) -> usize {
+    std::ptr::from_ref(a) as usize
 }
 
 /// Encoders for the parts of a term, for writing control tuples without building them.
@@ -357,6 +368,12 @@ fn big(b: &BigInt, e: &mut Enc<'_>) -> Result<(), EncodeError> {
 }
 
 fn atom(a: &Atom, e: &mut Enc<'_>) -> Result<(), EncodeError> {
+    let address = atom_address(a);
+    if let Some(&(_, index)) = e.at.iter().find(|(at, _)| *at == address) {
+        e.out.put_u8(ATOM_CACHE_REF);
+        e.out.put_u8(index);
+        return Ok(());
+    }
     if let Some(index) = e.refs.iter().position(|r| r == a) {
         e.out.put_u8(ATOM_CACHE_REF);
         e.out.put_u8(index as u8);

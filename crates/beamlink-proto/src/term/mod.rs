@@ -60,7 +60,7 @@ pub mod typed;
 pub use decode::{Decoder, MAX_ALLOC_PER_INPUT_BYTE, MAX_DEPTH, decode};
 #[cfg(feature = "eetf")]
 pub use eetf_bridge::EetfError;
-pub(crate) use encode::{Enc, parts};
+pub(crate) use encode::{Enc, atom_address, parts};
 pub use encode::{Holes, ZERO_COPY_MIN, encode, encode_body, encode_body_with_refs};
 pub use error::{DecodeError, EncodeError};
 pub use record::Record;
@@ -411,7 +411,12 @@ impl Term {
 
     /// Calls `f` with the atoms of this term (node names of pids, references and ports
     /// included), visiting at most `budget` subterms; returns what is left of the budget.
-    pub fn visit_atoms<'a>(&'a self, f: &mut dyn FnMut(&'a Atom), budget: usize) -> usize {
+    /// Generic, so that the atom cache's closure is inlined into the walk (it runs for
+    /// every atom of every message sent).
+    pub fn visit_atoms<'a, F>(&'a self, f: &mut F, budget: usize) -> usize
+    where
+        F: FnMut(&'a Atom) + ?Sized,
+    {
         if budget == 0 {
             return 0;
         }
