@@ -63,8 +63,8 @@ pub use http::*;
 pub use pki::{Pki, tls_beam};
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
-    BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,
-    SwarmNode, cpu_time, millis_between,
+    BASENAME, Container, NodeEnv, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm,
+    SwarmBuilder, SwarmNode, cpu_time, millis_between,
 };
 pub use terms::*;
 
