@@ -56,6 +56,8 @@ fn the_docs_show_the_deploy_files_verbatim() {
         "deploy/stack.yml",
         "deploy/stack.watch.yml",
         "deploy/stack.mesh.yml",
+        "deploy/stack.tls.yml",
+        "deploy/ssl_dist.conf",
         "deploy/prometheus.yml",
         "deploy/beamlink.rules.yml",
         "deploy/release/env.sh",

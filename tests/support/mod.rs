@@ -67,8 +67,8 @@ pub use http::*;
 pub use pki::{Pki, tls_beam};
 pub use release::{Release, ReleaseConfig, ReleaseError};
 pub use swarm::{
-    BASENAME, Container, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm, SwarmBuilder,
-    SwarmNode, cpu_time, full_mesh, millis_between,
+    BASENAME, Container, NodeEnv, NodeEvent, NodeStatus, RollingUpdate, SERVICE, STACK, Swarm,
+    SwarmBuilder, SwarmNode, cpu_time, full_mesh, millis_between,
 };
 pub use terms::*;
 

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub struct Pki {
     /// Where the files are.
     pub dir: PathBuf,
+    /// The cluster CA's key and parameters, to sign certificates for more addresses.
+    cluster: Option<(rcgen::KeyPair, rcgen::CertificateParams)>,
 }
 
 impl Drop for Pki {
@@ -36,17 +38,44 @@ impl Pki {
     pub fn new() -> Pki {
         let dir = std::env::temp_dir().join(unique_name("beamlink_tls"));
         std::fs::create_dir_all(&dir).unwrap();
-        let pki = Pki { dir };
+        let mut pki = Pki { dir, cluster: None };
         let (cluster_ca, cluster_key, cluster_params) = ca("beamlink test CA");
         let (other_ca, other_key, other_params) = ca("some other CA");
         pki.write("ca.pem", &cluster_ca.pem(), 0o644);
         pki.write("other-ca.pem", &other_ca.pem(), 0o644);
-        let cluster = rcgen::Issuer::new(cluster_params, &cluster_key);
+        let cluster = rcgen::Issuer::new(cluster_params.clone(), &cluster_key);
         let other = rcgen::Issuer::new(other_params, &other_key);
-        pki.leaf("node", &cluster, None);
-        pki.leaf("expired", &cluster, Some((2020, 2021)));
-        pki.leaf("foreign", &other, None);
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        pki.leaf("node", localhost, &cluster, None);
+        pki.leaf("expired", localhost, &cluster, Some((2020, 2021)));
+        pki.leaf("foreign", localhost, &other, None);
+        drop(cluster);
+        pki.cluster = Some((cluster_key, cluster_params));
         pki
+    }
+
+    /// A certificate of the cluster CA for `ip` (as IP SAN and DNS SAN, `node-<ip>.pem` and
+    /// `.key`) and an option file naming it (`node-<ip>.conf`: mutual TLS, as
+    /// [`Pki::beam_optfile`]), for the BEAM (`-ssl_dist_optfile`) and beamlink
+    /// (`--tls-optfile`) alike. Returns the option file.
+    pub fn node_optfile(&self, ip: IpAddr) -> PathBuf {
+        let (key, params) = self.cluster.as_ref().expect("the cluster CA");
+        let issuer = rcgen::Issuer::new(params.clone(), key);
+        let name = format!("node-{ip}");
+        self.leaf(&name, ip, &issuer, None);
+        let d = self.dir.display();
+        let common = format!(
+            r#"{{certfile, "{d}/{name}.pem"}}, {{keyfile, "{d}/{name}.key"}}, {{cacertfile, "{d}/ca.pem"}}, {{verify, verify_peer}}"#
+        );
+        let file = format!("{name}.conf");
+        self.write(
+            &file,
+            &format!(
+                "[{{server, [{common}, {{fail_if_no_peer_cert, true}}]}},\n {{client, [{common}]}}].\n"
+            ),
+            0o644,
+        );
+        self.path(&file)
     }
 
     pub fn write(&self, file: &str, text: &str, mode: u32) {
@@ -55,20 +84,21 @@ impl Pki {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    /// `<name>.pem` and `<name>.key`, for 127.0.0.1 as an IP SAN and as a DNS SAN.
+    /// `<name>.pem` and `<name>.key`, for `ip` as an IP SAN and as a DNS SAN.
     /// `valid`: the years it is valid in (from 1 January to 1 January); rcgen's default
     /// (1975 to 4096) otherwise.
     fn leaf(
         &self,
         name: &str,
+        ip: IpAddr,
         issuer: &rcgen::Issuer<'_, &rcgen::KeyPair>,
         valid: Option<(i32, i32)>,
     ) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.subject_alt_names = vec![
-            rcgen::SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            rcgen::SanType::DnsName("127.0.0.1".try_into().unwrap()),
+            rcgen::SanType::IpAddress(ip),
+            rcgen::SanType::DnsName(ip.to_string().try_into().unwrap()),
         ];
         params
             .distinguished_name

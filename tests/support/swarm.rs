@@ -44,8 +44,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::process::terminate;
@@ -266,8 +266,13 @@ pub struct RollingUpdate {
     pub dns_switched_at: SystemTime,
 }
 
+/// Environment for one release node computed from its address (e.g. a TLS option file that
+/// names the node's own certificate); added after [`SwarmBuilder::release_env`].
+pub type NodeEnv = Arc<dyn Fn(IpAddr) -> Vec<(String, String)> + Send + Sync>;
+
 /// Options of a swarm; [`SwarmBuilder::start`] builds it.
 pub struct SwarmBuilder {
+    node_env: Option<NodeEnv>,
     nodes: usize,
     ipv6_nodes: usize,
     ipv6: bool,
@@ -298,6 +303,12 @@ impl SwarmBuilder {
     /// `-start_epmd false` in it too, the swarm runs each container's epmd).
     pub fn release_env(mut self, key: &str, value: &str) -> Self {
         self.release_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Environment per release node, from its address: see [`NodeEnv`].
+    pub fn node_env(mut self, env: NodeEnv) -> Self {
+        self.node_env = Some(env);
         self
     }
 
@@ -343,6 +354,7 @@ impl SwarmBuilder {
         let mut swarm = Swarm::claim(self.ipv6, self.otps, self.release_poll);
         swarm.clustering = self.clustering;
         swarm.release_env = self.release_env;
+        swarm.node_env = self.node_env;
         swarm.dist_port = self.dist_port;
         swarm.start_dns();
         let mut fresh = Vec::new();
@@ -372,6 +384,7 @@ pub struct Swarm {
     release_poll: Duration,
     clustering: bool,
     release_env: Vec<(String, String)>,
+    node_env: Option<NodeEnv>,
     dist_port: Option<u16>,
     records: BTreeSet<IpAddr>,
     dnsmasq: Option<Child>,
@@ -390,6 +403,7 @@ impl Swarm {
             otps: Otp::from_env(),
             clustering: true,
             release_env: Vec::new(),
+            node_env: None,
             dist_port: None,
         }
     }
@@ -667,6 +681,7 @@ impl Swarm {
                 release_poll,
                 clustering: true,
                 release_env: Vec::new(),
+                node_env: None,
                 dist_port: None,
                 records: BTreeSet::new(),
                 dnsmasq: None,
@@ -872,6 +887,7 @@ impl Swarm {
         let query = self.clustering.then(|| self.query());
         let poll = self.release_poll;
         let env = self.release_env.clone();
+        let node_env = self.node_env.clone();
         let dist_port = self.dist_port;
         let mut failure = None;
         std::thread::scope(|scope| {
@@ -881,8 +897,12 @@ impl Swarm {
                 .enumerate()
                 .filter(|(i, _)| indexes.contains(i))
                 .map(|(_, node)| {
-                    let (query, env) = (query.clone(), &env);
-                    scope.spawn(move || node.boot(query.as_deref(), poll, env, dist_port))
+                    let mut env = env.clone();
+                    if let Some(per_node) = &node_env {
+                        env.extend(per_node(node.ip));
+                    }
+                    let query = query.clone();
+                    scope.spawn(move || node.boot(query.as_deref(), poll, &env, dist_port))
                 })
                 .collect();
             for handle in handles {
