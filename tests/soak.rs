@@ -182,7 +182,9 @@ fn rolling_replacements_under_load_leave_no_residue() {
     // reaches its peers over distribution, which `peer:start` uses by default), so drivers,
     // peers and beamlink all read the same `ssl_dist_optfile`.
     let pki = tls.then(Pki::new);
-    let optfile = pki.as_ref().map(|p| p.beam_optfile(None).display().to_string());
+    let optfile = pki
+        .as_ref()
+        .map(|p| p.beam_optfile(None).display().to_string());
     let mut args: Vec<String> = [
         "run",
         "--name",
@@ -336,7 +338,10 @@ fn rolling_replacements_under_load_leave_no_residue() {
             "[soak] RSS after 10 min {} KiB, at the end {} KiB: {growth:+.1} %",
             ten.rss_kib, last.rss_kib
         );
-        assert!(growth < 5.0, "RSS grew {growth:.1} % after 10 min: {ten:?} -> {last:?}");
+        assert!(
+            growth < 5.0,
+            "RSS grew {growth:.1} % after 10 min: {ten:?} -> {last:?}"
+        );
     }
     let tasks = settle(
         || beamlink_stats(observer, &name).tasks,
