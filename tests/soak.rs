@@ -22,10 +22,12 @@
 mod support;
 
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use support::{
-    BeamNode, Beamlink, BeamlinkStats, Epmd, Otp, TEST_COOKIE, beamlink_stats, fd_count, rss_kib,
-    thread_count, unique_name,
+    BeamNode, Beamlink, BeamlinkStats, Epmd, Otp, Pki, TEST_COOKIE, beamlink_stats, fd_count,
+    http_get, http_status, metrics_addr, rss_kib, thread_count, unique_name,
 };
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -38,7 +40,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 /// The driver's peer manager, registered as `soak`: starts peers (each running the load
 /// loop, registered there as `soak_load`), replaces the oldest, stops them all, and says how
 /// many peers run and how many of their load loops are alive.
-fn manager(target: &str, prefix: &str, rate: u64) -> String {
+fn manager(target: &str, prefix: &str, rate: u64, tls_args: &str) -> String {
     format!(
         r#"Target = '{target}', Rate = {rate}, Prefix = "{prefix}",
 Load = fun() ->
@@ -60,7 +62,7 @@ Start = fun(N) ->
         args => ["-setcookie", atom_to_list(erlang:get_cookie()), "-hidden",
                  "-connect_all", "false", "-start_epmd", "false",
                  "+S", "1:1", "+A", "1", "+sbwt", "none", "+sbwtdcpu", "none",
-                 "+sbwtdio", "none"]}}),
+                 "+sbwtdio", "none"{tls_args}]}}),
     LoadPid = erpc:call(Node, erlang, spawn, [Load]),
     true = erpc:call(Node, erlang, register, [soak_load, LoadPid]),
     {{P, Node}}
@@ -168,25 +170,56 @@ fn rolling_replacements_under_load_leave_no_residue() {
     let round_secs = env_or("BEAMLINK_SOAK_ROUND_SECS", 15);
     let replace = env_or("BEAMLINK_SOAK_REPLACE", (peers / 4).max(1));
     let rate = env_or("BEAMLINK_SOAK_RATE", 50);
+    let tls = env_or("BEAMLINK_SOAK_TLS", 0) == 1;
+    let mesh = env_or("BEAMLINK_SOAK_MESH", 0) == 1;
+    let scrape_secs = env_or("BEAMLINK_SOAK_SCRAPE_SECS", 0);
     let otps = Otp::from_env();
     let epmd = Epmd::start();
     let alive = unique_name("blsoak");
     let name = format!("{alive}@127.0.0.1");
     let port = epmd.port().to_string();
-    let bl = Beamlink::start_with(
-        support::run_command_at(&port, &name, &["--bench-services"]),
-        TEST_COOKIE,
-    );
+    // TLS: the driver runs TLS distribution too (it pings beamlink, asks it for :stats and
+    // reaches its peers over distribution, which `peer:start` uses by default), so drivers,
+    // peers and beamlink all read the same `ssl_dist_optfile`.
+    let pki = tls.then(Pki::new);
+    let optfile = pki
+        .as_ref()
+        .map(|p| p.beam_optfile(None).display().to_string());
+    let mut extra = vec!["--bench-services"];
+    if let Some(f) = &optfile {
+        extra.extend(["--tls-optfile", f.as_str()]);
+    }
+    if mesh {
+        extra.push("--mesh");
+    }
+    if scrape_secs > 0 {
+        extra.extend(["--metrics", "127.0.0.1:0"]);
+    }
+    let bl = Beamlink::start_with(support::run_command_at(&port, &name, &extra), TEST_COOKIE);
     bl.wait_log("node started", Duration::from_secs(15));
+    let tls_args = optfile.as_ref().map_or(String::new(), |f| {
+        format!(r#", "-proto_dist", "inet_tls", "-ssl_dist_optfile", "{f}""#)
+    });
     let drivers: Vec<BeamNode> = otps
         .iter()
         .map(|&otp| {
-            let driver = BeamNode::builder(otp, epmd.port())
+            let mut builder = BeamNode::builder(otp, epmd.port())
                 .name(unique_name(&format!("driver{}", otp.release())))
-                .hidden(true)
-                .start();
+                // With --mesh the drivers are visible, so that the watcher has nodes to
+                // query (it asks visible nodes only; the peers stay hidden).
+                .hidden(!mesh);
+            if let Some(f) = &optfile {
+                builder = builder
+                    .arg("-proto_dist")
+                    .arg("inet_tls")
+                    .arg("-ssl_dist_optfile")
+                    .arg(f.clone());
+            }
+            let driver = builder.start();
             let prefix = unique_name(&format!("soak{}p", otp.release()));
-            driver.eval(&manager(&name, &prefix, rate)).unwrap();
+            driver
+                .eval(&manager(&name, &prefix, rate, &tls_args))
+                .unwrap();
             assert_eq!(
                 driver.eval(&format!("net_adm:ping('{name}')")).unwrap(),
                 "pong"
@@ -207,6 +240,29 @@ fn rolling_replacements_under_load_leave_no_residue() {
     };
     let observer = &drivers[0];
     let idle = sampler.take(observer, &name, "no peers");
+    // The exporter scraped every `scrape_secs` by a thread of its own from here on (after
+    // the idle sample, whose FD count must not hold a scrape's connection).
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let stop_scraping = Arc::new(AtomicBool::new(false));
+    let scraper = (scrape_secs > 0).then(|| {
+        let addr = metrics_addr(&bl);
+        let (scrapes, stop) = (scrapes.clone(), stop_scraping.clone());
+        std::thread::spawn(move || -> Result<(), String> {
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if Instant::now() >= next {
+                    let response = http_get(addr, "/metrics");
+                    if http_status(&response) != Some(200) {
+                        return Err(response.chars().take(300).collect());
+                    }
+                    scrapes.fetch_add(1, Ordering::Relaxed);
+                    next += Duration::from_secs(scrape_secs);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        })
+    });
     let share = |total: u64, i: usize| {
         total / drivers.len() as u64 + u64::from((i as u64) < total % drivers.len() as u64)
     };
@@ -256,6 +312,24 @@ fn rolling_replacements_under_load_leave_no_residue() {
     }
     // The same load as at `first`: resources where they were.
     let last = sampler.take(observer, &name, "loaded, after the replacements");
+    // The long run's criterion: after the first ten minutes RSS grows less than 5 %.
+    if let Some(ten) = sampler
+        .samples
+        .iter()
+        .skip(2)
+        .find(|s| s.at >= Duration::from_secs(600))
+        .copied()
+    {
+        let growth = (last.rss_kib as f64 - ten.rss_kib as f64) * 100.0 / ten.rss_kib as f64;
+        eprintln!(
+            "[soak] RSS after 10 min {} KiB, at the end {} KiB: {growth:+.1} %",
+            ten.rss_kib, last.rss_kib
+        );
+        assert!(
+            growth < 5.0,
+            "RSS grew {growth:.1} % after 10 min: {ten:?} -> {last:?}"
+        );
+    }
     let tasks = settle(
         || beamlink_stats(observer, &name).tasks,
         first.stats.tasks,
@@ -301,6 +375,19 @@ fn rolling_replacements_under_load_leave_no_residue() {
     );
     let fds = settle(|| fd_count(bl.pid()), idle.fds, Duration::from_secs(10));
     assert_eq!(fds, idle.fds, "file descriptors left behind");
+
+    stop_scraping.store(true, Ordering::Relaxed);
+    if let Some(scraper) = scraper {
+        let result = scraper.join().unwrap();
+        eprintln!(
+            "[soak] {} scrapes of /metrics, every {scrape_secs} s",
+            scrapes.load(Ordering::Relaxed)
+        );
+        if let Err(response) = result {
+            panic!("a scrape did not answer 200: {response}");
+        }
+    }
+    drop(pki);
 
     let started_peers = peers + replaced;
     let log = bl.log();
