@@ -80,14 +80,20 @@ struct Window {
 pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
     let n = bench.plan.w_nodes;
     let k = bench.plan.w_intervals;
+    // Nodes started with extra flags say so in the row.
+    let flags = if bench.plan.w_beam_args.is_empty() {
+        String::new()
+    } else {
+        format!(" (erl {})", bench.plan.w_beam_args.join(" "))
+    };
     let mut node_cpu = Row::new(
         "w.node_cpu",
         'w',
-        &format!("CPU per watched BEAM node per {INTERVAL:?} interval, {n} nodes"),
+        &format!("CPU per watched BEAM node per {INTERVAL:?} interval, {n} nodes{flags}"),
         Unit::Millis,
         Better::Lower,
     )
-    .sides("", "watched − unwatched, median of the sample")
+    .sides("", "watched − unwatched, median over the nodes")
     .goal(Goal::ValueBelow(1.0));
     let mut own_pct = Row::new(
         "w.cpu",
@@ -101,6 +107,14 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
         "w.cpu_interval",
         'w',
         &format!("beamlink's own CPU per {INTERVAL:?} interval, {n} nodes"),
+        Unit::Millis,
+        Better::Lower,
+    )
+    .sides("", "beamlink");
+    let mut scrape_cpu = Row::new(
+        "w.scrape",
+        'w',
+        &format!("beamlink's CPU per /metrics scrape, {n} nodes, median"),
         Unit::Millis,
         Better::Lower,
     )
@@ -138,6 +152,10 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
             own_pct.loads.push(load);
             own_ms.beamlink.push(m.own_ms_per_interval);
             own_ms.loads.push(load);
+            if let Some(v) = m.scrape_ms_median {
+                scrape_cpu.beamlink.push(v);
+                scrape_cpu.loads.push(load);
+            }
             rss.beamlink.push(m.rss_kib);
             rss.loads.push(load);
             if let Some(v) = m.view_ms_median {
@@ -151,13 +169,14 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
         }
         Err(e) => bench.fail("w (watching the cluster)", e),
     }
-    rows.extend([node_cpu, own_pct, own_ms, rss, view, view_max]);
+    rows.extend([node_cpu, own_pct, own_ms, scrape_cpu, rss, view, view_max]);
 }
 
 struct Measured {
     node_ms_per_interval: f64,
     own_pct: f64,
     own_ms_per_interval: f64,
+    scrape_ms_median: Option<f64>,
     rss_kib: f64,
     view_ms_median: Option<f64>,
     view_ms_max: Option<f64>,
@@ -405,6 +424,7 @@ fn measure(bench: &mut Bench) -> Result<Measured, String> {
         node_ms_per_interval,
         own_pct,
         own_ms_per_interval,
+        scrape_ms_median: crate::report::median(&scrape_cpu_ms),
         rss_kib,
         view_ms_median,
         view_ms_max,
