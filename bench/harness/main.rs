@@ -58,7 +58,7 @@ struct Opts {
     rounds: Option<usize>,
     /// Workloads to run, e.g. a,d,e (t or tls: the TLS workload; `idle_links` is h, not in
     /// the default set: it holds 10 000 links and takes about 8 minutes; `watch` is w, not
-    /// in the default set either: 100 BEAM nodes, about 5 minutes).
+    /// in the default set either: 100 BEAM nodes, about 4½ minutes).
     #[arg(long, default_value = "a,b,c,d,e,f,g,t")]
     only: String,
     /// Peers of workload g (default 1000, quick 100).

@@ -1,4 +1,4 @@
-//! Workload w (`--only w` or `--only watch`; not in the default set, it takes about five
+//! Workload w (`--only w` or `--only watch`; not in the default set, it takes about 4½
 //! minutes): what watching a cluster costs, with `--mesh` and the exporter on.
 //!
 //! * `--w-nodes` (default 100) visible BEAM nodes, plain `erl` processes of the run's OTP
