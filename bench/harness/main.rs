@@ -23,6 +23,9 @@
 //! h. `idle_links`: 1 000 and 10 000 idle links with a short net_ticktime (ticks made
 //!    visible): CPU over a window, instructions (`perf stat`, load-independent) and RSS per
 //!    link, beamlink and a hidden BEAM
+//! w. `watch`: 100 meshed BEAM nodes watched by `beamlink run --mesh --metrics` (watch.rs;
+//!    not in the default set): beamlink's own CPU, RSS and view time, and the CPU each node
+//!    spends per interval on being watched
 //!
 //! One round of a–e is: for each size, BEAM→BEAM, BEAM→beamlink, BEAM→BEAM, Rust→BEAM,
 //! BEAM→BEAM, Rust→beamlink; then rtt BEAM→BEAM, BEAM→beamlink; then connect likewise.
@@ -32,6 +35,7 @@
 mod procs;
 mod report;
 mod tls;
+mod watch;
 
 use clap::Parser;
 use procs::{Agent, Env, Spawned};
@@ -53,7 +57,8 @@ struct Opts {
     #[arg(long)]
     rounds: Option<usize>,
     /// Workloads to run, e.g. a,d,e (t or tls: the TLS workload; `idle_links` is h, not in
-    /// the default set: it holds 10 000 links and takes about 8 minutes).
+    /// the default set: it holds 10 000 links and takes about 8 minutes; `watch` is w, not
+    /// in the default set either: 100 BEAM nodes, about 4½ minutes).
     #[arg(long, default_value = "a,b,c,d,e,f,g,t")]
     only: String,
     /// Peers of workload g (default 1000, quick 100).
@@ -78,6 +83,19 @@ struct Opts {
     /// Also measure a hidden BEAM holding h's links (default: on, off with --quick).
     #[arg(long)]
     h_beam: Option<bool>,
+    /// BEAM nodes of workload w (default 100, quick 20).
+    #[arg(long)]
+    w_nodes: Option<usize>,
+    /// Poll intervals (5 s each) in each of workload w's two windows (default 12, quick 3).
+    #[arg(long)]
+    w_intervals: Option<usize>,
+    /// Nodes of workload w whose CPU is measured, evenly spread (default: all).
+    #[arg(long)]
+    w_sample: Option<usize>,
+    /// Extra `erl` arguments for workload w's nodes, split on spaces (e.g. "+sbwt none
+    /// +sbwtdcpu none +sbwtdio none": schedulers that do not spin before sleeping).
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
+    w_beam_args: String,
     /// Where the JSON, SVG and Markdown go (default <repo>/target/bench).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -119,6 +137,10 @@ struct Plan {
     h_window: Duration,
     h_ticktime: u64,
     h_beam: bool,
+    w_nodes: usize,
+    w_intervals: usize,
+    w_sample: Option<usize>,
+    w_beam_args: Vec<String>,
 }
 
 impl Plan {
@@ -167,6 +189,14 @@ impl Plan {
             h_window: Duration::from_secs(o.h_seconds.unwrap_or(if q { 10 } else { 30 })),
             h_ticktime: o.h_ticktime.max(1),
             h_beam: o.h_beam.unwrap_or(!q),
+            w_nodes: o.w_nodes.unwrap_or(if q { 20 } else { 100 }).max(2),
+            w_intervals: o.w_intervals.unwrap_or(if q { 3 } else { 12 }).max(1),
+            w_sample: o.w_sample.map(|s| s.max(1)),
+            w_beam_args: o
+                .w_beam_args
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 
@@ -189,6 +219,11 @@ impl Plan {
             "h_window_s": self.h_window.as_secs_f64(),
             "h_net_ticktime_s": self.h_ticktime,
             "h_beam_reference": self.h_beam,
+            "w_nodes": self.w_nodes,
+            "w_intervals": self.w_intervals,
+            "w_interval_s": watch::INTERVAL.as_secs_f64(),
+            "w_sampled_nodes": self.w_sample,
+            "w_beam_args": self.w_beam_args,
         })
     }
 }
@@ -253,6 +288,7 @@ fn run(opts: &Opts) -> Result<usize, String> {
         .split(',')
         .filter_map(|w| match w.trim() {
             "idle_links" => Some('h'),
+            "watch" => Some('w'),
             w => w.chars().next(),
         })
         .collect();
@@ -300,6 +336,9 @@ fn run(opts: &Opts) -> Result<usize, String> {
     }
     if want('h') {
         bench.idle_links(&mut rows);
+    }
+    if want('w') {
+        watch::run(&mut bench, &mut rows);
     }
 
     let duration = started.elapsed();
@@ -1321,7 +1360,7 @@ impl Bench {
         let mut notes = Vec::new();
         for r in rows
             .iter()
-            .filter(|r| r.workload == 'g' || r.workload == 'h' || r.id == "f.per_peer")
+            .filter(|r| matches!(r.workload, 'g' | 'h' | 'w') || r.id == "f.per_peer")
         {
             if let Some(v) = r.beamlink_median() {
                 let beam = r
@@ -1364,6 +1403,40 @@ impl Bench {
             notes.push(format!(
                 "f. RSS = anon + file + shmem (with the extra peers): hidden BEAM {ba:.0} + {bf:.0} + {bs:.0} KiB, beamlink {ra:.0} + {rf:.0} + {rs:.0} KiB; anon ratio {:.3}",
                 ra / ba
+            ));
+        }
+        if let Some(w) = self.measurements.iter().find(|m| m["workload"] == "w") {
+            let mean = |key: &str| {
+                let v: Vec<f64> = w[key]
+                    .as_array()
+                    .map(|v| v.iter().filter_map(Value::as_f64).collect())
+                    .unwrap_or_default();
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            };
+            notes.push(format!(
+                "w. {} nodes meshed by a first beamlink --mesh in {:.1} s ({:.1} s of its CPU); {} nodes sampled, ms of CPU per interval (mean): unwatched {:.3}, watched {:.3}, unwatched {:.3}; cost per node mean {:.3} ms; {} views in the window; scrapes of /metrics (ms, bytes, beamlink's CPU ms): {}",
+                w["nodes"],
+                w["mesh_full_s"].as_f64().unwrap_or(f64::NAN),
+                w["mesher_cpu_s"].as_f64().unwrap_or(f64::NAN),
+                w["sampled_nodes"].as_array().map(Vec::len).unwrap_or(0),
+                mean("sampled_unwatched_before_ms_per_interval"),
+                mean("sampled_watched_ms_per_interval"),
+                mean("sampled_unwatched_after_ms_per_interval"),
+                w["cost_ms_per_interval_mean"].as_f64().unwrap_or(f64::NAN),
+                w["views"].as_array().map(Vec::len).unwrap_or(0),
+                w["scrapes"]
+                    .as_array()
+                    .map(|v| v
+                        .iter()
+                        .map(|s| format!(
+                            "{:.0} / {} / {:.0}",
+                            s["ms"].as_f64().unwrap_or(f64::NAN),
+                            s["bytes"],
+                            s["beamlink_cpu_ms"].as_f64().unwrap_or(f64::NAN)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default(),
             ));
         }
         if let Some(f) = self.info["beamlink_target"]["flags_with_us"].as_u64() {

@@ -236,6 +236,16 @@ impl Spawned {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// SIGTERM without waiting (to stop many processes at once, then [`stop`](Self::stop)
+    /// each).
+    pub fn terminate(&mut self) {
+        if self.running() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        }
+    }
+
     /// SIGTERM, then SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) {
         if !self.running() {
@@ -375,6 +385,20 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// CPU time of the live threads of `pid` in nanoseconds (`/proc/<pid>/task/*/schedstat`,
+/// first field), 0 when the process is gone. Finer than [`cpu_ticks`] (10 ms ticks), but a
+/// thread that exits takes its time with it: for processes whose threads live as long as
+/// they do (a BEAM's schedulers).
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux when that fails).

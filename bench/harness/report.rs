@@ -34,6 +34,7 @@ pub enum Unit {
         payload: u64,
     },
     Micros,
+    Millis,
     Kib,
     PercentCore,
 }
@@ -135,6 +136,7 @@ impl Row {
                 format!("{} msg/s, {} MB/s", si(v), fixed(v * payload as f64 / 1e6))
             }
             Unit::Micros => format!("{} µs", fixed(v)),
+            Unit::Millis => format!("{} ms", fixed3(v)),
             Unit::Kib => {
                 if v >= 10240.0 {
                     format!("{:.1} MiB", v / 1024.0)
@@ -188,6 +190,7 @@ impl Row {
             "unit": match self.unit {
                 Unit::MsgsPerS { .. } => "msgs_per_s",
                 Unit::Micros => "us",
+                Unit::Millis => "ms",
                 Unit::Kib => "KiB",
                 Unit::PercentCore => "percent_of_one_core",
             },
@@ -247,6 +250,11 @@ fn fixed(v: f64) -> String {
     }
 }
 
+/// As [`fixed`], with three decimals under 1 (a fraction of a millisecond).
+fn fixed3(v: f64) -> String {
+    if v < 1.0 { format!("{v:.3}") } else { fixed(v) }
+}
+
 fn ratio(r: f64) -> String {
     if r >= 0.095 {
         format!("{r:.2}")
@@ -263,13 +271,18 @@ pub fn table(rows: &[Row]) -> String {
     );
     out.push_str("|---|---|---|---|---|---|---|---|\n");
     for r in rows {
+        // Rows with nothing to compare on the BEAM side (workload w) leave it empty.
+        let beam = if r.beam_side.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("{}: {}", r.beam_side, r.format_opt(r.beam_median()))
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {}: {} | {}: {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {}: {} | {} | {} | {} | {} |",
             r.workload,
             r.title,
-            r.beam_side,
-            r.format_opt(r.beam_median()),
+            beam,
             r.beamlink_side,
             r.format_opt(r.beamlink_median()),
             r.ratio_text(),

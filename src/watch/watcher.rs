@@ -63,6 +63,9 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut events = node.events();
     let mut viewing: Option<Viewing> = None;
+    // When the view in progress started: its duration goes on the debug line, which the
+    // bench's workload w reads (docs/performance.md).
+    let mut view_began = Instant::now();
     let mut soon: Option<Instant> = None;
     let mut tasks = JoinSet::new();
     if config.mesh != MeshMode::Off {
@@ -97,7 +100,8 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
             }
             answers = async { viewing.as_mut().expect("guarded").await }, if viewing.is_some() => {
                 viewing = None;
-                let view = absorb(&node, &watch, &mut planner, &previous, &mut releases, answers);
+                let took = view_began.elapsed();
+                let view = absorb(&node, &watch, &mut planner, &previous, &mut releases, answers, took);
                 if config.mesh != MeshMode::Off {
                     let (connects, notes) = planner.plan(&view, Instant::now());
                     for note in notes {
@@ -136,6 +140,7 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
             let known: Vec<NodeName> = releases.keys().cloned().collect();
             let node = node.clone();
             let (timeout, figures) = (config.query_timeout, config.figures);
+            view_began = Instant::now();
             viewing = Some(Box::pin(async move {
                 futures_util::stream::iter(peers)
                     .map(|peer| {
@@ -167,6 +172,7 @@ fn absorb(
     previous: &View,
     releases: &mut BTreeMap<NodeName, Option<String>>,
     answers: Vec<Answered>,
+    took: Duration,
 ) -> View {
     let mut stats = BTreeMap::new();
     let mut reports = Vec::with_capacity(answers.len());
@@ -184,6 +190,7 @@ fn absorb(
     debug!(
         answered = reports.iter().filter(|r| r.answer.is_some()).count(),
         silent = reports.iter().filter(|r| r.answer.is_none()).count(),
+        took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         "cluster: view taken"
     );
     for t in diff(previous, &view) {
