@@ -808,23 +808,28 @@ fn a_link_dropped_mid_stream_is_reported_to_the_sender_with(otp: Otp) {
         };
         (accepted, error, down)
     });
+    // The sink answers `get` only after its backlog: everything delivered before the drop is
+    // still queued behind it. The BEAM checks the order itself; printing a list of tens of
+    // thousands of integers back through the shell is what made this slow and fragile.
     let got = beam
-        .eval("stream_sink ! {get, self()}, receive {got, L} -> L after 5000 -> timeout end")
+        .eval_timeout(
+            "stream_sink ! {get, self()}, \
+             receive {got, L} -> N = length(L), {N, L =:= lists:seq(1, N)} \
+             after 60000 -> no_answer end",
+            Duration::from_secs(70),
+        )
         .unwrap();
-    let got: Vec<i64> = got
-        .trim_matches(|c| c == '[' || c == ']')
-        .split(',')
-        .map(|n| n.trim().parse().unwrap())
-        .collect();
-    eprintln!(
-        "accepted {accepted}, delivered {}, then: {error}; monitor: {down}",
-        got.len()
-    );
+    let (delivered, in_order) = got
+        .trim_matches(|c| c == '{' || c == '}')
+        .split_once(',')
+        .unwrap_or_else(|| panic!("the sink did not answer: {got}"));
+    let delivered: i64 = delivered.parse().expect("a count");
+    eprintln!("accepted {accepted}, delivered {delivered}, then: {error}; monitor: {down}");
+    assert_eq!(in_order, "true", "the BEAM got a gap or reordering");
     assert!(
-        got.iter().zip(1..).all(|(a, b)| *a == b),
-        "the BEAM got a gap or reordering"
+        (3000..=accepted).contains(&delivered),
+        "delivered {delivered} of {accepted} accepted"
     );
-    assert!(got.len() as i64 >= 3000 && got.len() as i64 <= accepted);
     assert!(
         matches!(error, SendError::Connect(_) | SendError::Link(_)),
         "{error:?}"
