@@ -1,5 +1,5 @@
 //! Property tests for the round trips of the protocol core that tests/term_codec.rs (terms),
-//! tests/term_limits.rs (term resource bounds) and src/proto/epmd/tests.rs (EPMD fixtures
+//! tests/term_limits.rs (term resource bounds) and crates/beamlink-proto/src/epmd/ (EPMD fixtures
 //! and mutations) do not cover: arbitrary EPMD requests and responses, handshake messages
 //! and control messages encode and decode back to themselves, and a stream of frames split
 //! at arbitrary boundaries gives the same frames. The fuzz targets in fuzz/ check the other
