@@ -393,15 +393,16 @@ mod tests {
     /// the manager by its whole DNS deadline (3 s here).
     #[tokio::test]
     async fn polls_in_flight_stop_and_are_awaited_at_shutdown() {
-        use crate::node::NodeConfig;
         use crate::proto::digest::Cookie;
         let silent_dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut node_config = NodeConfig::new(
-            NodeName::parse("manager@127.0.0.1").unwrap(),
-            Cookie::new("c"),
-        );
-        node_config.listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-        let node = Node::start(node_config).await.unwrap();
+        let node = Node::builder()
+            .name("manager@127.0.0.1")
+            .cookie(Cookie::new("c"))
+            .no_epmd()
+            .listen(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .start()
+            .await
+            .unwrap();
         let mut config = ClusterConfig::statics(Vec::new(), Duration::from_secs(3));
         config.dns =
             Some(DnsQuery::new("tasks.s_web.", Some(silent_dns.local_addr().unwrap())).unwrap());

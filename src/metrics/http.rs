@@ -142,20 +142,20 @@ fn route(sources: &Sources, method: &Method, path: &str) -> Response<Full<Bytes>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{Node, NodeConfig};
+    use crate::node::Node;
     use crate::proto::digest::Cookie;
-    use crate::proto::node_name::NodeName;
     use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
     async fn exporter() -> (Node, SocketAddr) {
-        let mut config = NodeConfig::new(
-            NodeName::parse("exporter@127.0.0.1").unwrap(),
-            Cookie::new("never-shown-cookie"),
-        );
-        config.listen = None;
-        let node = Node::start(config).await.unwrap();
+        let node = Node::builder()
+            .name("exporter@127.0.0.1")
+            .cookie(Cookie::new("never-shown-cookie"))
+            .dial_only()
+            .start()
+            .await
+            .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sources = Sources {

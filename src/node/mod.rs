@@ -249,22 +249,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Node {
-    /// Starts a node: binds the listener (if `config.listen` says so) and starts
-    /// accepting connections. The crate's unit tests use it; everyone else starts a node
-    /// with [`Node::builder`].
-    #[cfg(test)]
-    pub(crate) async fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let listener = match config.listen {
-            Some(addr) => Some(
-                listener::bind(addr)
-                    .await
-                    .map_err(|source| NodeError::Listen { addr, source })?,
-            ),
-            None => None,
-        };
-        Node::start_on(config, listener).await
-    }
-
     /// Starts a node on a listener bound by the caller (who needed its port first, to
     /// register it with EPMD); `config.listen` is not used.
     pub(crate) async fn start_on(

@@ -311,7 +311,14 @@ impl fmt::Display for EpmdWireError {
     }
 }
 
-impl std::error::Error for EpmdWireError {}
+impl std::error::Error for EpmdWireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EpmdWireError::Field(problem) => Some(problem),
+            _ => None,
+        }
+    }
+}
 
 impl From<FieldError> for EpmdWireError {
     fn from(problem: FieldError) -> Self {

@@ -151,3 +151,14 @@ fn packets_wait_for_all_their_bytes() {
     assert_eq!(&take_packet(&mut buf).unwrap()[..], b"abc");
     assert_eq!(&buf[..], b"\x00");
 }
+
+#[test]
+fn a_bad_name_is_the_source_of_the_handshake_error() {
+    use std::error::Error as _;
+    let mut m = vec![b'N', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+    m.extend_from_slice(b"abc");
+    let error = HandshakeError::Malformed(Message::decode_name(&m).unwrap_err());
+    let message = error.source().expect("the malformed message");
+    let name = message.source().expect("the name's problem");
+    assert_eq!(name.to_string(), NodeNameError::NoAt.to_string());
+}

@@ -146,7 +146,16 @@ impl fmt::Display for MessageError {
     }
 }
 
-impl std::error::Error for MessageError {}
+impl std::error::Error for MessageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MessageError::BadName {
+                reason: Some(r), ..
+            } => Some(r),
+            _ => None,
+        }
+    }
+}
 
 /// Handshake status values (`dist_util.erl` `mark_pending`, `recv_status`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -137,7 +137,14 @@ fn names_since(missing: DistFlags) -> String {
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl std::error::Error for HandshakeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            HandshakeError::Malformed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<MessageError> for HandshakeError {
     fn from(e: MessageError) -> HandshakeError {
