@@ -382,6 +382,10 @@ impl Node {
     /// Stops the node: closes every connection first (so monitors on our processes fire with
     /// `noconnection` on the peers), waits for all its tasks (the connection manager among
     /// them), then withdraws the EPMD registration if the node has one.
+    ///
+    /// Dropping every `Node` handle does not stop the node: its own tasks (the accept loop,
+    /// the connections) hold it, so it runs, and stays registered, until `shutdown` or the
+    /// end of the process (EPMD drops a registration when its connection closes).
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         for link in self.connections() {
