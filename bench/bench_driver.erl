@@ -16,7 +16,8 @@
 %%   {tput, T, Kind, N, Warm}.     Warm messages then N messages of Kind (tuple16 =
 %%                                 {Seq, <<16 bytes>>}, bin1k, bin64k) to {rig_sink, T},
 %%                                 each batch followed by {rig_done, self(), Ref};
-%%                                 the time of the N batch ends when T's reply arrives
+%%                                 the time of the N batch ends when T's reply arrives;
+%%                                 busy_dist_port: suspensions of the sender in it
 %%   {rtt, T, N, Warm}.            {ping, self(), {Seq, <<16 bytes>>}} to {rig_echo, T}
 %%                                 and wait for {pong, _}, N times after Warm unmeasured
 %%   {connect, T, N, PauseMs}.     N cycles of net_kernel:connect_node/1 and
@@ -83,8 +84,10 @@ handle({prepare, T}) ->
 handle({tput, T, Kind, N, Warm}) ->
     Payload = payload(Kind),
     _ = tput_run(T, Kind, Payload, Warm),
+    Busy = busy_counter(),
     Ns = tput_run(T, Kind, Payload, N),
     #{ns => Ns, count => N, msgs_per_s => N / (Ns / 1.0e9),
+      busy_dist_port => busy_count(Busy),
       ext_size => erlang:external_size(sample(Kind, Payload))};
 handle({rtt, T, N, Warm}) ->
     Bin = binary:copy(<<16#AB>>, 16),
@@ -147,6 +150,27 @@ tput_run(T, Kind, Payload, N) ->
     Ns = erlang:monotonic_time(nanosecond) - T0,
     Count =:= N orelse error({sink_counted, Count, sent, N}),
     Ns.
+
+%% How often the sender was suspended on a busy distribution port (its output
+%% queue over dist_buf_busy_limit) during one batch: erlang:system_monitor/2
+%% reports each suspension as {monitor, Pid, busy_dist_port, Port}.
+busy_counter() ->
+    Self = self(),
+    Counter = spawn(fun() -> busy_loop(Self, 0) end),
+    _ = erlang:system_monitor(Counter, [busy_dist_port]),
+    Counter.
+
+busy_loop(Owner, K) ->
+    receive
+        {monitor, _, busy_dist_port, _} -> busy_loop(Owner, K + 1);
+        {count, Ref} -> Owner ! {busy_count, Ref, K}
+    end.
+
+busy_count(Counter) ->
+    _ = erlang:system_monitor(undefined),
+    Ref = make_ref(),
+    Counter ! {count, Ref},
+    receive {busy_count, Ref, K} -> K after ?REPLY_TIMEOUT_MS -> null end.
 
 send_tuples(_Dest, _Bin, I, N) when I > N -> ok;
 send_tuples(Dest, Bin, I, N) ->

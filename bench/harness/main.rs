@@ -774,7 +774,9 @@ impl Bench {
         let sender_pid = agent.pid();
         let load = procs::load1();
         let (t0, s0) = (procs::cpu_ticks(target_pid), procs::cpu_ticks(sender_pid));
+        let tcp0 = procs::TcpCounters::read();
         let answer = agent.ask(&command, TPUT_TIMEOUT);
+        let tcp1 = procs::TcpCounters::read();
         let (t1, s1) = (procs::cpu_ticks(target_pid), procs::cpu_ticks(sender_pid));
         let what = format!(
             "{id} round {round} {}→{}",
@@ -792,12 +794,30 @@ impl Bench {
         let per_msg = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
             Some((b? - a?) as f64 / self.clk_tck * 1e6 / (n + warm) as f64)
         };
+        // Segments and ACKs per message (the whole namespace, warm-up included: both
+        // batches are in the one command); what the loopback made of the sender's writes.
+        let tcp = match (tcp0, tcp1) {
+            (Some(a), Some(b)) => Some(a.per_msg(b, (n + warm) as f64)),
+            _ => None,
+        };
+        let busy = v.get("busy_dist_port").cloned().unwrap_or(Value::Null);
         self.measurements.push(json!({
             "workload": id, "round": round, "sender": side(sender), "target": target_label(target),
             "kind": kind, "n": n, "warm": warm, "ns": v["ns"], "msgs_per_s": msgs_per_s,
             "target_cpu_us_per_msg": per_msg(t0, t1), "sender_cpu_us_per_msg": per_msg(s0, s1),
+            "tcp_segs_per_msg": tcp.map(|t| t[0]), "tcp_pure_acks_per_msg": tcp.map(|t| t[1]),
+            "tcp_delayed_acks_per_msg": tcp.map(|t| t[2]), "busy_dist_port": busy,
             "load1": load,
         }));
+        if let Some([segs, acks, _]) = tcp {
+            log(format!(
+                "    {what}: {:.2} segments, {:.2} pure ACKs per message; sender CPU {} µs, target CPU {} µs per message; busy_dist_port {busy}",
+                segs,
+                acks,
+                per_msg(s0, s1).map_or("?".into(), |v| format!("{v:.2}")),
+                per_msg(t0, t1).map_or("?".into(), |v| format!("{v:.2}")),
+            ));
+        }
         Some(Tput { msgs_per_s, load })
     }
 

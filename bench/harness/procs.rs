@@ -466,3 +466,47 @@ pub fn perf_instructions(pid: u32, window: Duration) -> Option<(u64, u64)> {
     };
     Some((count("instructions:u")?, count("instructions:k")?))
 }
+
+/// TCP counters of this network namespace, all connections together: segments sent
+/// (`Tcp: OutSegs` of `/proc/net/snmp`), pure ACKs received (`TcpExt: TCPPureAcks` of
+/// `/proc/net/netstat`) and delayed ACKs sent (`TcpExt: DelayedACKs`). On loopback every
+/// segment sent is also received, so per message of a run they say how the bytes were cut
+/// into segments and how often the receiver acknowledged them.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpCounters {
+    pub out_segs: u64,
+    pub pure_acks: u64,
+    pub delayed_acks: u64,
+}
+
+impl TcpCounters {
+    pub fn read() -> Option<TcpCounters> {
+        let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+        let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+        Some(TcpCounters {
+            out_segs: counter(&snmp, "Tcp:", "OutSegs")?,
+            pure_acks: counter(&netstat, "TcpExt:", "TCPPureAcks")?,
+            delayed_acks: counter(&netstat, "TcpExt:", "DelayedACKs")?,
+        })
+    }
+
+    /// The counters between `self` (before) and `after`, per message.
+    pub fn per_msg(self, after: TcpCounters, msgs: f64) -> [f64; 3] {
+        let d = |a: u64, b: u64| b.saturating_sub(a) as f64 / msgs;
+        [
+            d(self.out_segs, after.out_segs),
+            d(self.pure_acks, after.pure_acks),
+            d(self.delayed_acks, after.delayed_acks),
+        ]
+    }
+}
+
+/// One counter of a `/proc/net/{snmp,netstat}` file: a header line and a value line that
+/// both start with `prefix`.
+fn counter(text: &str, prefix: &str, name: &str) -> Option<u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with(prefix));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let at = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}

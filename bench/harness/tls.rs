@@ -363,6 +363,11 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
                 let id = format!("t.{kind}.{suffix}");
                 let load = procs::load1();
                 let beam_cmd = format!("{{tput, '{}', {kind}, {count}, {warm}}}.", nodes.beam_name);
+                // The receiver's CPU per message, next to the rate: over TLS the receiving
+                // BEAM decrypts in its `ssl` processes, and the pairs differ only in the sender.
+                let msgs = (count + warm) as f64;
+                let receiver = nodes.beam_target.pid();
+                let r0 = procs::cpu_ticks(receiver);
                 let beam = ask(
                     sink(bench),
                     &mut nodes.driver,
@@ -370,6 +375,13 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
                     &format!("{id} BEAM→BEAM"),
                     round,
                 );
+                let beam_rx = receiver_cpu(bench, r0, procs::cpu_ticks(receiver), msgs);
+                let receiver = if from_rust {
+                    nodes.beam_target.pid()
+                } else {
+                    nodes.beamlink_target.pid()
+                };
+                let r0 = procs::cpu_ticks(receiver);
                 let other = if from_rust {
                     let c = format!("tput {} {kind} {count} {warm}", nodes.beam_name);
                     ask(
@@ -392,20 +404,34 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
                         round,
                     )
                 };
+                let other_rx = receiver_cpu(bench, r0, procs::cpu_ticks(receiver), msgs);
                 if let (Some(b), Some(o)) = (beam, other) {
                     let (bv, ov) = (num(&b["msgs_per_s"]), num(&o["msgs_per_s"]));
                     let i = ix(rows, &id);
                     rows[i].pair(bv, ov, load);
                     log(format!(
-                        "  {id}: BEAM→BEAM {bv:.0} msg/s, {} {ov:.0} msg/s, ×{:.2} (load {load:.1})",
+                        "  {id}: BEAM→BEAM {bv:.0} msg/s, {} {ov:.0} msg/s, ×{:.2}; receiver CPU per message {} / {} µs (load {load:.1})",
                         rows[i].beamlink_side,
-                        ov / bv
+                        ov / bv,
+                        beam_rx.map_or("?".into(), |v| format!("{v:.2}")),
+                        other_rx.map_or("?".into(), |v| format!("{v:.2}")),
                     ));
+                    bench.measurements.push(json!({
+                        "workload": "t", "what": format!("{id} receiver cpu"), "round": round,
+                        "beam_pair_receiver_cpu_us_per_msg": beam_rx,
+                        "receiver_cpu_us_per_msg": other_rx,
+                        "receiver": if from_rust { "BEAM" } else { "beamlink" },
+                    }));
                 }
             }
         }
     }
     nodes.stop();
+}
+
+/// CPU per message of a receiver between two `cpu_ticks` readings, in µs.
+fn receiver_cpu(bench: &Bench, before: Option<u64>, after: Option<u64>, msgs: f64) -> Option<f64> {
+    Some(after?.checked_sub(before?)? as f64 / bench.clk_tck * 1e6 / msgs)
 }
 
 fn sink(bench: &mut Bench) -> Sink<'_> {
