@@ -370,6 +370,10 @@ fn ping_config_error(args: &[&str], env: &[(&str, &str)]) -> String {
     command
         .env("BEAMLINK_COOKIE", TEST_COOKIE)
         .env_remove("BEAMLINK_TLS_OPTFILE")
+        .env_remove("BEAMLINK_TLS_CERT")
+        .env_remove("BEAMLINK_TLS_KEY")
+        .env_remove("BEAMLINK_TLS_CA")
+        .env_remove("BEAMLINK_TLS_VERIFY")
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null());
     let out = command.output().unwrap();
@@ -409,10 +413,20 @@ fn bad_tls_settings_stop_the_binary_with_exit_78() {
     let e = ping_config_error(&pem, &[]);
     assert!(e.contains("chmod 600") && e.contains("mode: 0400"), "{e}");
     assert!(!e.contains("PRIVATE KEY"), "{e}");
+    // The same files from the variables, as for every other option.
+    let env = [
+        ("BEAMLINK_TLS_CERT", cert.as_str()),
+        ("BEAMLINK_TLS_KEY", key.as_str()),
+        ("BEAMLINK_TLS_CA", ca.as_str()),
+    ];
+    let e = ping_config_error(&[], &env);
+    assert!(e.contains("chmod 600") && e.contains("mode: 0400"), "{e}");
     std::fs::set_permissions(pki.path("node.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // --tls-verify alone turns nothing on.
     let e = ping_config_error(&["--tls-verify", "none"], &[]);
+    assert!(e.contains("--tls-verify needs TLS"), "{e}");
+    let e = ping_config_error(&[], &[("BEAMLINK_TLS_VERIFY", "none")]);
     assert!(e.contains("--tls-verify needs TLS"), "{e}");
 
     // `run` with an option file that has no server certificate cannot accept over TLS.

@@ -23,17 +23,22 @@ pub(crate) struct TlsOpts {
     #[arg(long, env = "BEAMLINK_TLS_OPTFILE", value_name = "PATH")]
     pub tls_optfile: Option<PathBuf>,
     /// Our certificate chain (PEM); wins over the option file's certfile.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "BEAMLINK_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
     /// Our private key (PEM, owner-only permissions); wins over the option file's keyfile.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "BEAMLINK_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
     /// The CA certificates peers' certificates must chain to (PEM); wins over cacertfile.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "BEAMLINK_TLS_CA", value_name = "PATH")]
     pub tls_ca: Option<PathBuf>,
     /// peer (default): the peer must present a certificate that chains to the CA, in both
     /// roles; none: check nothing. Wins over the option file's verify.
-    #[arg(long, value_enum, value_name = "peer|none")]
+    #[arg(
+        long,
+        env = "BEAMLINK_TLS_VERIFY",
+        value_enum,
+        value_name = "peer|none"
+    )]
     pub tls_verify: Option<VerifyArg>,
 }
 
