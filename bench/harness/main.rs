@@ -480,6 +480,12 @@ struct Tput {
 }
 
 impl Bench {
+    /// CPU per message, in µs, of a process between two [`procs::cpu_ticks`] readings
+    /// (`None` if either is missing or the process was replaced in between).
+    fn cpu_us_per_msg(&self, before: Option<u64>, after: Option<u64>, msgs: f64) -> Option<f64> {
+        Some(after?.checked_sub(before?)? as f64 / self.clk_tck * 1e6 / msgs)
+    }
+
     fn start(env: Env, plan: Plan) -> Result<Bench, String> {
         let t0 = Instant::now();
         let mut epmd = env.otp_command("epmd");
@@ -796,20 +802,20 @@ impl Bench {
             }
         };
         let msgs_per_s = v["msgs_per_s"].as_f64()?;
-        let per_msg = |a: Option<u64>, b: Option<u64>| -> Option<f64> {
-            Some((b? - a?) as f64 / self.clk_tck * 1e6 / (n + warm) as f64)
-        };
+        let msgs = (n + warm) as f64;
+        let target_cpu = self.cpu_us_per_msg(t0, t1, msgs);
+        let sender_cpu = self.cpu_us_per_msg(s0, s1, msgs);
         // Segments and ACKs per message (the whole namespace, warm-up included: both
         // batches are in the one command); what the loopback made of the sender's writes.
         let tcp = match (tcp0, tcp1) {
-            (Some(a), Some(b)) => Some(a.per_msg(b, (n + warm) as f64)),
+            (Some(a), Some(b)) => Some(a.per_msg(b, msgs)),
             _ => None,
         };
         let busy = v.get("busy_dist_port").cloned().unwrap_or(Value::Null);
         self.measurements.push(json!({
             "workload": id, "round": round, "sender": side(sender), "target": target_label(target),
             "kind": kind, "n": n, "warm": warm, "ns": v["ns"], "msgs_per_s": msgs_per_s,
-            "target_cpu_us_per_msg": per_msg(t0, t1), "sender_cpu_us_per_msg": per_msg(s0, s1),
+            "target_cpu_us_per_msg": target_cpu, "sender_cpu_us_per_msg": sender_cpu,
             "tcp_segs_per_msg": tcp.map(|t| t[0]), "tcp_pure_acks_per_msg": tcp.map(|t| t[1]),
             "tcp_delayed_acks_per_msg": tcp.map(|t| t[2]), "busy_dist_port": busy,
             "load1": load,
@@ -819,8 +825,8 @@ impl Bench {
                 "    {what}: {:.2} segments, {:.2} pure ACKs per message; sender CPU {} µs, target CPU {} µs per message; busy_dist_port {busy}",
                 segs,
                 acks,
-                per_msg(s0, s1).map_or("?".into(), |v| format!("{v:.2}")),
-                per_msg(t0, t1).map_or("?".into(), |v| format!("{v:.2}")),
+                sender_cpu.map_or("?".into(), |v| format!("{v:.2}")),
+                target_cpu.map_or("?".into(), |v| format!("{v:.2}")),
             ));
         }
         Some(Tput { msgs_per_s, load })

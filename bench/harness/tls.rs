@@ -375,7 +375,7 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
                     &format!("{id} BEAM→BEAM"),
                     round,
                 );
-                let beam_rx = receiver_cpu(bench, r0, procs::cpu_ticks(receiver), msgs);
+                let beam_rx = bench.cpu_us_per_msg(r0, procs::cpu_ticks(receiver), msgs);
                 let receiver = if from_rust {
                     nodes.beam_target.pid()
                 } else {
@@ -404,7 +404,7 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
                         round,
                     )
                 };
-                let other_rx = receiver_cpu(bench, r0, procs::cpu_ticks(receiver), msgs);
+                let other_rx = bench.cpu_us_per_msg(r0, procs::cpu_ticks(receiver), msgs);
                 if let (Some(b), Some(o)) = (beam, other) {
                     let (bv, ov) = (num(&b["msgs_per_s"]), num(&o["msgs_per_s"]));
                     let i = ix(rows, &id);
@@ -427,11 +427,6 @@ pub fn run(bench: &mut Bench, rows: &mut Vec<Row>) {
         }
     }
     nodes.stop();
-}
-
-/// CPU per message of a receiver between two `cpu_ticks` readings, in µs.
-fn receiver_cpu(bench: &Bench, before: Option<u64>, after: Option<u64>, msgs: f64) -> Option<f64> {
-    Some(after?.checked_sub(before?)? as f64 / bench.clk_tck * 1e6 / msgs)
 }
 
 fn sink(bench: &mut Bench) -> Sink<'_> {
