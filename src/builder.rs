@@ -29,7 +29,8 @@ type Tune = Arc<dyn Fn(&mut NodeConfig) + Send + Sync>;
 /// metrics exporter ([`crate::metrics`]). The node owns all of it: [`Node::shutdown`] closes the connections
 /// first, then stops the manager, then unregisters, the order a BEAM's `init:stop/0` follows
 /// (`net_kernel` goes down before `erl_epmd`), so monitors on our processes fire with
-/// `noconnection` on the peers.
+/// `noconnection` on the peers. Dropping the last clone of the [`Node`] that `start` returned
+/// does the same without waiting for it (see [`Node`]).
 ///
 /// EPMD-less ([`NodeBuilder::dist_port`]), as a BEAM started with `-start_epmd false
 /// -erl_epmd_port PORT`: listen on PORT, never register with or ask an EPMD, dial every peer
@@ -463,7 +464,7 @@ impl NodeBuilder {
             cluster.dns = dns;
             cluster.basename = self.peer_basename;
             cluster_stats = Some(cluster.stats.clone());
-            node.spawn_task(cluster::run(node.clone(), cluster));
+            node.spawn_task(cluster::run(node.internal(), cluster));
         }
         let watch = self.watch.map(|mut config| {
             // The per-node figures are only asked for when something serves them.
@@ -471,14 +472,14 @@ impl NodeBuilder {
             Watch::new(config)
         });
         if let Some(watch) = &watch {
-            node.spawn_task(crate::watch::run(node.clone(), watch.clone()));
+            node.spawn_task(crate::watch::run(node.internal(), watch.clone()));
         }
         if let Some(listener) = metrics {
             if let Ok(addr) = listener.local_addr() {
                 info!(%addr, "serving /metrics, /healthz and /readyz");
             }
             let sources = Sources {
-                node: node.clone(),
+                node: node.internal(),
                 cluster: cluster_stats,
                 watch,
                 ready_min_peers: self.ready_min_peers,

@@ -10,7 +10,9 @@
 //!   `noconnection` when it goes; afterwards its old pids are dead (a message to one is not
 //!   delivered to the new incarnation's process with the same number; a new monitor gets
 //!   `noproc`, as a BEAM answers); the new incarnation is connected within a discovery
-//!   interval.
+//!   interval;
+//! * a library node whose user drops every handle: it stops as `shutdown` stops it (the BEAM
+//!   sees it go down, epmd forgets it), and not while one clone lives.
 
 mod support;
 
@@ -531,4 +533,64 @@ fn restarted_beamlink(otp: Otp) {
 /// The process number of a pid printed as `<X.N.S>`.
 fn first_id(text: &str) -> u32 {
     pid_numbers(text).0
+}
+
+/// Dropping the handles a library user holds stops the node as `shutdown` does: while one
+/// clone lives the node stays registered and the BEAM still reaches it; once the last one is
+/// dropped (a process of the node is still held, which does not count) the BEAM sees the
+/// node go down and epmd forgets its name.
+///
+/// Fails if a dropped node stayed registered (the BEAM's `net_adm:ping` would find a node
+/// nobody can use), or if a clone did not keep it running.
+#[test]
+fn dropping_the_last_handle_stops_and_unregisters_the_node() {
+    each_release(dropping_the_last_handle);
+}
+
+fn dropping_the_last_handle(otp: Otp) {
+    let epmd = Epmd::start_with(otp);
+    let beam = BeamNode::start(otp, epmd.port());
+    beam.eval(EVENTS).unwrap();
+    let name = format!("{}@127.0.0.1", unique_name("bldropped"));
+    let alive = name.split('@').next().unwrap().to_owned();
+    let rt = runtime();
+    let _guard = rt.enter();
+
+    let node = registered_node(&rt, &epmd, &name, None);
+    let process = node.spawn_process();
+    assert_eq!(
+        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
+        "pong"
+    );
+    let clone = node.clone();
+    drop(node);
+    assert_eq!(
+        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
+        "pong",
+        "{otp}: a clone keeps the node running"
+    );
+    assert!(epmd.names().iter().any(|(n, _)| *n == alive), "{otp}");
+
+    drop(clone);
+    assert!(
+        support::wait_for(
+            || !epmd.names().iter().any(|(n, _)| *n == alive),
+            Duration::from_secs(10)
+        ),
+        "{otp}: {alive} is still registered with epmd after its last handle was dropped"
+    );
+    assert!(
+        support::wait_for(
+            || events_about(&beam, &name).last().map(String::as_str) == Some("down"),
+            Duration::from_secs(10)
+        ),
+        "{otp}: the BEAM never saw the node go down: {:?}",
+        events_about(&beam, &name)
+    );
+    assert_eq!(
+        beam.eval(&format!("net_adm:ping('{name}')")).unwrap(),
+        "pang",
+        "{otp}"
+    );
+    drop(process);
 }

@@ -268,6 +268,13 @@ impl Registrar {
     }
 }
 
+/// Dropping the registrar tells its task to unregister and stop, without waiting for it.
+impl Drop for Registrar {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 struct Driver {
     config: RegistrarConfig,
     server_config: ServerConfig,

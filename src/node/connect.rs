@@ -81,7 +81,7 @@ impl Node {
         };
         // `alive` from the peer: it still has a connection to a node of our name. Ours is
         // dead if we have none to it.
-        let node = self.clone();
+        let node = self.internal();
         let name = peer.clone();
         let result = self
             .inner

@@ -132,7 +132,7 @@ impl Node {
         let process = self.spawn_process();
         process.register(name)?;
         let pid = process.pid().clone();
-        let node = self.clone();
+        let node = self.internal();
         let span = info_span!("gen_server", name);
         self.inner
             .tracker

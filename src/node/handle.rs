@@ -193,7 +193,7 @@ impl Node {
         let (tx, rx) = mpsc::channel(self.inner.config.mailbox_capacity.max(1));
         let (pid, kill) = self.add_process(Inbox::Mailbox(tx));
         Process {
-            node: self.clone(),
+            node: self.internal(),
             pid,
             mailbox: rx,
             stash: Default::default(),

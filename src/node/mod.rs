@@ -199,9 +199,45 @@ impl std::error::Error for NodeError {
 
 /// A running node. Cheap to clone; every clone is the same node. [`Node::builder`] starts one
 /// that joins a cluster (see [`crate::NodeBuilder`] for an example).
+///
+/// The node runs until [`Node::shutdown`], or until the last `Node` the caller holds (the
+/// one `start` returned and its clones) is dropped: then it stops as `shutdown` does, in a
+/// task of the current tokio runtime (or at once, without waiting, outside one). A `Node`
+/// handed to a callback by the node itself (a [`crate::node::GenServer`]'s context, say) does
+/// not keep it running.
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
+    /// Present in the handles the caller holds, absent in the node's own tasks' handles.
+    #[expect(
+        dead_code,
+        reason = "held for its Drop: the last caller's handle stops the node"
+    )]
+    owner: Option<Arc<Owner>>,
+}
+
+/// Stops the node when the caller's last handle goes.
+struct Owner {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        let node = Node {
+            inner: self.inner.clone(),
+            owner: None,
+        };
+        tracing::debug!(node = %node.name(), "the last handle was dropped: stopping the node");
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { node.shutdown().await });
+            }
+            Err(_) => node.stop_now(),
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -303,7 +339,10 @@ impl Node {
             counters: counters::Counters::default(),
             config,
         });
-        let node = Node { inner };
+        let owner = Some(Arc::new(Owner {
+            inner: inner.clone(),
+        }));
+        let node = Node { inner, owner };
         services::start_builtin(&node);
         if let Some(listener) = listener {
             let config = ListenerConfig {
@@ -315,7 +354,7 @@ impl Node {
             listener::spawn(
                 listener,
                 config,
-                accept::Accepting(node.clone()),
+                accept::Accepting(node.internal()),
                 &node.inner.tracker,
                 &node.inner.shutdown,
             );
@@ -383,9 +422,7 @@ impl Node {
     /// `noconnection` on the peers), waits for all its tasks (the connection manager among
     /// them), then withdraws the EPMD registration if the node has one.
     ///
-    /// Dropping every `Node` handle does not stop the node: its own tasks (the accept loop,
-    /// the connections) hold it, so it runs, and stays registered, until `shutdown` or the
-    /// end of the process (EPMD drops a registration when its connection closes).
+    /// Dropping the caller's last handle does the same without waiting (see [`Node`]).
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         for link in self.connections() {
@@ -397,6 +434,25 @@ impl Node {
         let registrar = lock(&self.inner.registrar).take();
         if let Some(registrar) = registrar {
             registrar.shutdown().await;
+        }
+    }
+
+    /// What dropping the last handle does outside a runtime: every task is told to stop and
+    /// the EPMD registration is withdrawn (dropping the registrar cancels it), nobody waits.
+    fn stop_now(&self) {
+        self.inner.shutdown.cancel();
+        for link in self.connections() {
+            link.close();
+        }
+        self.inner.tracker.close();
+        drop(lock(&self.inner.registrar).take());
+    }
+
+    /// A handle for the node's own tasks: it does not keep the node running (see [`Node`]).
+    pub(crate) fn internal(&self) -> Node {
+        Node {
+            inner: self.inner.clone(),
+            owner: None,
         }
     }
 

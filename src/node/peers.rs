@@ -245,7 +245,7 @@ impl Node {
             leftover,
             info,
             config: self.inner.config.connection.clone(),
-            handler: Arc::new(super::router::Router::new(self.clone())),
+            handler: Arc::new(super::router::Router::new(self.internal())),
         };
         connection::spawn(parts, &self.inner.tracker, &self.inner.shutdown)
     }

@@ -381,7 +381,7 @@ impl Node {
                 }
             }
         }
-        let node = self.clone();
+        let node = self.internal();
         let fired = self.take_monitors_of(&peer);
         if exits.is_empty() && fired.is_empty() {
             return;

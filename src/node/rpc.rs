@@ -215,7 +215,7 @@ impl Node {
             });
         };
         let call = RpcCall {
-            node: self.clone(),
+            node: self.internal(),
             caller: caller.clone(),
         };
         let task = tokio::spawn(handler(call, args));
@@ -369,7 +369,7 @@ impl Node {
             self.processes().remove(&pid);
             return;
         }
-        let node = self.clone();
+        let node = self.internal();
         let link = link.clone();
         self.inner.tracker.spawn(async move {
             let reason = if is_call {

@@ -110,7 +110,7 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
                     for connect in connects {
                         // One line per request: what fault_mesh.rs counts per pair.
                         debug!("mesh: request: {} connect_node({})", connect.on, connect.to);
-                        let (node, tx) = (node.clone(), tx.clone());
+                        let (node, tx) = (node.internal(), tx.clone());
                         let timeout = config.connect_timeout;
                         tasks.spawn(async move {
                             let outcome = ask_to_connect(&node, &connect, timeout).await;
@@ -138,14 +138,14 @@ pub async fn run(node: Node, watch: Arc<Watch>) {
                 .filter(|p| p.name != *node.name() && p.peer_flags.contains(DistFlags::PUBLISHED))
                 .collect();
             let known: Vec<NodeName> = releases.keys().cloned().collect();
-            let node = node.clone();
+            let node = node.internal();
             let (timeout, figures) = (config.query_timeout, config.figures);
             view_began = Instant::now();
             viewing = Some(Box::pin(async move {
                 futures_util::stream::iter(peers)
                     .map(|peer| {
                         let asked = !known.contains(&peer.name);
-                        let node = node.clone();
+                        let node = node.internal();
                         async move { ask(&node, peer, timeout, asked, figures).await }
                     })
                     .buffer_unordered(MAX_CONCURRENT_QUERIES)
