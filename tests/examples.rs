@@ -5,12 +5,14 @@
 //!
 //! * `readme`, README.md's library example: an Elixir node evaluates the `iex>` lines of the
 //!   README's Elixir block and must print what the README says.
-//! * `genserver`: an Elixir node calls, casts and rpc-calls the Rust GenServer.
+//! * `genserver`: an Elixir node calls, casts and rpc-calls the Rust GenServer; then the
+//!   fixture release (`labyrinth`, a real `mix release`) calls it as an Elixir app would.
 //! * `call_genserver` and `typed_messages`: Rust calls `:labyrinth_echo` of the fixture
 //!   release; `typed_messages` also talks to `examples/typed_messages.exs` on an Elixir node.
 //! * `link_monitor`: with `examples/link_monitor.exs`, both ways: the Elixir process sees the
 //!   Rust process end (`{:EXIT, ...}` and `{:DOWN, ...}`), and the Rust process sees the
-//!   Elixir process end.
+//!   Elixir process end; each once with the script on an Elixir node of its own and once
+//!   with its text evaluated inside the fixture release.
 //!
 //! Every example takes the cookie from `BEAMLINK_COOKIE` and exits non-zero when it fails;
 //! every Elixir side exits non-zero when an answer does not come.
@@ -397,6 +399,18 @@ fn elixir_calls_casts_and_rpc_calls_the_genserver_example() {
             ["5", "7", "{:error, :unknown_call}", ":ok", "0", "0"],
             "{otp}"
         );
+        // The same server called from inside a release, as an Elixir app would call it.
+        let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
+        assert_eq!(
+            release.rpc(&format!("GenServer.call({server}, {{:add, 3}})")),
+            "3",
+            "{otp}: a call from the release"
+        );
+        assert_eq!(
+            release.rpc(&format!(r#":rpc.call(:"{node}", :counter, :value, [])"#)),
+            "3",
+            "{otp}: an :rpc.call from the release"
+        );
         program.interrupt();
         program.succeeds();
     });
@@ -467,64 +481,99 @@ fn typed_messages_cross_with_an_elixir_script() {
     });
 }
 
+/// Where `examples/link_monitor.exs` runs: as a script of its own (`elixir`), or inside a
+/// running release (its text evaluated there with `bin/labyrinth rpc`).
+#[derive(Clone, Copy, Debug)]
+enum Owner {
+    Script,
+    Release,
+}
+
 /// Starts `examples/link_monitor` and runs `examples/link_monitor.exs <worker> <direction>`
-/// against it; both must succeed. Returns what each printed.
-fn link_monitor(otp: Otp, direction: &str) -> (Vec<String>, Vec<String>) {
+/// against it, on `owner`; both must succeed. Returns what each printed.
+fn link_monitor(otp: Otp, owner: Owner, direction: &str) -> (Vec<String>, Vec<String>) {
     let epmd = Epmd::start();
     let worker_node = format!("{}@{LOOPBACK}", unique_name("worker"));
     let mut command = example("link_monitor", &epmd);
     command.arg(&worker_node);
     let worker = Program::start(format!("{otp}: examples/link_monitor"), command);
     worker.wait_line("is up");
-    let mut command = elixir(otp, "owner", &epmd);
-    command.args(["examples/link_monitor.exs", &worker_node, direction]);
-    let owner = Program::start(format!("{otp}: link_monitor.exs {direction}"), command).succeeds();
-    // The script has halted: the worker's program sees its node go and exits by itself.
+    let printed = match owner {
+        Owner::Script => {
+            let mut command = elixir(otp, "owner", &epmd);
+            command.args(["examples/link_monitor.exs", &worker_node, direction]);
+            Program::start(format!("{otp}: link_monitor.exs {direction}"), command).succeeds()
+        }
+        Owner::Release => {
+            let release = Release::start(otp, ReleaseConfig::unique(epmd.port()));
+            let script = std::fs::read_to_string("examples/link_monitor.exs")
+                .expect("read examples/link_monitor.exs");
+            let (_, printed) = release.rpc_printing(&format!(
+                "System.argv([\"{worker_node}\", \"{direction}\"])\n{script}"
+            ));
+            // The release stops here: the worker's program sees its node go.
+            printed
+        }
+    };
+    // The owner's node has gone: the worker's program sees it and exits by itself.
     let worker = worker.succeeds();
-    (worker, owner)
+    (worker, printed)
 }
 
 #[test]
 fn elixir_sees_the_rust_process_it_links_to_and_monitors_go_down() {
     each_release_in_parallel(|otp| {
-        let (worker, owner) = link_monitor(otp, "stop");
-        assert!(
-            worker.iter().any(|l| l == "stopping with reason done"),
-            "{otp}: {worker:?}"
-        );
-        assert!(
-            owner
-                .iter()
-                .any(|l| l.starts_with("got {:EXIT, #PID<") && l.ends_with(">, :done}")),
-            "{otp}: no {{:EXIT, pid, :done}}: {owner:?}"
-        );
-        assert!(
-            owner
-                .iter()
-                .any(|l| l.starts_with("got {:DOWN, ref, :process, #PID<")
-                    && l.ends_with(">, :done}")),
-            "{otp}: no {{:DOWN, ref, :process, pid, :done}}: {owner:?}"
-        );
+        for owner in [Owner::Script, Owner::Release] {
+            elixir_sees_the_rust_process_go_down(otp, owner);
+        }
     });
+}
+
+fn elixir_sees_the_rust_process_go_down(otp: Otp, owner_on: Owner) {
+    let (worker, owner) = link_monitor(otp, owner_on, "stop");
+    let otp = format!("{otp} ({owner_on:?})");
+    assert!(
+        worker.iter().any(|l| l == "stopping with reason done"),
+        "{otp}: {worker:?}"
+    );
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.starts_with("got {:EXIT, #PID<") && l.ends_with(">, :done}")),
+        "{otp}: no {{:EXIT, pid, :done}}: {owner:?}"
+    );
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.starts_with("got {:DOWN, ref, :process, #PID<") && l.ends_with(">, :done}")),
+        "{otp}: no {{:DOWN, ref, :process, pid, :done}}: {owner:?}"
+    );
 }
 
 #[test]
 fn the_rust_process_sees_the_elixir_process_it_watches_go_down() {
     each_release_in_parallel(|otp| {
-        let (worker, owner) = link_monitor(otp, "exit");
-        for seen in ["linked process <", "monitored process <"] {
-            assert!(
-                worker
-                    .iter()
-                    .any(|l| l.starts_with(seen) && l.ends_with(": bye")),
-                "{otp}: the worker did not print {seen:?}...: bye: {worker:?}"
-            );
+        for owner in [Owner::Script, Owner::Release] {
+            the_rust_process_sees_the_owner_go_down(otp, owner);
         }
-        assert!(
-            owner
-                .iter()
-                .any(|l| l.starts_with("worker #PID<") && l.ends_with("> ended: :normal")),
-            "{otp}: {owner:?}"
-        );
     });
+}
+
+fn the_rust_process_sees_the_owner_go_down(otp: Otp, owner_on: Owner) {
+    let (worker, owner) = link_monitor(otp, owner_on, "exit");
+    let otp = format!("{otp} ({owner_on:?})");
+    for seen in ["linked process <", "monitored process <"] {
+        assert!(
+            worker
+                .iter()
+                .any(|l| l.starts_with(seen) && l.ends_with(": bye")),
+            "{otp}: the worker did not print {seen:?}...: bye: {worker:?}"
+        );
+    }
+    assert!(
+        owner
+            .iter()
+            .any(|l| l.starts_with("worker #PID<") && l.ends_with("> ended: :normal")),
+        "{otp}: {owner:?}"
+    );
 }

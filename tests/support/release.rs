@@ -325,8 +325,18 @@ impl Release {
         self.try_rpc(expr).unwrap_or_else(|err| panic!("{err}"))
     }
 
+    /// [`Release::rpc`] that also returns the other lines the evaluation printed (its
+    /// `IO.puts` go to the caller of `bin/labyrinth rpc`, as do those of processes it spawns).
+    pub fn rpc_printing(&self, expr: &str) -> (String, Vec<String>) {
+        self.rpc_output(expr).unwrap_or_else(|err| panic!("{err}"))
+    }
+
     /// [`Release::rpc`] returning the failure instead of panicking.
     pub fn try_rpc(&self, expr: &str) -> Result<String, ReleaseError> {
+        self.rpc_output(expr).map(|(value, _)| value)
+    }
+
+    fn rpc_output(&self, expr: &str) -> Result<(String, Vec<String>), ReleaseError> {
         let code = format!(
             "IO.puts({RESULT_MARKER_CODE} <> inspect(({expr}), limit: :infinity, printable_limit: :infinity))"
         );
@@ -344,11 +354,16 @@ impl Release {
             output: String::new(),
         })?;
         let stdout = String::from_utf8_lossy(&output.stdout);
+        let printed = stdout
+            .lines()
+            .filter(|line| !line.starts_with(RESULT_MARKER))
+            .map(str::to_owned)
+            .collect();
         match stdout
             .lines()
             .find_map(|line| line.strip_prefix(RESULT_MARKER))
         {
-            Some(value) if output.status.success() => Ok(value.to_owned()),
+            Some(value) if output.status.success() => Ok((value.to_owned(), printed)),
             _ => Err(self.failed("rpc", expr, describe_output(&output))),
         }
     }
