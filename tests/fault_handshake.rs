@@ -491,7 +491,17 @@ fn a_beam_killed_during_the_handshake_leaves_nothing_behind_with(otp: Otp) {
     let pid = bl.pid();
     // beamlink dials at once: the connect succeeds (the kernel accepts for the stopped BEAM),
     // the name goes out, nothing comes back.
-    std::thread::sleep(Duration::from_secs(2));
+    let port = epmd
+        .names()
+        .into_iter()
+        .find(|(n, _)| *n == alive)
+        .map(|(_, port)| port)
+        .expect("the BEAM registered before it was stopped");
+    assert!(
+        support::wait_for(|| unread_bytes_on(port), Duration::from_secs(10)),
+        "beamlink's name never reached the stopped BEAM's port {port}:\n{}",
+        bl.log()
+    );
     let dialling = fd_count(pid);
     let killed = Instant::now();
     beam.kill();
@@ -520,6 +530,25 @@ fn a_beam_killed_during_the_handshake_leaves_nothing_behind_with(otp: Otp) {
             .unwrap(),
         "true"
     );
+}
+
+/// True once a connection accepted by the kernel on 127.0.0.1:`port` (IPv4) holds bytes its
+/// owner has not read: what a stopped BEAM's socket shows once a dialler's name arrived.
+fn unread_bytes_on(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields
+            .get(1)
+            .and_then(|a| a.rsplit_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+        let unread = fields
+            .get(4)
+            .and_then(|q| q.split_once(':'))
+            .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok());
+        // State 01 is ESTABLISHED; the listening socket (0A) shares the port.
+        local_port == Some(port) && fields.get(3) == Some(&"01") && unread.unwrap_or(0) > 0
+    })
 }
 
 /// Many handshakes from unique names with the wrong cookie (ecosystem.md C 19,

@@ -408,8 +408,14 @@ mod tests {
             Some(DnsQuery::new("tasks.s_web.", Some(silent_dns.local_addr().unwrap())).unwrap());
         config.basename = Some("web".into());
         let manager = tokio::spawn(run(node.clone(), config));
-        // The first poll starts at once and waits on the silent server.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The first poll starts at once: its query reaching the silent server means it is in
+        // flight.
+        silent_dns.set_nonblocking(true).unwrap();
+        let silent_dns = tokio::net::UdpSocket::from_std(silent_dns).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), silent_dns.recv_from(&mut [0; 512]))
+            .await
+            .expect("the first poll asks the DNS server at once")
+            .unwrap();
         let metrics = tokio::runtime::Handle::current().metrics();
         assert!(
             metrics.num_alive_tasks() >= 2,
