@@ -7,8 +7,6 @@
 //! Failures that need a host of their own (an EPMD limited to loopback, a distribution port
 //! bound elsewhere, a virtual IP) run in network namespaces (`support/netns.rs`).
 
-#[path = "support/netns.rs"]
-mod netns;
 mod support;
 
 use beamlink::proto::digest::Cookie;
@@ -17,11 +15,11 @@ use beamlink::proto::flags::DistFlags;
 use beamlink::proto::handshake::{Acceptor, LocalNode, Status};
 use beamlink::proto::node_name::NodeName;
 use beamlink::transport::handshake::{AcceptPolicy, accept};
-use netns::{Dns, Net, NsEpmd};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::process::{Child, Stdio};
 use std::time::Duration;
+use support::netns::{Dns, Net, NsEpmd};
 use support::{
     BeamNode, Beamlink, Epmd, Otp, Release, ReleaseConfig, TEST_COOKIE, beamlink_command,
     beamlink_oneshot, unique_name, wait_for,

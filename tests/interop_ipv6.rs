@@ -16,14 +16,12 @@
 //! with an AAAA record only, names itself `disco@fd00:beef::3`, registers with the first
 //! one's EPMD over `::1`, listens on `--listen [fd00:beef::3]:9100`, and connects.
 
-#[path = "support/netns.rs"]
-mod netns;
 mod support;
 
-use netns::NsEpmd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use support::netns::NsEpmd;
 use support::{Beamlink, Otp, Release, ReleaseConfig, TEST_COOKIE, wait_for};
 
 const BEAM_IP: &str = "fd00:beef::2";
@@ -224,8 +222,8 @@ impl Dnsmasq {
     fn start(ns: &str) -> Dnsmasq {
         let child = Command::new("ip")
             .args(["netns", "exec", ns, "dnsmasq"])
-            .args(netns::DNSMASQ_FLAGS)
-            .arg("--pid-file=")
+            .args(support::netns::DNSMASQ_FLAGS)
+            .args(["--pid-file=", "--local-ttl=0", "--log-facility=-"])
             .arg(format!("--listen-address={OUR_IP}"))
             .arg(format!("--port={DNS_PORT}"))
             .arg(format!("--host-record={QUERY},{BEAM_IP}"))

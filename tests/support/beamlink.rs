@@ -7,8 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Path of the binary cargo built for these tests.
+/// The binary under test: `BEAMLINK_BIN` when set (e.g. the static release build),
+/// else the one cargo built for this test.
 pub fn beamlink_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_beamlink")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("BEAMLINK_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_beamlink").to_owned())
+    })
 }
 
 /// A `beamlink` command with a clean environment for the cookie: no BEAMLINK_COOKIE or

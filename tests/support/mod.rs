@@ -24,6 +24,8 @@
 //!   [`erl_eval_of`], [`listed`], [`eventually`]).
 //! * TLS distribution ([`Pki`]): a CA and certificates made with rcgen, option files, and
 //!   [`tls_beam`], a BEAM started with `-proto_dist inet_tls`.
+//! * Private networks ([`netns`]): a bridge with namespaces as hosts, a DNS server, an `epmd`
+//!   inside a namespace; the swarm is built on them.
 //! * [`free_port`], [`unique_name`], [`wait_for`].
 //!
 //! Nothing here skips: a missing `erl`, chroot or fixture panics with a message that names
@@ -42,6 +44,7 @@ mod epmd;
 mod erl;
 mod fault;
 mod http;
+pub mod netns;
 mod pki;
 mod process;
 mod release;
@@ -143,7 +146,7 @@ impl Otp {
     }
 
     /// Like [`Otp::command`], inside network namespace `netns` (`ip netns exec <netns>
-    /// scripts/otp-run ...`); the namespace must exist (see `scripts/lib/netns.sh`).
+    /// scripts/otp-run ...`); the namespace must exist (see [`netns`]).
     pub fn command_in_netns(self, netns: &str, program: impl AsRef<OsStr>) -> Command {
         self.ensure_installed();
         let mut command = Command::new("ip");

@@ -1,25 +1,24 @@
 //! A simulated Docker Swarm service: network namespaces as containers on a private bridge,
 //! each running its own `epmd` and a `labyrinth` release node, and a `dnsmasq` on the bridge
 //! answering `tasks.<stack>_<service>` the way Swarm's embedded DNS does (one A record per
-//! running task), from a hosts file this module rewrites.
+//! running task).
 //!
 //! ```text
-//!   host netns:  bridge bls<o>  10.213.<o>.1/24 (+ fd42:213:<o>::1/64)   dnsmasq :53 on it
-//!                  |            |             |
-//!   netns:     bls<o>-n2     bls<o>-n3     bls<o>-c7 ...
-//!              epmd          epmd          (beamlink: a "client" container)
-//!              labyrinth@10.213.<o>.2 ...
+//!   host netns:  bridge blnet<X>  10.214.<X>.1/24 (+ fd42:214:<X>::1/64)   dnsmasq :53 on it
+//!                  |              |              |
+//!   netns:     blnet<X>-n2    blnet<X>-n3    blnet<X>-c7 ...
+//!              epmd           epmd           (beamlink: a "client" container)
+//!              labyrinth@10.214.<X>.2 ...
 //! ```
 //!
-//! * Each swarm takes its own bridge `bls<o>` and its own /24 `10.213.<o>.0/24`, `<o>` in
-//!   10..=250 chosen from the process id and a counter; an octet whose bridge exists or whose
-//!   addresses are in use on the host is skipped, so swarms of concurrent test processes (and
-//!   other developers' ones) never collide.
-//! * Containers have no default route: they reach the /24 (and the ULA /64) only.
-//! * Every container gets `/etc/netns/<ns>/resolv.conf` (`ip netns exec` mounts it as
-//!   `/etc/resolv.conf`): nameserver = the bridge, `search <stack>.svc.cluster.local`, so the
-//!   Kubernetes-style short name [`Swarm::headless_query`] resolves only through the search
-//!   list, while [`Swarm::query`] is the Swarm name.
+//! * The network is a [`Net`] and the DNS server a [`Dns`] on port 53 of the bridge: the
+//!   private networks of every other test, with their subnet choice (no collision between
+//!   concurrent test processes) and their teardown. Containers have no default route: they
+//!   reach the /24 (and the ULA /64) only.
+//! * Every container gets a resolv.conf ([`Net::resolv_conf`]): nameserver = the bridge,
+//!   `search <stack>.svc.cluster.local`, so the Kubernetes-style short name
+//!   [`Swarm::headless_query`] resolves only through the search list, while [`Swarm::query`]
+//!   is the Swarm name.
 //! * Release nodes are `labyrinth@<ip>` with `DNS_CLUSTER_QUERY` = [`Swarm::query`], so they
 //!   mesh among themselves as Phoenix's `dns_cluster` would (unless
 //!   [`SwarmBuilder::release_clustering`] turns that off). Their OTP releases are the ones
@@ -29,10 +28,9 @@
 //! * Each release node records the nodes that go up and down (`net_kernel:monitor_nodes`,
 //!   hidden ones included, with wall-clock milliseconds): [`SwarmNode::events`].
 //!
-//! Teardown on drop removes exactly what was created, newest first: release nodes (stopped in
-//! parallel), epmds and dnsmasq (by pid), then namespaces, veths, `/etc/netns` entries, the
-//! bridge and the state directory. Processes a test started inside a container (e.g.
-//! beamlink) must be dropped before the swarm (declare them after it).
+//! Teardown on drop: release nodes (stopped in parallel) and their epmds (by pid), then
+//! dnsmasq, then the network ([`Net`]'s drop). Processes a test started inside a container
+//! (e.g. beamlink) must be dropped before the swarm (declare them after it).
 //!
 //! [`SwarmBuilder::epmd_less`] runs the service without EPMD (no `epmd` anywhere, releases
 //! started with `-start_epmd false -erl_epmd_port <port>`, every node on that port).
@@ -42,12 +40,11 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::netns::{Dns, Host, HostSpec, Net};
 use super::process::terminate;
 use super::{
     Beamlink, Otp, Release, ReleaseConfig, TEST_COOKIE, beamlink_command_in_netns, require_tool,
@@ -61,36 +58,17 @@ pub const SERVICE: &str = "labyrinth";
 /// The release nodes' basename (`labyrinth@<ip>`).
 pub const BASENAME: &str = "labyrinth";
 
-/// The third octets a swarm may take: 10.213.10.0/24 .. 10.213.250.0/24.
-const FIRST_OCTET: u32 = 10;
-const OCTET_COUNT: u32 = 241;
 /// How long a container's epmd may take to listen.
 const EPMD_START: Duration = Duration::from_secs(10);
 /// How long dnsmasq may take to serve a rewritten hosts file.
 const DNS_SETTLE: Duration = Duration::from_secs(10);
-
-/// Serialises `/etc/netns` creation and removal between the swarms of one test process.
-static ETC_NETNS: Mutex<()> = Mutex::new(());
-
-/// What a swarm created, torn down newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Resource {
-    Bridge(String),
-    Netns(String),
-    Link(String),
-    /// `/etc/netns` itself, when this swarm had to create it (removed only if empty).
-    EtcNetns,
-    /// `/etc/netns/<ns>` and its resolv.conf.
-    EtcNetnsDir(PathBuf),
-}
+/// dnsmasq's TTL for the records, as short as Swarm's embedded DNS answers change.
+const DNS_TTL: u32 = 1;
 
 /// A network namespace on the swarm's bridge.
 #[derive(Clone, Debug)]
 pub struct Container {
-    netns: String,
-    ipv4: Option<Ipv4Addr>,
-    ipv6: Option<Ipv6Addr>,
-    decoy: Option<Ipv4Addr>,
+    host: Host,
 }
 
 /// Every node of `statuses` (from [`Swarm::statuses`]) lists every other.
@@ -105,45 +83,45 @@ pub fn full_mesh(statuses: &[(String, NodeStatus)]) -> bool {
 impl Container {
     /// The namespace's name (`ip netns exec <name> ...`).
     pub fn netns(&self) -> &str {
-        &self.netns
+        &self.host.netns
     }
 
     /// Adds a rule to this container's own netfilter tables (never the host's); panics with
     /// iptables' error if it fails.
     pub fn iptables(&self, args: &[&str]) {
         let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.netns, "iptables"])
+            .args(["netns", "exec", self.netns(), "iptables"])
             .args(args)
             .output()
             .expect("run iptables");
         assert!(
             out.status.success(),
             "iptables {args:?} in {}: {}",
-            self.netns,
+            self.netns(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
 
     /// Its IPv4 address on the bridge, if it has one.
     pub fn ipv4(&self) -> Option<Ipv4Addr> {
-        self.ipv4
+        self.host.ipv4
     }
 
     /// Its IPv6 (ULA) address on the bridge, if it has one.
     pub fn ipv6(&self) -> Option<Ipv6Addr> {
-        self.ipv6
+        self.host.ipv6
     }
 
     /// The address on `decoy0`, an interface listed before `eth0`, if it has one: a
     /// second interface whose address routes nowhere, the trap for "first non-loopback
     /// address" naming.
     pub fn decoy(&self) -> Option<Ipv4Addr> {
-        self.decoy
+        self.host.decoy
     }
 
     /// Starts `beamlink ARGS` in this container with [`TEST_COOKIE`].
     pub fn beamlink(&self, args: &[&str]) -> Beamlink {
-        Beamlink::start_with(beamlink_command_in_netns(&self.netns, args), TEST_COOKIE)
+        Beamlink::start_with(beamlink_command_in_netns(self.netns(), args), TEST_COOKIE)
     }
 }
 
@@ -213,7 +191,7 @@ impl SwarmNode {
         dist_port: Option<u16>,
     ) {
         let mut config = ReleaseConfig::new(self.name.clone(), 4369)
-            .netns(self.container.netns.clone())
+            .netns(self.container.netns().to_owned())
             .env("DNS_POLL_INTERVAL_MS", poll.as_millis().to_string());
         if let Some(query) = query {
             config = config.env("DNS_CLUSTER_QUERY", query);
@@ -351,7 +329,23 @@ impl SwarmBuilder {
         require_root();
         require_tool("ip", "iproute2");
         require_tool("dnsmasq", "dnsmasq-base");
-        let mut swarm = Swarm::claim(self.ipv6, self.otps, self.release_poll);
+        let net = Net::create_with(self.ipv6);
+        let mut listen = vec![IpAddr::V4(net.gateway())];
+        listen.extend(net.gateway6().map(IpAddr::V6));
+        let mut swarm = Swarm {
+            dns: Dns::on_port_53(listen, DNS_TTL),
+            net,
+            otps: self.otps,
+            next_otp: 0,
+            next_index: 2,
+            release_poll: self.release_poll,
+            clustering: true,
+            release_env: Vec::new(),
+            node_env: None,
+            dist_port: None,
+            records: BTreeSet::new(),
+            nodes: Vec::new(),
+        };
         swarm.clustering = self.clustering;
         swarm.release_env = self.release_env;
         swarm.node_env = self.node_env;
@@ -374,10 +368,10 @@ impl SwarmBuilder {
 
 /// A running swarm simulation; see the module documentation.
 pub struct Swarm {
-    octet: u8,
-    bridge: String,
-    dir: PathBuf,
-    ipv6: bool,
+    // Field order is drop order after `Drop::drop`: the nodes, then dnsmasq, then the network.
+    nodes: Vec<SwarmNode>,
+    dns: Dns,
+    net: Net,
     otps: Vec<Otp>,
     next_otp: usize,
     next_index: u16,
@@ -387,9 +381,6 @@ pub struct Swarm {
     node_env: Option<NodeEnv>,
     dist_port: Option<u16>,
     records: BTreeSet<IpAddr>,
-    dnsmasq: Option<Child>,
-    nodes: Vec<SwarmNode>,
-    resources: Vec<Resource>,
 }
 
 impl Swarm {
@@ -426,12 +417,12 @@ impl Swarm {
 
     /// The bridge's IPv4 address: where dnsmasq listens.
     pub fn gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, 213, self.octet, 1)
+        self.net.gateway()
     }
 
     /// The bridge's IPv6 address, when the swarm has IPv6.
     pub fn gateway6(&self) -> Option<Ipv6Addr> {
-        self.ipv6.then(|| ipv6_of(self.octet, 1))
+        self.net.gateway6()
     }
 
     /// `ip:53` of the DNS server, for `--dns-server`.
@@ -441,7 +432,7 @@ impl Swarm {
 
     /// The bridge's name.
     pub fn bridge(&self) -> &str {
-        &self.bridge
+        self.net.bridge()
     }
 
     /// The running release nodes, oldest first.
@@ -495,7 +486,8 @@ impl Swarm {
     /// it, and with `decoy` an interface `decoy0` (192.0.2.<n>/32, a veth pair kept inside) listed before
     /// `eth0`. No DNS record points at it.
     pub fn add_client(&mut self, decoy: bool) -> Container {
-        self.add_container("c", true, self.ipv6, decoy)
+        let ipv6 = self.net.gateway6().is_some();
+        self.add_container("c", true, ipv6, decoy)
     }
 
     /// Starts one more IPv4 node; its DNS record is added once it answers. Returns its name.
@@ -515,9 +507,9 @@ impl Swarm {
             self.publish();
         }
         let node = self.nodes.remove(index);
-        let netns = node.container.netns.clone();
+        let netns = node.container.netns().to_owned();
         drop(node);
-        self.delete_container(&netns);
+        self.net.remove_host(&netns);
     }
 
     /// A rolling update, start-first: a new node (same release rotation, new address) boots;
@@ -556,7 +548,10 @@ impl Swarm {
     /// container: ARP gets no reply, connects fail after the kernel's ARP timeout).
     pub fn add_phantom_records(&mut self, count: usize) -> Vec<IpAddr> {
         let ips: Vec<IpAddr> = (0..count)
-            .map(|_| IpAddr::V4(ipv4_of(self.octet, self.alloc_index())))
+            .map(|_| {
+                let index = self.alloc_index();
+                IpAddr::V4(self.net.ip(index))
+            })
             .collect();
         self.records.extend(ips.iter().copied());
         self.publish();
@@ -573,59 +568,17 @@ impl Swarm {
 
     /// Stops dnsmasq (SIGTERM, by pid): nothing answers on port 53 any more.
     pub fn stop_dns(&mut self) {
-        if let Some(mut child) = self.dnsmasq.take() {
-            assert!(
-                terminate(child.id(), Duration::from_secs(5)),
-                "dnsmasq {} survived SIGKILL",
-                child.id()
-            );
-            let _ = child.wait();
-        }
+        self.dns.stop();
     }
 
     /// Starts dnsmasq (again) with the current records and waits until it answers.
     pub fn start_dns(&mut self) {
-        assert!(self.dnsmasq.is_none(), "dnsmasq is already running");
-        self.write_hosts();
-        let mut listen = self.gateway().to_string();
-        if let Some(gw6) = self.gateway6() {
-            listen.push_str(&format!(",{gw6}"));
-        }
-        let log = std::fs::File::create(self.dir.join("dnsmasq.out")).expect("dnsmasq.out");
-        let child = Command::new("dnsmasq")
-            .args([
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                // Authoritative for every name: NXDOMAIN / NODATA instead of REFUSED.
-                "--local=/#/",
-                "--bind-interfaces",
-                "--port=53",
-                "--local-ttl=1",
-            ])
-            .arg(format!("--addn-hosts={}", self.hosts_path().display()))
-            .arg(format!("--listen-address={listen}"))
-            .arg(format!(
-                "--pid-file={}",
-                self.dir.join("dnsmasq.pid").display()
-            ))
-            .arg(format!(
-                "--log-facility={}",
-                self.dir.join("dnsmasq.log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start dnsmasq: {e}"));
-        self.dnsmasq = Some(child);
+        assert!(self.dns.pid().is_none(), "dnsmasq is already running");
+        self.dns.set_records(&self.dns_records());
+        self.dns.restart();
         let mut last = None;
         let answered = wait_for(
             || {
-                if !self.dnsmasq_alive() {
-                    return false;
-                }
                 let answer = self.lookup();
                 let up = !matches!(answer, Err(beamlink::discovery::DnsError::Failed { .. }));
                 last = Some(answer);
@@ -637,201 +590,44 @@ impl Swarm {
             answered,
             "dnsmasq on {} does not answer (last lookup: {last:?}): {}",
             self.gateway(),
-            std::fs::read_to_string(self.dir.join("dnsmasq.out")).unwrap_or_default()
+            self.dns.output()
         );
     }
 
     /// The dnsmasq pid, while it runs.
     pub fn dns_pid(&self) -> Option<u32> {
-        self.dnsmasq.as_ref().map(Child::id)
+        self.dns.pid()
     }
 
     // ---- construction ---------------------------------------------------------------------
-
-    /// Takes a free octet: creates its bridge and state directory.
-    fn claim(ipv6: bool, otps: Vec<Otp>, release_poll: Duration) -> Swarm {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let pid = std::process::id();
-        for _ in 0..OCTET_COUNT {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let octet = (FIRST_OCTET + (pid.wrapping_mul(37).wrapping_add(n)) % OCTET_COUNT) as u8;
-            let bridge = format!("bls{octet}");
-            if subnet_in_use(octet) {
-                continue;
-            }
-            // Creating the bridge is the atomic claim: a concurrent claimer of the same octet
-            // gets "File exists".
-            let created = Command::new("ip")
-                .args(["link", "add", &bridge, "type", "bridge"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !created {
-                continue;
-            }
-            let dir = std::env::temp_dir().join(format!("beamlink-swarm-{pid}-{octet}"));
-            let swarm = Swarm {
-                octet,
-                bridge: bridge.clone(),
-                dir,
-                ipv6,
-                otps,
-                next_otp: 0,
-                next_index: 2,
-                release_poll,
-                clustering: true,
-                release_env: Vec::new(),
-                node_env: None,
-                dist_port: None,
-                records: BTreeSet::new(),
-                dnsmasq: None,
-                nodes: Vec::new(),
-                resources: vec![Resource::Bridge(bridge.clone())],
-            };
-            std::fs::create_dir_all(&swarm.dir)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", swarm.dir.display()));
-            // A bridge without an explicit MAC takes the lowest MAC of its ports: deleting a
-            // container could change the gateway's MAC and leave the other containers' ARP
-            // entries stale for seconds (lost DNS packets). Fix it.
-            ip(&[
-                "link",
-                "set",
-                &bridge,
-                "address",
-                &format!("02:42:0a:d5:{octet:02x}:01"),
-            ]);
-            ip(&[
-                "addr",
-                "add",
-                &format!("{}/24", swarm.gateway()),
-                "dev",
-                &bridge,
-            ]);
-            if let Some(gw6) = swarm.gateway6() {
-                ip(&[
-                    "-6",
-                    "addr",
-                    "add",
-                    &format!("{gw6}/64"),
-                    "dev",
-                    &bridge,
-                    "nodad",
-                ]);
-            }
-            ip(&["link", "set", &bridge, "up"]);
-            return swarm;
-        }
-        panic!("no free 10.213.x.0/24 for a swarm (10.213.10-250 all taken)");
-    }
 
     fn alloc_index(&mut self) -> u8 {
         let index = self.next_index;
         assert!(
             index <= 254,
-            "swarm 10.213.{}.0/24 has no address left",
-            self.octet
+            "swarm {}/24 has no address left",
+            self.net.gateway()
         );
         self.next_index += 1;
         index as u8
     }
 
-    fn add_container(&mut self, label: &str, v4: bool, v6: bool, decoy: bool) -> Container {
+    fn add_container(&mut self, label: &str, ipv4: bool, ipv6: bool, decoy: bool) -> Container {
         let index = self.alloc_index();
-        let netns = format!("bls{}-{label}{index}", self.octet);
-        let veth = format!("bls{}v{index}", self.octet);
-        ip(&["netns", "add", &netns]);
-        self.resources.push(Resource::Netns(netns.clone()));
-        let decoy_ip = decoy.then(|| Ipv4Addr::new(192, 0, 2, index));
-        if let Some(d) = decoy_ip {
-            // Created before eth0, so it is listed first.
-            // A veth pair with both ends inside (this kernel has no dummy driver).
-            ip(&[
-                "-n", &netns, "link", "add", "decoy0", "type", "veth", "peer", "name", "decoy1",
-            ]);
-            ip(&["-n", &netns, "link", "set", "decoy1", "up"]);
-            ip(&[
-                "-n",
-                &netns,
-                "addr",
-                "add",
-                &format!("{d}/32"),
-                "dev",
-                "decoy0",
-            ]);
-            ip(&["-n", &netns, "link", "set", "decoy0", "up"]);
-        }
-        ip(&[
-            "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
-        ]);
-        self.resources.push(Resource::Link(veth.clone()));
-        ip(&["link", "set", &veth, "master", &self.bridge, "up"]);
-        ip(&["-n", &netns, "link", "set", "lo", "up"]);
-        let ipv4 = v4.then(|| ipv4_of(self.octet, index));
-        let ipv6 = v6.then(|| ipv6_of(self.octet, index as u16));
-        if let Some(a) = ipv4 {
-            ip(&[
-                "-n",
-                &netns,
-                "addr",
-                "add",
-                &format!("{a}/24"),
-                "dev",
-                "eth0",
-            ]);
-        }
-        if let Some(a) = ipv6 {
-            ip(&[
-                "-n",
-                &netns,
-                "-6",
-                "addr",
-                "add",
-                &format!("{a}/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ]);
-        }
-        ip(&["-n", &netns, "link", "set", "eth0", "up"]);
-        let nameserver = match (ipv4, self.gateway6()) {
-            (None, Some(gw6)) => gw6.to_string(),
-            _ => self.gateway().to_string(),
-        };
-        self.write_resolv_conf(&netns, &nameserver);
-        Container {
-            netns,
+        let spec = HostSpec {
+            label,
             ipv4,
             ipv6,
-            decoy: decoy_ip,
-        }
-    }
-
-    fn write_resolv_conf(&mut self, netns: &str, nameserver: &str) {
-        let _guard = ETC_NETNS.lock().unwrap_or_else(|p| p.into_inner());
-        let root = Path::new("/etc/netns");
-        let dir = root.join(netns);
-        // Another process may remove an empty /etc/netns between our mkdirs: retry.
-        let mut created_root = false;
-        for attempt in 0.. {
-            if !root.exists() && std::fs::create_dir(root).is_ok() {
-                created_root = true;
-            }
-            match std::fs::create_dir(&dir) {
-                Ok(()) => break,
-                Err(e) if attempt < 5 && e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => panic!("cannot create {}: {e}", dir.display()),
-            }
-        }
-        if created_root {
-            self.resources.push(Resource::EtcNetns);
-        }
-        self.resources.push(Resource::EtcNetnsDir(dir.clone()));
-        let text = format!(
-            "nameserver {nameserver}\nsearch {}\noptions timeout:1 attempts:2\n",
-            self.search_domain()
-        );
-        std::fs::write(dir.join("resolv.conf"), text)
-            .unwrap_or_else(|e| panic!("cannot write {}/resolv.conf: {e}", dir.display()));
+            decoy,
+        };
+        let host = self.net.add_host(index, spec);
+        let nameserver = match (host.ipv4, self.gateway6()) {
+            (None, Some(gw6)) => IpAddr::V6(gw6),
+            _ => IpAddr::V4(self.gateway()),
+        };
+        let search = self.search_domain();
+        self.net.resolv_conf(&host.netns, nameserver, Some(&search));
+        Container { host }
     }
 
     /// A container with a running epmd; the release is booted by [`Swarm::boot`]. Returns
@@ -840,18 +636,20 @@ impl Swarm {
         let otp = self.otps[self.next_otp % self.otps.len()];
         self.next_otp += 1;
         let container = self.add_container("n", !ipv6_only, ipv6_only, false);
-        let ip = match (container.ipv4, container.ipv6) {
+        let ip = match (container.ipv4(), container.ipv6()) {
             (Some(a), _) => IpAddr::V4(a),
             (None, Some(a)) => IpAddr::V6(a),
             (None, None) => unreachable!("a node container has an address"),
         };
         let epmd = self.dist_port.is_none().then(|| {
-            otp.command_in_netns(&container.netns, "epmd")
+            otp.command_in_netns(container.netns(), "epmd")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .unwrap_or_else(|e| panic!("{otp}: cannot start epmd in {}: {e}", container.netns))
+                .unwrap_or_else(|e| {
+                    panic!("{otp}: cannot start epmd in {}: {e}", container.netns())
+                })
         });
         let name = format!("{BASENAME}@{ip}");
         let has_epmd = epmd.is_some();
@@ -877,7 +675,7 @@ impl Swarm {
         assert!(
             listening,
             "{otp}: epmd in {} does not listen",
-            node.container.netns
+            node.container.netns()
         );
         self.nodes.len() - 1
     }
@@ -923,56 +721,28 @@ impl Swarm {
             .unwrap_or_else(|| panic!("no node {name} in the swarm ({:?})", self.node_names()))
     }
 
-    fn delete_container(&mut self, netns: &str) {
-        let suffix = netns.rsplit_once('-').map(|(_, s)| s).unwrap_or_default();
-        let index: String = suffix.chars().filter(char::is_ascii_digit).collect();
-        let veth = format!("bls{}v{index}", self.octet);
-        let mine: Vec<Resource> = self
-            .resources
-            .iter()
-            .filter(|r| match r {
-                Resource::Netns(n) => n == netns,
-                Resource::Link(l) => *l == veth,
-                Resource::EtcNetnsDir(d) => d.ends_with(netns),
-                _ => false,
-            })
-            .cloned()
-            .collect();
-        self.resources.retain(|r| !mine.contains(r));
-        for r in mine.into_iter().rev() {
-            remove_resource(&r);
-        }
-    }
-
     // ---- DNS --------------------------------------------------------------------------------
 
-    fn hosts_path(&self) -> PathBuf {
-        self.dir.join("hosts")
-    }
-
-    fn write_hosts(&self) {
-        let names = format!(
-            "{} {}.{}",
+    /// Every record under the Swarm name and under the headless name's search-list form.
+    fn dns_records(&self) -> Vec<(String, Vec<IpAddr>)> {
+        let ips = self.records();
+        [
             self.query(),
-            self.headless_query(),
-            self.search_domain()
-        );
-        let text: String = self
-            .records
-            .iter()
-            .map(|ip| format!("{ip} {names}\n"))
-            .collect();
-        let tmp = self.dir.join("hosts.new");
-        std::fs::write(&tmp, text).expect("write hosts");
-        std::fs::rename(&tmp, self.hosts_path()).expect("replace hosts");
+            format!("{}.{}", self.headless_query(), self.search_domain()),
+        ]
+        .into_iter()
+        .map(|name| (name, ips.clone()))
+        .collect()
     }
 
-    /// Rewrites the hosts file, makes dnsmasq reload it (SIGHUP) and waits until it answers
-    /// with exactly the new records.
+    /// Rewrites the records, makes dnsmasq reload them and waits until it answers with
+    /// exactly the new ones.
     fn publish(&mut self) {
-        self.write_hosts();
-        let Some(pid) = self.dns_pid() else { return };
-        super::process::signal(pid, "HUP");
+        let records = self.dns_records();
+        self.dns.set_records(&records);
+        if self.dns.pid().is_none() {
+            return;
+        }
         let want = self.records();
         let mut last = None;
         let settled = wait_for(
@@ -1007,111 +777,19 @@ impl Swarm {
                 .await
         })
     }
-
-    fn dnsmasq_alive(&mut self) -> bool {
-        self.dnsmasq
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
 }
 
 impl Drop for Swarm {
     fn drop(&mut self) {
-        // Release nodes stop in parallel (each takes a second or two).
+        // Release nodes stop in parallel (each takes a second or two); dnsmasq and the
+        // network go with the fields, in their order.
         let nodes = std::mem::take(&mut self.nodes);
         std::thread::scope(|scope| {
             for node in nodes {
                 scope.spawn(move || drop(node));
             }
         });
-        self.stop_dns();
-        for resource in std::mem::take(&mut self.resources).into_iter().rev() {
-            remove_resource(&resource);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn remove_resource(resource: &Resource) {
-    match resource {
-        Resource::Netns(netns) => {
-            let pids = Command::new("ip")
-                .args(["netns", "pids", netns])
-                .output()
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            if !pids.is_empty() {
-                eprintln!("swarm: processes still in {netns}: {pids} (not ours to kill)");
-            }
-            quiet_ip(&["netns", "del", netns]);
-        }
-        Resource::Link(link) | Resource::Bridge(link) => {
-            // A veth goes away with its namespace; delete only what is left.
-            if Path::new("/sys/class/net").join(link).exists() {
-                quiet_ip(&["link", "del", link]);
-            }
-        }
-        Resource::EtcNetnsDir(dir) => {
-            let _guard = ETC_NETNS.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = std::fs::remove_file(dir.join("resolv.conf"));
-            let _ = std::fs::remove_dir(dir);
-        }
-        Resource::EtcNetns => {
-            let _guard = ETC_NETNS.lock().unwrap_or_else(|p| p.into_inner());
-            // Only if empty: other swarms may still use it.
-            let _ = std::fs::remove_dir("/etc/netns");
-        }
-    }
-}
-
-fn ipv4_of(octet: u8, index: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 213, octet, index)
-}
-
-/// `fd42:213:<octet>::<index>`, the digits read as hex (a ULA; unique per octet and index).
-fn ipv6_of(octet: u8, index: u16) -> Ipv6Addr {
-    format!("fd42:213:{octet}::{index}")
-        .parse()
-        .expect("valid IPv6 address")
-}
-
-/// True when 10.213.<octet>.x is configured anywhere on the host.
-fn subnet_in_use(octet: u8) -> bool {
-    let output = Command::new("ip")
-        .args(["-o", "-4", "addr", "show"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
-    String::from_utf8_lossy(&output.stdout).contains(&format!(" 10.213.{octet}."))
-        || Path::new("/sys/class/net")
-            .join(format!("bls{octet}"))
-            .exists()
-}
-
-/// Runs `ip ARGS`; panics with its stderr on failure.
-fn ip(args: &[&str]) {
-    let output = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
-    assert!(
-        output.status.success(),
-        "ip {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-}
-
-fn quiet_ip(args: &[&str]) {
-    let _ = Command::new("ip")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 fn require_root() {
