@@ -10,7 +10,7 @@
 //! (`bin/labyrinth remote`) on a release node asking the cluster about beamlink; `beamlink
 //! nodes`; SIGTERM and teardown.
 //!
-//! `cargo test --features interop --test demo -- --keep` leaves everything running until
+//! `cargo test --all-features --test demo -- --keep` leaves everything running until
 //! Enter or Ctrl-C. `BEAMLINK_BIN` picks the binary (`scripts/demo` passes the release build).
 //! Needs root (network namespaces); a test filter that does not match "demo" skips it, as
 //! libtest would, and `--list` lists it.
