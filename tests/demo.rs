@@ -19,7 +19,7 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{BASENAME, Swarm, beamlink_bin, beamlink_command_in_netns};
+use support::{BASENAME, Swarm, beamlink_bin, beamlink_command_in_netns, full_mesh};
 
 /// Release nodes in the service (one per OTP release of `BEAMLINK_OTP`, round-robin).
 const TASKS: usize = 3;
@@ -67,7 +67,18 @@ fn main() {
             node.release().os_pid()
         ));
     }
-    say(&format!("up in {:.1}s", started.elapsed().as_secs_f64()));
+    // The tasks find each other through DNS on their own poll; the demo shows that mesh, so it
+    // waits for it (the last task to answer joined DNS last).
+    let meshed = support::wait_for(|| full_mesh(&swarm.statuses()), PATIENCE);
+    assert!(
+        meshed,
+        "the release nodes did not mesh through DNS within {PATIENCE:?}: {:?}",
+        swarm.statuses()
+    );
+    say(&format!(
+        "up, and meshed through DNS, in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
 
     let client = swarm.add_client(false);
     let ns = client.netns().to_owned();
