@@ -79,9 +79,13 @@ pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// True if something accepts TCP connections at `addr`.
+/// True if something accepts TCP connections at `addr`. A connection to itself does not
+/// count: on loopback, a connect to a port in the ephemeral range that nothing listens on
+/// succeeds when the kernel picks that same port as the source (TCP simultaneous open), which
+/// would end a wait for a server before it listens.
 pub fn answers(addr: SocketAddr) -> bool {
-    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+        .is_ok_and(|s| s.local_addr().ok() != s.peer_addr().ok())
 }
 
 /// `erl -name NAME@127.0.0.1` of `otp` using the EPMD on `epmd_port`, never starting an epmd
