@@ -17,7 +17,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{BASENAME, Swarm, beamlink_bin, beamlink_command_in_netns, full_mesh};
 
@@ -87,7 +86,7 @@ fn main() {
         2,
         &format!("What DNS answers inside a container (getent ahostsv4 {query})"),
     );
-    let answer = netns_output(&ns, &["getent", "ahostsv4", &query]);
+    let answer = support::netns::exec(&ns, &["getent", "ahostsv4", &query]);
     let mut ips: Vec<String> = answer
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
@@ -263,21 +262,6 @@ fn trim_log_line(line: &str) -> String {
         _ => rest.to_owned(),
     };
     rest.chars().take(150).collect()
-}
-
-/// `ip netns exec NS ARGS`'s stdout; panics if it fails.
-fn netns_output(ns: &str, args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .output()
-        .expect("run ip netns exec");
-    assert!(
-        out.status.success(),
-        "{args:?} in {ns}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Blocks until a line on stdin (or its end) or SIGINT, so that teardown runs either way.

@@ -55,6 +55,22 @@ pub fn ip(args: &[&str]) {
     );
 }
 
+/// `ip netns exec NS ARGS`'s stdout; panics with its stderr if it fails.
+pub fn exec(ns: &str, args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip netns exec: {e} (run scripts/setup)"));
+    assert!(
+        out.status.success(),
+        "{args:?} in {ns}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn quiet_ip(args: &[&str]) -> bool {
     Command::new("ip")
         .args(args)

@@ -89,17 +89,7 @@ impl Container {
     /// Adds a rule to this container's own netfilter tables (never the host's); panics with
     /// iptables' error if it fails.
     pub fn iptables(&self, args: &[&str]) {
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", self.netns(), "iptables"])
-            .args(args)
-            .output()
-            .expect("run iptables");
-        assert!(
-            out.status.success(),
-            "iptables {args:?} in {}: {}",
-            self.netns(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        super::netns::exec(self.netns(), &[&["iptables"][..], args].concat());
     }
 
     /// Its IPv4 address on the bridge, if it has one.
