@@ -238,21 +238,51 @@ pub fn otp_run() -> PathBuf {
 /// A TCP port that was free on 127.0.0.1 (and on ::1 where the host has IPv6, since epmd
 /// binds both) a moment ago. Another process can still take it before the caller binds it;
 /// [`Epmd::start`] retries for that reason.
+///
+/// The port comes from below the kernel's ephemeral range (`ip_local_port_range`), never from
+/// it: a port the kernel handed out for `bind(0)` and that was then released can be picked
+/// again as the source port of any outgoing connection of the machine before the caller binds
+/// it, and the tests make many. Below that range only an explicit bind takes a port. Within
+/// one test binary a counter hands out each port once; binaries start at different offsets
+/// (from the pid), so one that follows another does not reuse its ports first.
 pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let listener = TcpListener::bind((LOOPBACK, 0))
-            .unwrap_or_else(|err| panic!("cannot bind a port on {LOOPBACK}: {err}"));
-        let port = listener
-            .local_addr()
-            .expect("bound listener has an address")
-            .port();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let (first, span) = port_pool();
+    let offset = u64::from(std::process::id()).wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span.min(2_000) {
+        let index = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(first + index).expect("the pool is below 65536");
+        let Ok(_v4) = TcpListener::bind((LOOPBACK, port)) else {
+            continue;
+        };
         if TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port)).is_ok()
             || TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_err()
         {
             return port;
         }
     }
-    panic!("no port free on both {LOOPBACK} and ::1");
+    panic!(
+        "no port free on both {LOOPBACK} and ::1 in {first}..{}",
+        first + span
+    );
+}
+
+/// The ports [`free_port`] hands out: from 10000 up to the start of the kernel's ephemeral
+/// range, as `(first, count)`.
+fn port_pool() -> (u64, u64) {
+    const FIRST: u64 = 10_000;
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_else(|err| panic!("cannot read ip_local_port_range: {err}"));
+    let ephemeral_start: u64 = range
+        .split_whitespace()
+        .next()
+        .and_then(|low| low.parse().ok())
+        .unwrap_or_else(|| panic!("ip_local_port_range is not two numbers: {range:?}"));
+    assert!(
+        ephemeral_start >= FIRST + 1_000,
+        "the ephemeral range starts at {ephemeral_start}: free_port needs ports {FIRST} and up below it"
+    );
+    (FIRST, ephemeral_start - FIRST)
 }
 
 /// Runs `f` once per release in `BEAMLINK_OTP`, each in a thread of its own, all at once
