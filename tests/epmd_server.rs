@@ -570,10 +570,17 @@ impl EpmdProcess {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start an EPMD");
-        let server = EpmdProcess { child };
+        let mut server = EpmdProcess { child };
         assert!(
             wait_for(|| answers(local(port)), T),
             "timed out waiting for the EPMD to listen"
+        );
+        // What answered must be this EPMD: one that could not bind the port has exited, and
+        // the test would talk to whoever holds it.
+        assert!(
+            matches!(server.child.try_wait(), Ok(None)),
+            "the EPMD started on port {port} exited: {:?}",
+            server.child.try_wait()
         );
         server
     }

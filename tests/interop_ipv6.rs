@@ -21,7 +21,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use support::netns::NsEpmd;
+use support::netns::{NsEpmd, ip};
 use support::{Beamlink, Otp, Release, ReleaseConfig, TEST_COOKIE, wait_for};
 
 const BEAM_IP: &str = "fd00:beef::2";
@@ -152,20 +152,6 @@ fn contract_rows(release: &Release, otp: Otp, node: &str, r: &str) {
         assert_eq!(release.rpc(&expr), want, "{otp} on {node}: {expr}");
     }
     release.assert_contract_rows(otp, node, r);
-}
-
-fn ip(args: &[&str]) {
-    let output = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ip: {e} (run scripts/setup)"));
-    assert!(
-        output.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
 }
 
 /// Two namespaces joined by a veth pair, with IPv6 addresses only; deleted on drop.
