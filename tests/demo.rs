@@ -208,8 +208,8 @@ fn main() {
     if keep {
         step(6, "Left running until Enter or Ctrl-C (--keep)");
         say(&format!(
-            "a remote shell on a release node: ip netns exec {} env RELEASE_COOKIE=... bin/labyrinth remote",
-            swarm.nodes()[0].container().netns()
+            "a remote shell on a release node (RELEASE_COOKIE: TEST_COOKIE in tests/support/mod.rs): {}",
+            swarm.nodes()[0].release().remote_shell_hint()
         ));
         say(&format!(
             "a shell inside beamlink's container: ip netns exec {ns} bash"

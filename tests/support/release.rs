@@ -319,6 +319,46 @@ impl Release {
         env
     }
 
+    /// The line an operator types for a remote shell on this node, its environment written
+    /// out but the cookie (`RELEASE_COOKIE=...`: it never goes on a screen).
+    pub fn remote_shell_hint(&self) -> String {
+        let env: Vec<(String, String)> = self
+            .env()
+            .into_iter()
+            .map(|(key, value)| {
+                let value = if key == "RELEASE_COOKIE" {
+                    "...".to_owned()
+                } else {
+                    shell_quote(&value)
+                };
+                (key, value)
+            })
+            .collect();
+        self.remote_shell_command(&env)
+    }
+
+    /// `[ip netns exec NS] [env K=V ...] scripts/otp-run RELEASE bin/labyrinth remote`, the
+    /// values in `env` already quoted.
+    fn remote_shell_command(&self, env: &[(String, String)]) -> String {
+        let mut line = String::new();
+        if let Some(netns) = &self.config.netns {
+            line.push_str(&format!("ip netns exec {} ", shell_quote(netns)));
+        }
+        if !env.is_empty() {
+            line.push_str("env ");
+            for (key, value) in env {
+                line.push_str(&format!("{key}={value} "));
+            }
+        }
+        line.push_str(&format!(
+            "{} {} {} remote",
+            shell_quote(&otp_run().display().to_string()),
+            self.otp.release(),
+            shell_quote(&self.bin.display().to_string())
+        ));
+        line
+    }
+
     /// Evaluates Elixir `expr` on the node with `bin/labyrinth rpc` and returns
     /// `inspect(value)` (unlimited). Panics on failure.
     pub fn rpc(&self, expr: &str) -> String {
@@ -379,16 +419,7 @@ impl Release {
     /// [`Release::remote`] returning the failure instead of panicking.
     pub fn try_remote(&self, expr: &str) -> Result<String, ReleaseError> {
         require_tool("script", "bsdutils");
-        let mut shell_command = String::new();
-        if let Some(netns) = &self.config.netns {
-            shell_command.push_str(&format!("ip netns exec {} ", shell_quote(netns)));
-        }
-        shell_command.push_str(&format!(
-            "{} {} {} remote",
-            shell_quote(&otp_run().display().to_string()),
-            self.otp.release(),
-            shell_quote(&self.bin.display().to_string())
-        ));
+        let shell_command = self.remote_shell_command(&[]);
         let mut child = Command::new("script")
             .args(["-qfec", &shell_command, "/dev/null"])
             .current_dir(super::repo_root())
