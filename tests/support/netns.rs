@@ -23,7 +23,7 @@
 //! Needs root and iproute2; `dnsmasq` comes from `scripts/setup` (dnsmasq-base). A missing
 //! tool panics with "run scripts/setup".
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -539,7 +539,7 @@ impl Dns {
         self.child = Some(child);
         let (addr, port) = (self.listen[0], self.port);
         let listening = super::wait_for(
-            || self.alive() && TcpStream::connect((addr, port)).is_ok(),
+            || self.alive() && super::answers((addr, port).into()),
             Duration::from_secs(10),
         );
         assert!(
