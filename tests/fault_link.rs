@@ -808,10 +808,10 @@ fn a_link_dropped_mid_stream_is_reported_to_the_sender_with(otp: Otp) {
         };
         (accepted, error, down)
     });
+    eprintln!("accepted {accepted}, then: {error}; monitor: {down}");
     // The sink answers `get` only after its backlog: everything delivered before the drop is
     // still queued behind it. The BEAM checks the order itself; printing a list of tens of
     // thousands of integers back through the shell is what made this slow and fragile.
-    eprintln!("accepted {accepted}, then: {error}; monitor: {down}");
     // Without an answer, where the sink and net_kernel stand says why (pass 9 of a ten-pass
     // loop once saw `no_answer` on OTP 29 under the full suite's load; not reproduced in 40
     // runs alone).
@@ -833,7 +833,7 @@ fn a_link_dropped_mid_stream_is_reported_to_the_sender_with(otp: Otp) {
     let (delivered, in_order) = got
         .trim_matches(|c| c == '{' || c == '}')
         .split_once(',')
-        .unwrap_or_else(|| panic!("the sink did not answer: {got}"));
+        .unwrap_or_else(|| panic!("not a {{count, in_order}} answer from the sink: {got}"));
     let delivered: i64 = delivered.parse().expect("a count");
     eprintln!("delivered {delivered} of {accepted}");
     assert_eq!(in_order, "true", "the BEAM got a gap or reordering");
