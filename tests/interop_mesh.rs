@@ -591,10 +591,13 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
     assert!(beamlink.log()[from..].contains("partition healed"));
 
     // ---- 7. a one-way cut: an asymmetric link -------------------------------------------
-    // b's segments that carry data never reach a (its bare ACKs do: 52 bytes with the TCP
-    // timestamps Linux sends by default, a tick is 56; so a's TCP keeps
-    // sending a's ticks, which b receives), and a's FIN/RST never reach b: a drops b at its
-    // tick timeout and cannot tell it, so b lists a until its own, a tick timeout later.
+    // b's segments that carry data never reach a, its bare ACKs do, and a's FIN/RST never
+    // reach b: a drops b at its tick timeout and cannot tell it, so b lists a until its own,
+    // a tick timeout later. b's data is told from its ACKs by PSH (Linux sets it on the
+    // segment that ends a write; an ACK alone never has it), not by length: an ACK with
+    // SACK blocks is longer than a bare one, and dropping those can stall a's TCP (a
+    // retransmits a tick b already has, b's D-SACK answer is dropped again, a backs off),
+    // which stops a's ticks so that b times out in the same poll interval as a.
     // With a third node, global (prevent_overlapping_partitions) would tell b through it at
     // once: two nodes only.
     let third = swarm.node_names()[2].clone();
@@ -610,10 +613,20 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
         beamlink.log()
     );
     let from = beamlink.log().len();
+    let cut_at = SystemTime::now();
     iptables(
         &a_box,
         &[
-            "-I", "INPUT", "-s", &b_ip, "-p", "tcp", "-m", "length", "--length", "53:65535", "-j",
+            "-I",
+            "INPUT",
+            "-s",
+            &b_ip,
+            "-p",
+            "tcp",
+            "--tcp-flags",
+            "PSH",
+            "PSH",
+            "-j",
             "DROP",
         ],
     );
@@ -646,17 +659,48 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
         },
         PATIENCE,
     );
+    // When each side dropped the other says which way a failure went: b long after a is a
+    // missed window, both together a stalled cut.
+    let drops = |node: &str, other: &str| -> String {
+        let status = swarm.node(node).status();
+        match status.downs(other).into_iter().find(|t| *t >= cut_at) {
+            Some(t) => format!("{} ms after the cut", millis_between(cut_at, t)),
+            None => "not yet".to_owned(),
+        }
+    };
+    let when = || {
+        format!(
+            "{a_name} dropped {b_name} {}, {b_name} dropped {a_name} {}",
+            drops(&a_name, &b_name),
+            drops(&b_name, &a_name)
+        )
+    };
     assert!(
         asymmetric,
-        "no asymmetric link reported; log:\n{}",
+        "no asymmetric link reported ({}); log:\n{}",
+        when(),
         &beamlink.log()[from..]
     );
+    let reported = beamlink.log()[from..]
+        .lines()
+        .find(|l| l.contains("asymmetric link:"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        wait_for(
+            || swarm
+                .node(&b_name)
+                .status()
+                .downs(&a_name)
+                .iter()
+                .any(|t| *t >= cut_at),
+            PATIENCE
+        ),
+        "{b_name} never dropped {a_name} after the one-way cut"
+    );
     eprintln!(
-        "[mesh] one-way cut: {} (metric seen: {metric_seen})",
-        beamlink.log()[from..]
-            .lines()
-            .find(|l| l.contains("asymmetric link:"))
-            .unwrap_or_default()
+        "[mesh] one-way cut: {}; reported: {reported} (metric seen: {metric_seen})",
+        when()
     );
     iptables(&a_box, &["-F", "INPUT"]);
     iptables(&a_box, &["-F", "OUTPUT"]);
