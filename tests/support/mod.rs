@@ -52,7 +52,7 @@ mod swarm;
 mod terms;
 
 use std::ffi::OsStr;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -235,9 +235,14 @@ pub fn otp_run() -> PathBuf {
     repo_root().join("scripts/otp-run")
 }
 
-/// A TCP port that was free on 127.0.0.1 (and on ::1 where the host has IPv6, since epmd
-/// binds both) a moment ago. Another process can still take it before the caller binds it;
-/// [`Epmd::start`] retries for that reason.
+/// A TCP port that was free on every IPv4 address (and every IPv6 one where the host has
+/// IPv6, since epmd binds both) a moment ago. Another process can still take it before the
+/// caller binds it; [`Epmd::start`] retries for that reason.
+///
+/// The probe binds the wildcard address, as the EPMD servers and BEAMs the tests start do: a
+/// port free on 127.0.0.1 can still be held on another address of the host (e.g. by a
+/// connection on a test bridge's gateway address that has not finished closing), and a
+/// wildcard bind runs into it: "Address already in use" for 0.0.0.0.
 ///
 /// The port comes from below the kernel's ephemeral range (`ip_local_port_range`), never from
 /// it: a port the kernel handed out for `bind(0)` and that was then released can be picked
@@ -252,17 +257,19 @@ pub fn free_port() -> u16 {
     for _ in 0..span.min(2_000) {
         let index = (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
         let port = u16::try_from(first + index).expect("the pool is below 65536");
-        let Ok(_v4) = TcpListener::bind((LOOPBACK, port)) else {
+        // One probe at a time: a wildcard listener held open would take the port from the
+        // next probe.
+        if TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_err() {
             continue;
-        };
-        if TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port)).is_ok()
-            || TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).is_err()
+        }
+        if TcpListener::bind((Ipv6Addr::UNSPECIFIED, port)).is_ok()
+            || TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err()
         {
             return port;
         }
     }
     panic!(
-        "no port free on both {LOOPBACK} and ::1 in {first}..{}",
+        "no port free on both 0.0.0.0 and [::] in {first}..{}",
         first + span
     );
 }
