@@ -20,8 +20,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::{
-    BeamNode, Beamlink, Epmd, Otp, fd_count, http_exchange, http_get, http_status, metrics_addr,
-    rss_kib, sample, start_beamlink, unique_name, wait_for,
+    BeamNode, Beamlink, Epmd, Otp, fd_count, free_port, http_exchange, http_get, http_status,
+    metrics_addr, rss_kib, sample, start_beamlink, unique_name, wait_for,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -211,16 +211,6 @@ fn raise_fd_limit(want: u64) {
     }
 }
 
-/// A port below Linux's ephemeral range (32768-60999) that nothing listens on now: unlike
-/// a port the kernel hands out, no outgoing connection takes it before beamlink binds it.
-fn unused_fixed_port() -> u16 {
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
-    (0..2_000)
-        .map(|i| start + i)
-        .find(|&port| std::net::TcpListener::bind(("0.0.0.0", port)).is_ok())
-        .expect("a free port between 20000 and 32000")
-}
-
 /// A bare `--metrics PORT` listens on 127.0.0.1 only: the exporter answers at 127.0.0.1
 /// and refuses the connection at 127.0.0.2 (another loopback address, which a listener on
 /// 0.0.0.0 takes). Given an address, it listens there: `--metrics 0.0.0.0:PORT` answers at
@@ -231,7 +221,7 @@ fn unused_fixed_port() -> u16 {
 fn a_bare_port_listens_on_loopback_only() {
     let epmd = Epmd::start();
     for (spec, reachable_elsewhere) in [("", false), ("0.0.0.0:", true)] {
-        let port = unused_fixed_port();
+        let port = free_port();
         let name = format!("{}@127.0.0.1", unique_name("blmlo"));
         let bl = start_beamlink(&epmd, &name, &["--metrics", &format!("{spec}{port}")]);
         let loopback = SocketAddr::from(([127, 0, 0, 1], port));

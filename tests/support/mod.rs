@@ -240,9 +240,9 @@ pub fn otp_run() -> PathBuf {
 /// caller binds it; [`Epmd::start`] retries for that reason.
 ///
 /// The probe binds the wildcard address, as the EPMD servers and BEAMs the tests start do: a
-/// port free on 127.0.0.1 can still be held on another address of the host (e.g. by a
-/// connection on a test bridge's gateway address that has not finished closing), and a
-/// wildcard bind runs into it: "Address already in use" for 0.0.0.0.
+/// port free on 127.0.0.1 can still be held on another address of the host (127.0.0.2, which
+/// `fault_metrics` connects to, or a test bridge's gateway), and a wildcard bind runs into
+/// it: "Address already in use" for 0.0.0.0.
 ///
 /// The port comes from below the kernel's ephemeral range (`ip_local_port_range`), never from
 /// it: a port the kernel handed out for `bind(0)` and that was then released can be picked
