@@ -661,12 +661,13 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
     );
     // When each side dropped the other says which way a failure went: b long after a is a
     // missed window, both together a stalled cut.
-    let drops = |node: &str, other: &str| -> String {
-        let status = swarm.node(node).status();
-        match status.downs(other).into_iter().find(|t| *t >= cut_at) {
-            Some(t) => format!("{} ms after the cut", millis_between(cut_at, t)),
-            None => "not yet".to_owned(),
-        }
+    let dropped_at = |node: &str, other: &str| {
+        let downs = swarm.node(node).status().downs(other);
+        downs.into_iter().find(|t| *t >= cut_at)
+    };
+    let drops = |node: &str, other: &str| match dropped_at(node, other) {
+        Some(t) => format!("{} ms after the cut", millis_between(cut_at, t)),
+        None => "not yet".to_owned(),
     };
     let when = || {
         format!(
@@ -687,15 +688,7 @@ fn mesh_forms_watches_and_heals_a_cluster_without_clustering_code() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        wait_for(
-            || swarm
-                .node(&b_name)
-                .status()
-                .downs(&a_name)
-                .iter()
-                .any(|t| *t >= cut_at),
-            PATIENCE
-        ),
+        wait_for(|| dropped_at(&b_name, &a_name).is_some(), PATIENCE),
         "{b_name} never dropped {a_name} after the one-way cut"
     );
     eprintln!(
